@@ -1,0 +1,241 @@
+//! `tanya-ingest`: files → located chunks.
+//!
+//! [`walk`] lists the supported files under a folder safely, [`parse`] turns the bytes of one
+//! file into headings and paragraphs (with page numbers for PDFs), [`chunk`] cuts those into
+//! located [`Chunk`]s, and [`read_document`] does all of it for one [`SourceFile`].
+//!
+//! Deliberately absent: models, stores, HTTP, threads. Everything here is pure and
+//! deterministic: the same bytes and settings always give the same chunks.
+
+pub mod chunk;
+pub mod detect;
+pub mod parse;
+pub mod text;
+pub mod walk;
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use chunk::{chunk, Chunk, ChunkerConfig, TokenCounter, WordEstimate};
+pub use detect::{detect, Format};
+pub use parse::{parse, Block, BlockKind, ParseError, ParseLimits, ParsedDocument};
+pub use text::{detect_lang, Lang, ENGLISH_STOPWORDS, MALAY_STOPWORDS};
+pub use walk::{walk, SkipReason, Skipped, SourceFile, Walk, WalkError, WalkOptions};
+
+/// One document, read, parsed and chunked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Document {
+    /// First 16 hex characters of SHA-256 of `rel_path`: stable across re-reads of the file.
+    pub doc_id: String,
+    /// `/`-separated path relative to the walked root.
+    pub rel_path: String,
+    /// The parsed title, else the file name without its extension.
+    pub title: String,
+    /// The format it was parsed as.
+    pub format: Format,
+    /// SHA-256 (hex) of the file's bytes: changes exactly when the content changes.
+    pub content_hash: String,
+    /// The language of most of the text (chunks weighted by length).
+    pub lang: Lang,
+    /// Number of the last page with text (PDFs only).
+    pub pages: Option<u32>,
+    /// [`ParsedDocument::full_text`]: chunk offsets index into this by `char`.
+    pub full_text: String,
+    /// The chunks, in order.
+    pub chunks: Vec<Chunk>,
+}
+
+/// Why a document could not be read. `Display` is a message for people; [`ReadError::reason`]
+/// is a short code for machines.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The file could not be opened or read.
+    #[error("cannot read {}: {source}", .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is over [`ParseLimits::max_file_bytes`].
+    #[error("the file is {} but the limit is {}", walk::human_bytes(*.size), walk::human_bytes(*.max))]
+    TooLarge {
+        /// File size in bytes.
+        size: u64,
+        /// The limit in bytes.
+        max: u64,
+    },
+    /// Not something Tanya can read (not a regular file, or a format it does not support).
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// The parser rejected the file.
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+}
+
+impl ReadError {
+    /// A short machine code: `unsupported`, `encrypted`, `too_large`, `decompression_limit`,
+    /// `parse_error`, `no_text` or `io`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ReadError::Io { .. } => "io",
+            ReadError::TooLarge { .. } => "too_large",
+            ReadError::Unsupported(_) => "unsupported",
+            ReadError::Parse(e) => e.reason(),
+        }
+    }
+}
+
+/// Reads, parses and chunks one file.
+pub fn read_document(
+    file: &SourceFile,
+    limits: &ParseLimits,
+    cfg: &ChunkerConfig,
+    counter: &dyn TokenCounter,
+) -> Result<Document, ReadError> {
+    let bytes = read_bounded(file, limits.max_file_bytes)?;
+    let content_hash = content_hash(&bytes);
+    let parsed = parse(file.format, &bytes, limits)?;
+    drop(bytes);
+    let chunks = chunk(&parsed, cfg, counter);
+    let full_text = parsed.full_text();
+    let lang = majority_lang(&chunks).unwrap_or_else(|| detect_lang(&full_text));
+    let title = parsed
+        .title
+        .clone()
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or_else(|| file_stem(&file.rel_path));
+    Ok(Document {
+        doc_id: doc_id(&file.rel_path),
+        rel_path: file.rel_path.clone(),
+        title,
+        format: file.format,
+        content_hash,
+        lang,
+        pages: match file.format {
+            Format::Pdf => parsed.last_page(),
+            _ => None,
+        },
+        full_text,
+        chunks,
+    })
+}
+
+/// SHA-256 of `bytes`, lowercase hex.
+pub fn content_hash(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The document id for a relative path: the first 16 hex characters of SHA-256 of it.
+pub fn doc_id(rel_path: &str) -> String {
+    let mut id = content_hash(rel_path.as_bytes());
+    id.truncate(16);
+    id
+}
+
+/// Reads at most `max` bytes, failing with [`ReadError::TooLarge`] rather than reading more,
+/// and refusing anything that is not a regular file (opening a FIFO would block).
+fn read_bounded(file: &SourceFile, max: u64) -> Result<Vec<u8>, ReadError> {
+    let io = |source| ReadError::Io {
+        path: file.path.clone(),
+        source,
+    };
+    let meta = std::fs::metadata(&file.path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(ReadError::Unsupported(
+            "not a regular file (a pipe, socket or device)".into(),
+        ));
+    }
+    if meta.len() > max {
+        return Err(ReadError::TooLarge {
+            size: meta.len(),
+            max,
+        });
+    }
+    let f = std::fs::File::open(&file.path).map_err(io)?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    f.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > max {
+        return Err(ReadError::TooLarge {
+            size: bytes.len() as u64,
+            max,
+        });
+    }
+    Ok(bytes)
+}
+
+/// The language covering most characters of the chunks; English wins ties.
+fn majority_lang(chunks: &[Chunk]) -> Option<Lang> {
+    if chunks.is_empty() {
+        return None;
+    }
+    let (mut ms, mut en) = (0usize, 0usize);
+    for c in chunks {
+        let n = c.char_end - c.char_start;
+        match c.lang {
+            Lang::Ms => ms += n,
+            Lang::En => en += n,
+        }
+    }
+    Some(if ms > en { Lang::Ms } else { Lang::En })
+}
+
+/// `"dir/Dasar Cuti.pdf"` → `"Dasar Cuti"`.
+fn file_stem(rel_path: &str) -> String {
+    let name = rel_path.rsplit('/').next().unwrap_or(rel_path);
+    match name.rfind('.') {
+        Some(dot) if dot > 0 => name[..dot].to_owned(),
+        _ => name.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_hashes() {
+        assert_eq!(
+            content_hash(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(doc_id(""), "e3b0c44298fc1c14");
+        assert_eq!(doc_id("a/b.pdf").len(), 16);
+    }
+
+    #[test]
+    fn file_stems() {
+        assert_eq!(file_stem("dir/Dasar Cuti.pdf"), "Dasar Cuti");
+        assert_eq!(file_stem("notes.v2.md"), "notes.v2");
+        assert_eq!(file_stem(".hidden"), ".hidden");
+        assert_eq!(file_stem("plain"), "plain");
+    }
+
+    #[test]
+    fn reasons_are_short_codes() {
+        let e = ReadError::from(ParseError::Encrypted);
+        assert_eq!(e.reason(), "encrypted");
+        assert!(e.to_string().contains("encrypted"));
+        assert_eq!(
+            ReadError::TooLarge { size: 2, max: 1 }.reason(),
+            "too_large"
+        );
+        assert_eq!(ReadError::from(ParseError::NoText).reason(), "no_text");
+        assert_eq!(ReadError::from(ParseError::NotPdf).reason(), "parse_error");
+        assert_eq!(
+            ReadError::from(ParseError::DecompressionLimit {
+                part: "x".into(),
+                limit: 1
+            })
+            .reason(),
+            "decompression_limit"
+        );
+        assert_eq!(ReadError::Unsupported("x".into()).reason(), "unsupported");
+    }
+}

@@ -1,0 +1,609 @@
+//! Parsers: bytes of one format → a [`ParsedDocument`] of headings and paragraphs (with page
+//! numbers for PDFs), all text normalised by [`crate::text`].
+//!
+//! Every parser treats its input as hostile: sizes are checked before work, compressed parts
+//! are read through a counting limit rather than trusting their headers, XML entities are never
+//! expanded, markup nesting is bounded, and PDF extraction runs under `catch_unwind`.
+
+mod docx;
+mod html;
+mod markdown;
+mod pdf;
+mod plain;
+
+use serde::{Deserialize, Serialize};
+
+use crate::detect::Format;
+use crate::text;
+
+/// Resource limits for parsing one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseLimits {
+    /// Largest input accepted, in bytes. Default 100 MiB.
+    pub max_file_bytes: u64,
+    /// Most bytes decompressed from a DOCX, all parts together. Default 200 MiB.
+    pub max_uncompressed_bytes: u64,
+    /// Most entries a DOCX zip may have. Default 10 000.
+    pub max_zip_entries: usize,
+    /// Largest decompressed/compressed ratio of a DOCX part (beyond its first MiB). Default 200.
+    pub max_ratio: u64,
+    /// Markup nesting beyond which HTML and Markdown structure is flattened into the
+    /// enclosing paragraph (the text is kept). Default 256.
+    pub max_depth: usize,
+}
+
+impl Default for ParseLimits {
+    fn default() -> Self {
+        ParseLimits {
+            max_file_bytes: 100 * 1024 * 1024,
+            max_uncompressed_bytes: 200 * 1024 * 1024,
+            max_zip_entries: 10_000,
+            max_ratio: 200,
+            max_depth: 256,
+        }
+    }
+}
+
+/// Why a file could not be parsed.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// A `.pdf` without `%PDF-` in its first 1024 bytes.
+    #[error("not a PDF: the file does not start with a PDF header")]
+    NotPdf,
+    /// A `.docx` that is not a zip archive.
+    #[error("not a DOCX: the file is not a zip archive (is it an old .doc renamed?)")]
+    NotZip,
+    /// Password-protected or encrypted with a key we do not have.
+    #[error("the document is encrypted or password-protected: save an unprotected copy and add it again")]
+    Encrypted,
+    /// Larger than [`ParseLimits::max_file_bytes`].
+    #[error("the file is {size} bytes, over the limit of {max} bytes")]
+    TooLarge {
+        /// Input size.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// A compressed part expands beyond the limits (a zip bomb, or just too big).
+    #[error(
+        "{part} expands beyond the decompression limit ({limit} bytes): the file may be a zip bomb"
+    )]
+    DecompressionLimit {
+        /// The archive part being read.
+        part: String,
+        /// The limit that was hit, in bytes.
+        limit: u64,
+    },
+    /// A zip with more entries than [`ParseLimits::max_zip_entries`].
+    #[error("the archive has {count} entries, more than the limit of {max}")]
+    TooManyEntries {
+        /// Entries in the archive.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A required part of a container format is missing.
+    #[error("the file is damaged: {0} is missing")]
+    MissingPart(String),
+    /// The zip container is damaged.
+    #[error("the file is damaged (zip): {0}")]
+    Zip(String),
+    /// Malformed XML.
+    #[error("the file is damaged (XML): {0}")]
+    Xml(String),
+    /// The PDF could not be read.
+    #[error("the PDF could not be read: {0}")]
+    Pdf(String),
+    /// The parser panicked; the panic was caught.
+    #[error("the parser crashed on this file ({0}); it may be damaged")]
+    Panicked(String),
+    /// Parsed, but no text was found (for example a scanned PDF without a text layer).
+    #[error("no text found (a scanned PDF without a text layer needs OCR first)")]
+    NoText,
+}
+
+impl ParseError {
+    /// A short machine code: `encrypted`, `too_large`, `decompression_limit`, `no_text` or
+    /// `parse_error`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ParseError::Encrypted => "encrypted",
+            ParseError::TooLarge { .. } => "too_large",
+            ParseError::DecompressionLimit { .. } | ParseError::TooManyEntries { .. } => {
+                "decompression_limit"
+            }
+            ParseError::NoText => "no_text",
+            ParseError::NotPdf
+            | ParseError::NotZip
+            | ParseError::MissingPart(_)
+            | ParseError::Zip(_)
+            | ParseError::Xml(_)
+            | ParseError::Pdf(_)
+            | ParseError::Panicked(_) => "parse_error",
+        }
+    }
+}
+
+/// What a block is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockKind {
+    /// A heading; level 1 is the top.
+    Heading {
+        /// 1 (top) to 9.
+        level: u8,
+    },
+    /// Body text: a paragraph, list item, table row or code block.
+    Paragraph,
+}
+
+/// One heading or paragraph of normalised text (never empty, no line breaks).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Block {
+    /// Heading or paragraph.
+    pub kind: BlockKind,
+    /// Normalised text.
+    pub text: String,
+    /// 1-based page number, for PDFs only.
+    pub page: Option<u32>,
+}
+
+impl Block {
+    /// A heading block.
+    pub fn heading(level: u8, text: impl Into<String>, page: Option<u32>) -> Block {
+        Block {
+            kind: BlockKind::Heading { level },
+            text: text.into(),
+            page,
+        }
+    }
+
+    /// A paragraph block.
+    pub fn paragraph(text: impl Into<String>, page: Option<u32>) -> Block {
+        Block {
+            kind: BlockKind::Paragraph,
+            text: text.into(),
+            page,
+        }
+    }
+
+    /// The heading level, if this is a heading.
+    pub fn heading_level(&self) -> Option<u8> {
+        match self.kind {
+            BlockKind::Heading { level } => Some(level),
+            BlockKind::Paragraph => None,
+        }
+    }
+}
+
+/// A parsed document: an optional title and its blocks in reading order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParsedDocument {
+    /// The title from metadata or the first top heading, if any.
+    pub title: Option<String>,
+    /// Headings and paragraphs in reading order.
+    pub blocks: Vec<Block>,
+}
+
+impl ParsedDocument {
+    /// The blocks' texts joined with `"\n\n"`, headings included. Chunk offsets index into
+    /// this string by `char`.
+    pub fn full_text(&self) -> String {
+        let len = self.blocks.iter().map(|b| b.text.len() + 2).sum();
+        let mut out = String::with_capacity(len);
+        for (i, b) in self.blocks.iter().enumerate() {
+            if i > 0 {
+                out.push_str("\n\n");
+            }
+            out.push_str(&b.text);
+        }
+        out
+    }
+
+    /// The highest page number of any block (PDFs only).
+    pub fn last_page(&self) -> Option<u32> {
+        self.blocks.iter().filter_map(|b| b.page).max()
+    }
+}
+
+/// Parses `bytes` as `format`.
+///
+/// Fails with [`ParseError::NoText`] when the document has no text at all.
+pub fn parse(
+    format: Format,
+    bytes: &[u8],
+    limits: &ParseLimits,
+) -> Result<ParsedDocument, ParseError> {
+    if bytes.len() as u64 > limits.max_file_bytes {
+        return Err(ParseError::TooLarge {
+            size: bytes.len() as u64,
+            max: limits.max_file_bytes,
+        });
+    }
+    format.check_magic(bytes)?;
+    let mut doc = match format {
+        Format::Pdf => pdf::parse(bytes, limits)?,
+        Format::Docx => docx::parse(bytes, limits)?,
+        Format::Html => html::parse(&decode_text(bytes, true), limits),
+        Format::Markdown => markdown::parse(&decode_text(bytes, false), limits),
+        Format::Text => plain::parse(&decode_text(bytes, false)),
+    };
+    doc.blocks.retain(|b| !b.text.is_empty());
+    doc.title = doc
+        .title
+        .map(|t| text::normalize(&t))
+        .filter(|t| !t.is_empty());
+    if doc.blocks.is_empty() {
+        return Err(ParseError::NoText);
+    }
+    Ok(doc)
+}
+
+/// Decodes a text file: BOM first (UTF-8, UTF-16), then UTF-8, then (HTML) a declared
+/// `charset`, then Windows-1252, which also reads Latin-1 and never fails.
+pub(crate) fn decode_text(bytes: &[u8], html: bool) -> String {
+    if let Some((enc, bom_len)) = encoding_rs::Encoding::for_bom(bytes) {
+        return enc
+            .decode_without_bom_handling(&bytes[bom_len..])
+            .0
+            .into_owned();
+    }
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        return s.to_owned();
+    }
+    let mut enc = encoding_rs::WINDOWS_1252;
+    if html {
+        if let Some(declared) = html_charset(&bytes[..bytes.len().min(2048)]) {
+            enc = declared;
+        }
+    }
+    enc.decode_without_bom_handling(bytes).0.into_owned()
+}
+
+fn html_charset(head: &[u8]) -> Option<&'static encoding_rs::Encoding> {
+    let lower: Vec<u8> = head.iter().map(u8::to_ascii_lowercase).collect();
+    let at = lower.windows(8).position(|w| w == b"charset=")? + 8;
+    let rest = &lower[at..];
+    let rest = rest
+        .strip_prefix(b"\"")
+        .or(rest.strip_prefix(b"'"))
+        .unwrap_or(rest);
+    let end = rest
+        .iter()
+        .position(|c| !(c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_'))
+        .unwrap_or(rest.len());
+    encoding_rs::Encoding::for_label(&rest[..end])
+}
+
+/// Accumulates blocks, normalising text and dropping empty ones.
+#[derive(Default)]
+pub(crate) struct Blocks {
+    pub(crate) blocks: Vec<Block>,
+}
+
+impl Blocks {
+    pub(crate) fn heading(&mut self, level: u8, raw: &str, page: Option<u32>) {
+        let t = text::normalize(raw);
+        if !t.is_empty() {
+            self.blocks.push(Block::heading(level.clamp(1, 9), t, page));
+        }
+    }
+
+    pub(crate) fn paragraph(&mut self, raw: &str, page: Option<u32>) {
+        let t = text::normalize(raw);
+        if !t.is_empty() {
+            self.blocks.push(Block::paragraph(t, page));
+        }
+    }
+}
+
+/// A paragraph of raw lines from a line-oriented source (PDF page text, plain text).
+#[derive(Debug, Clone)]
+pub(crate) struct Para {
+    pub(crate) page: Option<u32>,
+    pub(crate) lines: Vec<String>,
+}
+
+/// Groups lines into paragraphs on blank lines.
+pub(crate) fn paras_from_lines(text: &str, page: Option<u32>) -> Vec<Para> {
+    let mut paras = Vec::new();
+    let mut cur: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() {
+            if !cur.is_empty() {
+                paras.push(Para {
+                    page,
+                    lines: std::mem::take(&mut cur),
+                });
+            }
+        } else {
+            cur.push(line.to_owned());
+        }
+    }
+    if !cur.is_empty() {
+        paras.push(Para { page, lines: cur });
+    }
+    paras
+}
+
+/// Turns paragraphs of lines into blocks, recovering headings conservatively: a one-line
+/// paragraph that looks like a heading (numbered, a `Bahagian 2` style label, ALL CAPS, or a
+/// short Title Case line) and is followed by body text; the first line of a paragraph is split
+/// off as a heading only when it is numbered, labelled or ALL CAPS and the next line does not
+/// continue a sentence. A run of candidates at the same level is a list, not headings.
+/// `dehyphenate` joins lines with [`text::join_lines`] (PDFs).
+pub(crate) fn blocks_from_paras(paras: Vec<Para>, dehyphenate: bool) -> Vec<Block> {
+    let mut split: Vec<Para> = Vec::with_capacity(paras.len());
+    for p in paras {
+        if p.lines.len() > 1
+            && wrapped_heading_level(&p.lines).is_none()
+            && heading_level(&p.lines[0], false).is_some()
+            && !p.lines[1].chars().next().is_some_and(char::is_lowercase)
+        {
+            let mut lines = p.lines;
+            let rest = lines.split_off(1);
+            split.push(Para {
+                page: p.page,
+                lines,
+            });
+            split.push(Para {
+                page: p.page,
+                lines: rest,
+            });
+        } else {
+            split.push(p);
+        }
+    }
+    let levels: Vec<Option<u8>> = split
+        .iter()
+        .map(|p| wrapped_heading_level(&p.lines))
+        .collect();
+    let mut out = Blocks::default();
+    for (i, p) in split.iter().enumerate() {
+        let level = levels[i].filter(|&l| match split.get(i + 1) {
+            None => false,
+            Some(_) => levels[i + 1].is_none_or(|next| next > l),
+        });
+        match level {
+            Some(l) => out.heading(l, &p.lines.join(" "), p.page),
+            None if dehyphenate => {
+                let joined = text::join_lines(p.lines.iter().map(String::as_str));
+                if !joined.is_empty() {
+                    out.blocks.push(Block::paragraph(joined, p.page));
+                }
+            }
+            None => out.paragraph(&p.lines.join(" "), p.page),
+        }
+    }
+    out.blocks
+}
+
+/// [`heading_level`] of a paragraph of up to three lines (a heading may wrap), as one line.
+fn wrapped_heading_level(lines: &[String]) -> Option<u8> {
+    match lines {
+        [line] => heading_level(line, true),
+        [first, ..] if lines.len() <= 3 && !first.ends_with('-') => {
+            heading_level(&lines.join(" "), true)
+        }
+        _ => None,
+    }
+}
+
+/// Section labels that start a heading when followed by a number or letter.
+const SECTION_WORDS: &[&str] = &[
+    "appendix", "article", "bab", "bahagian", "chapter", "jadual", "lampiran", "part", "perkara",
+    "schedule", "section", "seksyen",
+];
+
+/// Guesses whether one line is a heading and at which level. `standalone`: the line is a
+/// paragraph of its own, which also admits short Title Case lines.
+pub(crate) fn heading_level(line: &str, standalone: bool) -> Option<u8> {
+    let line = line.trim();
+    let chars = line.chars().count();
+    let words: Vec<&str> = line.split_whitespace().collect();
+    if chars == 0 || chars > 100 || words.len() > 12 {
+        return None;
+    }
+    let last = line.chars().last()?;
+    if matches!(last, '.' | ',' | ';' | ':' | '!' | '?' | '-' | '–' | '—') {
+        return None;
+    }
+    let first = line.chars().next()?;
+    if !(first.is_uppercase() || first.is_ascii_digit()) {
+        return None;
+    }
+    if line.contains("....") || line.contains('…') {
+        return None; // a table-of-contents line
+    }
+    // "1. Pengenalan", "2.3 Claims", "4.1.2 Syarat Kelayakan"
+    if let Some((depth, rest)) = numbered_prefix(line) {
+        let rest_first = rest.chars().next()?;
+        let rest_words = rest.split_whitespace().count();
+        return (rest_first.is_uppercase() && rest_words <= 10 && mostly_words(rest))
+            .then_some(depth.min(6) as u8);
+    }
+    let first_word = words[0].to_lowercase();
+    if SECTION_WORDS.contains(&first_word.as_str()) && words.len() >= 2 {
+        let label = words[1].trim_end_matches([':', '.', ')']);
+        let is_label = label.chars().all(|c| c.is_ascii_digit())
+            || label.chars().all(|c| "IVXLCivxlc".contains(c))
+            || (label.chars().count() == 1 && label.chars().all(char::is_alphabetic));
+        if is_label && !label.is_empty() {
+            return Some(1);
+        }
+    }
+    if !mostly_words(line) {
+        return None; // code, identifiers, tables of numbers
+    }
+    let letters: Vec<char> = line.chars().filter(|c| c.is_alphabetic()).collect();
+    if letters.len() >= 4 && letters.iter().all(|c| c.is_uppercase()) && words.len() <= 10 {
+        return Some(1);
+    }
+    if standalone && words.len() <= 8 {
+        let significant: Vec<&&str> = words
+            .iter()
+            .filter(|w| w.chars().filter(|c| c.is_alphabetic()).count() > 3)
+            .filter(|w| {
+                let lw = w.to_lowercase();
+                text::MALAY_STOPWORDS.binary_search(&lw.as_str()).is_err()
+                    && text::ENGLISH_STOPWORDS.binary_search(&lw.as_str()).is_err()
+            })
+            .collect();
+        let title_case = !significant.is_empty()
+            && significant
+                .iter()
+                .all(|w| w.chars().next().is_some_and(|c| c.is_uppercase()));
+        if title_case {
+            return Some(2);
+        }
+    }
+    None
+}
+
+/// More than half of the whitespace-separated tokens are words: letters (digits allowed when
+/// fewer than the letters, as in `ASN.1`), no underscores.
+fn mostly_words(s: &str) -> bool {
+    let (mut words, mut total) = (0usize, 0usize);
+    for token in s.split_whitespace() {
+        total += 1;
+        let core = token.trim_matches(|c: char| !c.is_alphanumeric());
+        let letters = core.chars().filter(|c| c.is_alphabetic()).count();
+        let digits = core.chars().filter(char::is_ascii_digit).count();
+        if letters > 0 && digits < letters && !core.contains('_') {
+            words += 1;
+        }
+    }
+    words * 2 > total
+}
+
+/// `"2.3 Claims"` → `(2, "Claims")`; `"1. Pengenalan"` → `(1, "Pengenalan")`.
+fn numbered_prefix(line: &str) -> Option<(usize, &str)> {
+    let (number, rest) = line.split_once(char::is_whitespace)?;
+    let trimmed = number.strip_suffix('.').unwrap_or(number);
+    if trimmed.is_empty() || trimmed.len() > 12 {
+        return None;
+    }
+    let parts: Vec<&str> = trimmed.split('.').collect();
+    let numeric = parts
+        .iter()
+        .all(|p| !p.is_empty() && p.len() <= 3 && p.chars().all(|c| c.is_ascii_digit()));
+    // A bare number without a dot ("2020 Annual Report") is a heading only when short.
+    if !numeric || (parts.len() == 1 && !number.ends_with('.') && trimmed.len() > 2) {
+        return None;
+    }
+    Some((parts.len(), rest.trim_start()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_text_joins_blocks() {
+        let doc = ParsedDocument {
+            title: None,
+            blocks: vec![Block::heading(1, "A", None), Block::paragraph("b c", None)],
+        };
+        assert_eq!(doc.full_text(), "A\n\nb c");
+        assert_eq!(ParsedDocument::default().full_text(), "");
+    }
+
+    #[test]
+    fn guesses_headings_conservatively() {
+        assert_eq!(heading_level("1. Pengenalan", false), Some(1));
+        assert_eq!(heading_level("2.3 Claims", false), Some(2));
+        assert_eq!(heading_level("4.1.2 Syarat Kelayakan", false), Some(3));
+        assert_eq!(heading_level("BAHAGIAN II", false), Some(1));
+        assert_eq!(heading_level("Bahagian 3: Cuti", false), Some(1));
+        assert_eq!(heading_level("CUTI TAHUNAN", false), Some(1));
+        assert_eq!(heading_level("Cuti Tahunan", true), Some(2));
+        assert_eq!(heading_level("Cuti Tahunan", false), None);
+        assert_eq!(heading_level("Pekerja hendaklah memohon cuti.", true), None);
+        assert_eq!(
+            heading_level("1. Pekerja hendaklah memohon cuti.", true),
+            None
+        );
+        assert_eq!(heading_level("2020 annual report", true), None);
+        assert_eq!(heading_level("3.1 pekerja tetap", true), None);
+        assert_eq!(heading_level("Kandungan ........ 3", true), None);
+        assert_eq!(heading_level("dan seterusnya", true), None);
+        assert_eq!(heading_level("2.1 ASN.1 Syntax", true), Some(2));
+        assert_eq!(heading_level("4 CARD32 FIRST_MATCHLET_OFFSET", true), None);
+        assert_eq!(
+            heading_level("AliasListEntry: 4 CARD32 ALIAS_OFFSET 4 CARD32", true),
+            None
+        );
+    }
+
+    #[test]
+    fn paragraphs_and_headings_from_lines() {
+        let text = "1. Pengenalan\nDasar ini menerangkan cuti.\n\nItem satu\n\n\
+                    2. Skop\n\nDasar ini terpakai kepada semua pekerja.";
+        let blocks = blocks_from_paras(paras_from_lines(text, Some(3)), true);
+        let got: Vec<_> = blocks
+            .iter()
+            .map(|b| (b.heading_level(), b.text.as_str(), b.page))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some(1), "1. Pengenalan", Some(3)),
+                (None, "Dasar ini menerangkan cuti.", Some(3)),
+                (None, "Item satu", Some(3)),
+                (Some(1), "2. Skop", Some(3)),
+                (None, "Dasar ini terpakai kepada semua pekerja.", Some(3)),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_wrapped_heading_stays_whole() {
+        let text = "PROSEDUR PEROLEHAN BARANGAN DAN\nPERKHIDMATAN\n\nProsedur ini terpakai.";
+        let blocks = blocks_from_paras(paras_from_lines(text, Some(1)), true);
+        assert_eq!(
+            blocks,
+            [
+                Block::heading(1, "PROSEDUR PEROLEHAN BARANGAN DAN PERKHIDMATAN", Some(1)),
+                Block::paragraph("Prosedur ini terpakai.", Some(1)),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_list_of_short_numbered_lines_is_not_headings() {
+        let text =
+            "1. Cuti Tahunan\n\n2. Cuti Sakit\n\n3. Cuti Bersalin\n\nSemua cuti perlu diluluskan.";
+        let blocks = blocks_from_paras(paras_from_lines(text, None), false);
+        let headings = blocks
+            .iter()
+            .filter(|b| b.heading_level().is_some())
+            .count();
+        assert_eq!(headings, 1, "{blocks:?}");
+    }
+
+    #[test]
+    fn decodes_boms_and_legacy_encodings() {
+        assert_eq!(decode_text(b"\xEF\xBB\xBFhai", false), "hai");
+        assert_eq!(decode_text(b"\xFF\xFEh\0a\0i\0", false), "hai");
+        assert_eq!(decode_text(b"caf\xE9", false), "café");
+        let html = b"<meta charset=\"iso-8859-5\"><p>\xB0</p>";
+        assert!(decode_text(html, true).contains('А'));
+    }
+
+    #[test]
+    fn too_large_input_is_rejected_before_parsing() {
+        let limits = ParseLimits {
+            max_file_bytes: 3,
+            ..ParseLimits::default()
+        };
+        let err = parse(Format::Text, b"four", &limits).unwrap_err();
+        assert_eq!(err.reason(), "too_large");
+    }
+
+    #[test]
+    fn empty_text_is_no_text() {
+        let err = parse(Format::Text, b"  \n\n \x00 ", &ParseLimits::default()).unwrap_err();
+        assert!(matches!(err, ParseError::NoText));
+    }
+}

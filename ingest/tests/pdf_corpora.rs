@@ -1,0 +1,154 @@
+//! Real damaged and encrypted PDFs from the shared corpora, and the sample corpus when it
+//! exists. Its own test binary: if a PDF ever overflowed the stack, only this binary dies.
+//!
+//! Every file must give `Ok` or a typed error within a time limit; no panic may escape.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use tanya_ingest::{
+    parse, read_document, ChunkerConfig, Format, ParseError, ParseLimits, WordEstimate,
+};
+
+const PER_FILE: Duration = Duration::from_secs(30);
+
+fn corpus(name: &str) -> Option<Vec<PathBuf>> {
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpora")).join(name);
+    let entries = std::fs::read_dir(&dir).ok()?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "pdf"))
+        .collect();
+    files.sort();
+    Some(files)
+}
+
+/// Parses every file on a worker thread with a deadline; returns outcome → file names.
+fn run(files: &[PathBuf]) -> BTreeMap<String, Vec<String>> {
+    let mut outcomes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for path in files {
+        let bytes = std::fs::read(path).unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let result = parse(Format::Pdf, &bytes, &ParseLimits::default());
+            let _ = tx.send((result, started.elapsed()));
+        });
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let outcome = match rx.recv_timeout(PER_FILE) {
+            Ok((Ok(_), _)) => "ok".to_owned(),
+            Ok((Err(ParseError::Panicked(msg)), _)) => {
+                eprintln!("{name}: caught panic: {msg}");
+                "panicked (caught)".to_owned()
+            }
+            Ok((Err(e), _)) => e.reason().to_owned(),
+            Err(mpsc::RecvTimeoutError::Timeout) => "TIMEOUT".to_owned(),
+            Err(mpsc::RecvTimeoutError::Disconnected) => "PANIC ESCAPED".to_owned(),
+        };
+        outcomes.entry(outcome).or_default().push(name);
+    }
+    outcomes
+}
+
+fn report(title: &str, outcomes: &BTreeMap<String, Vec<String>>) {
+    eprintln!("== {title}");
+    for (outcome, names) in outcomes {
+        eprintln!("{outcome:>20}: {} {names:?}", names.len());
+    }
+}
+
+#[test]
+fn malformed_pdfs_give_ok_or_typed_errors() {
+    let Some(files) = corpus("malformed-pdf") else {
+        eprintln!("note: shared/corpora/malformed-pdf not found; skipping");
+        return;
+    };
+    let outcomes = run(&files);
+    report("malformed-pdf", &outcomes);
+    assert!(
+        !outcomes.contains_key("TIMEOUT"),
+        "{:?}",
+        outcomes.get("TIMEOUT")
+    );
+    assert!(
+        !outcomes.contains_key("PANIC ESCAPED"),
+        "{:?}",
+        outcomes.get("PANIC ESCAPED")
+    );
+    let total: usize = outcomes.values().map(Vec::len).sum();
+    assert_eq!(total, files.len());
+}
+
+#[test]
+fn encrypted_pdfs_are_rejected_clearly_or_read() {
+    let Some(files) = corpus("encrypted-pdf") else {
+        eprintln!("note: shared/corpora/encrypted-pdf not found; skipping");
+        return;
+    };
+    let outcomes = run(&files);
+    report("encrypted-pdf", &outcomes);
+    for outcome in outcomes.keys() {
+        assert!(
+            matches!(outcome.as_str(), "ok" | "encrypted" | "no_text"),
+            "unexpected outcome {outcome}: {:?}",
+            outcomes[outcome]
+        );
+    }
+    assert!(outcomes.contains_key("encrypted"), "{outcomes:?}");
+}
+
+#[test]
+fn sample_corpus_reads_and_pdfs_have_later_pages() {
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/corpus"));
+    let Ok(walked) = tanya_ingest::walk(dir, &tanya_ingest::WalkOptions::default()) else {
+        eprintln!(
+            "note: {} not found; skipping the sample corpus check",
+            dir.display()
+        );
+        return;
+    };
+    if walked.files.is_empty() {
+        eprintln!("note: no documents in {}; skipping", dir.display());
+        return;
+    }
+    let mut multi_page = 0;
+    for file in &walked.files {
+        let started = Instant::now();
+        let doc = read_document(
+            file,
+            &ParseLimits::default(),
+            &ChunkerConfig::default(),
+            &WordEstimate,
+        )
+        .unwrap_or_else(|e| panic!("{}: {} ({e})", file.rel_path, e.reason()));
+        assert!(!doc.chunks.is_empty(), "{}", file.rel_path);
+        if file.format == Format::Pdf {
+            let pages: Vec<u32> = doc.chunks.iter().filter_map(|c| c.page).collect();
+            assert_eq!(pages.len(), doc.chunks.len(), "every PDF chunk has a page");
+            assert!(pages.windows(2).all(|w| w[0] <= w[1]), "pages in order");
+            if doc.pages.is_some_and(|p| p > 1) {
+                multi_page += 1;
+                assert!(pages.last().is_some_and(|&p| p > 1), "{}", file.rel_path);
+            }
+        } else {
+            assert!(doc.chunks.iter().all(|c| c.page.is_none()));
+        }
+        eprintln!(
+            "{}: {:?}, {} pages, {} chunks, lang {}, {:?}",
+            file.rel_path,
+            doc.title,
+            doc.pages.unwrap_or(0),
+            doc.chunks.len(),
+            doc.lang,
+            started.elapsed()
+        );
+    }
+    let pdfs = walked
+        .files
+        .iter()
+        .filter(|f| f.format == Format::Pdf)
+        .count();
+    eprintln!("{multi_page} of {pdfs} sample PDFs have more than one page");
+}

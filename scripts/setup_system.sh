@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the system packages Tanya needs to build and test (Debian/Ubuntu, as root or
+# with sudo). Idempotent: does nothing when everything is present.
+set -euo pipefail
+
+packages=(cmake libclang-dev clang pkg-config python3-venv poppler-utils fonts-dejavu-core)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "system packages: up to date"
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "system packages: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The test command: prepares what the tests need (system packages, models, sample
+# corpus; each step is a no-op when already done), then runs every test with the real
+# models and stores, then fmt and clippy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+scripts/setup_system.sh
+python3 scripts/install_models.py --dest "$TANYA_MODELS_DIR"
+python3 scripts/make_samples.py --out samples/corpus --quiet
+export TANYA_SAMPLES_DIR="$PWD/samples/corpus"
+cargo fmt --all -- --check
+cargo clippy --release --locked --workspace --all-targets -- -D warnings
+cargo test --release --locked --workspace

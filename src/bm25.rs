@@ -1,0 +1,407 @@
+//! The BM25 side of hybrid search: a tantivy index over the same chunks as the vector
+//! store. Only this module knows tantivy.
+//!
+//! Text is analysed by Tanya itself ([`analyze`]) and indexed pre-tokenised, so indexing
+//! and querying share exactly one analyser. Every chunk is indexed twice: `body_ms`
+//! (Malay: the Snowball Indonesian stemmer from frostem, Malay stopwords) and `body_en`
+//! (English Snowball stemmer, English stopwords). Policy documents mix both languages
+//! (English loanwords in Malay text and the reverse), and a query is matched against
+//! both fields, so neither language's words are lost to the other's stemmer.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use frostem::{Algorithm, Stemmer};
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query, TermQuery};
+use tantivy::schema::{
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED,
+    STRING,
+};
+use tantivy::tokenizer::{TextAnalyzer, WhitespaceTokenizer};
+use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tanya_ingest::text::{ENGLISH_STOPWORDS, MALAY_STOPWORDS};
+
+use crate::error::{Error, Result};
+use crate::passage::{Access, Passage};
+
+const TOKENIZER: &str = "tanya_pre";
+const WRITER_HEAP: usize = 64 * 1024 * 1024;
+
+/// Which stemmer an analysed field uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Analyzer {
+    Malay,
+    English,
+}
+
+thread_local! {
+    static MS_STEMMER: Stemmer = Stemmer::new(Algorithm::Indonesian);
+    static EN_STEMMER: Stemmer = Stemmer::new(Algorithm::English);
+}
+
+/// Splits `text` into lowercase word tokens: letters and digits; digits keep inner `,`
+/// and `.` removed ("5,000" → "5000", "3.5" → "35" is avoided by keeping the dot as a
+/// separator only between digit groups of three).
+pub fn tokenize(text: &str) -> Vec<String> {
+    let mut tokens = Vec::new();
+    let mut cur = String::new();
+    let chars: Vec<char> = text.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_alphanumeric() {
+            cur.extend(c.to_lowercase());
+        } else if c == ','
+            && !cur.is_empty()
+            && cur.chars().last().is_some_and(|d| d.is_ascii_digit())
+            && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())
+            && chars.get(i + 4).is_none_or(|d| !d.is_ascii_digit())
+        {
+            // Thousands separator: keep the number whole.
+        } else if !cur.is_empty() {
+            tokens.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.is_empty() {
+        tokens.push(cur);
+    }
+    tokens
+}
+
+/// Analysed terms of `text` for one field: tokens, minus stopwords, stemmed.
+pub fn analyze(text: &str, analyzer: Analyzer) -> Vec<String> {
+    let stop: &[&str] = match analyzer {
+        Analyzer::Malay => MALAY_STOPWORDS,
+        Analyzer::English => ENGLISH_STOPWORDS,
+    };
+    tokenize(text)
+        .into_iter()
+        .filter(|t| !stop.contains(&t.as_str()))
+        .map(|t| {
+            if t.chars().any(|c| c.is_ascii_digit()) || t.chars().count() < 4 {
+                return t;
+            }
+            match analyzer {
+                Analyzer::Malay => MS_STEMMER.with(|s| s.stem(&t).into_owned()),
+                Analyzer::English => EN_STEMMER.with(|s| s.stem(&t).into_owned()),
+            }
+        })
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+#[derive(Clone, Copy)]
+struct Fields {
+    point_id: Field,
+    doc_id: Field,
+    version: Field,
+    groups: Field,
+    body_ms: Field,
+    body_en: Field,
+    payload: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let text = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(TOKENIZER)
+            .set_index_option(IndexRecordOption::WithFreqs),
+    );
+    let fields = Fields {
+        point_id: b.add_u64_field("point_id", INDEXED | STORED | FAST),
+        doc_id: b.add_text_field("doc_id", STRING | STORED),
+        version: b.add_text_field("version", STRING | STORED),
+        groups: b.add_text_field("groups", STRING),
+        body_ms: b.add_text_field("body_ms", text.clone()),
+        body_en: b.add_text_field("body_en", text),
+        payload: b.add_text_field("payload", STORED),
+    };
+    (b.build(), fields)
+}
+
+/// The BM25 index of the chunks.
+pub struct Bm25Index {
+    index: Index,
+    reader: IndexReader,
+    writer: Mutex<IndexWriter>,
+    fields: Fields,
+}
+
+impl Bm25Index {
+    /// Opens the index in `dir`, creating it if the directory holds none.
+    pub fn open_in_dir(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        let (schema, fields) = schema();
+        let index = if dir.join("meta.json").is_file() {
+            let index = Index::open_in_dir(dir)?;
+            if index.schema() != schema {
+                return Err(Error::Bm25(format!(
+                    "the index in {} was made by another version of Tanya; re-ingest into a new \
+                     data directory",
+                    dir.display()
+                )));
+            }
+            index
+        } else {
+            Index::create_in_dir(dir, schema)?
+        };
+        Self::with_index(index, fields)
+    }
+
+    /// A RAM-only index, for tests.
+    pub fn in_memory() -> Result<Self> {
+        let (schema, fields) = schema();
+        Self::with_index(Index::create_in_ram(schema), fields)
+    }
+
+    fn with_index(index: Index, fields: Fields) -> Result<Self> {
+        index.tokenizers().register(
+            TOKENIZER,
+            TextAnalyzer::from(WhitespaceTokenizer::default()),
+        );
+        // One indexing thread: the cores belong to the embedder while ingesting.
+        let writer = index.writer_with_num_threads(1, WRITER_HEAP)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(Bm25Index {
+            index,
+            reader,
+            writer: Mutex::new(writer),
+            fields,
+        })
+    }
+
+    fn writer(&self) -> Result<std::sync::MutexGuard<'_, IndexWriter>> {
+        self.writer
+            .lock()
+            .map_err(|_| Error::Bm25("index writer poisoned by an earlier panic".into()))
+    }
+
+    /// Adds passages (visible after [`Self::commit`]).
+    pub fn add(&self, passages: &[Passage]) -> Result<()> {
+        let writer = self.writer()?;
+        let f = self.fields;
+        for p in passages {
+            let mut d = doc!(
+                f.point_id => p.point_id,
+                f.doc_id => p.doc_id.as_str(),
+                f.version => p.version.as_str(),
+                f.body_ms => analyze(&p.text, Analyzer::Malay).join(" "),
+                f.body_en => analyze(&p.text, Analyzer::English).join(" "),
+                f.payload => serde_json::to_string(p).map_err(|e| Error::Bm25(e.to_string()))?,
+            );
+            for g in &p.groups {
+                d.add_text(f.groups, g);
+            }
+            writer.add_document(d)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes every chunk of `doc_id` except those of `keep_version` (visible after commit).
+    pub fn delete_document(&self, doc_id: &str, keep_version: Option<&str>) -> Result<()> {
+        let writer = self.writer()?;
+        let doc_term = Term::from_field_text(self.fields.doc_id, doc_id);
+        match keep_version {
+            None => {
+                writer.delete_term(doc_term);
+            }
+            Some(v) => {
+                let q = BooleanQuery::new(vec![
+                    (
+                        Occur::Must,
+                        Box::new(TermQuery::new(doc_term, IndexRecordOption::Basic))
+                            as Box<dyn Query>,
+                    ),
+                    (
+                        Occur::MustNot,
+                        Box::new(TermQuery::new(
+                            Term::from_field_text(self.fields.version, v),
+                            IndexRecordOption::Basic,
+                        )),
+                    ),
+                ]);
+                writer.delete_query(Box::new(q))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes all changes durable and visible to searches.
+    pub fn commit(&self) -> Result<()> {
+        self.writer()?.commit()?;
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    /// Drops uncommitted changes.
+    pub fn rollback(&self) -> Result<()> {
+        self.writer()?.rollback()?;
+        Ok(())
+    }
+
+    fn access_query(&self, access: &Access) -> Box<dyn Query> {
+        let clauses: Vec<(Occur, Box<dyn Query>)> = access
+            .groups()
+            .map(|g| {
+                (
+                    Occur::Should,
+                    Box::new(TermQuery::new(
+                        Term::from_field_text(self.fields.groups, g),
+                        IndexRecordOption::Basic,
+                    )) as Box<dyn Query>,
+                )
+            })
+            .collect();
+        // Constant score 0: the filter decides visibility, never ranking.
+        Box::new(ConstScoreQuery::new(
+            Box::new(BooleanQuery::new(clauses)),
+            0.0,
+        ))
+    }
+
+    /// BM25 top `limit` passages for `query` among those `access` may see.
+    pub fn search(
+        &self,
+        query: &str,
+        access: &Access,
+        limit: usize,
+    ) -> Result<Vec<(Passage, f32)>> {
+        if access.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut terms: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for (field, analyzer) in [
+            (self.fields.body_ms, Analyzer::Malay),
+            (self.fields.body_en, Analyzer::English),
+        ] {
+            let mut seen = std::collections::HashSet::new();
+            for t in analyze(query, analyzer) {
+                if seen.insert(t.clone()) {
+                    terms.push((
+                        Occur::Should,
+                        Box::new(TermQuery::new(
+                            Term::from_field_text(field, &t),
+                            IndexRecordOption::WithFreqs,
+                        )),
+                    ));
+                }
+            }
+        }
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let q = BooleanQuery::new(vec![
+            (
+                Occur::Must,
+                Box::new(BooleanQuery::new(terms)) as Box<dyn Query>,
+            ),
+            (Occur::Must, self.access_query(access)),
+        ]);
+        let searcher = self.reader.searcher();
+        let top = searcher.search(&q, &TopDocs::with_limit(limit).order_by_score())?;
+        top.into_iter()
+            .map(|(score, addr)| {
+                let d: TantivyDocument = searcher.doc(addr)?;
+                let json = d
+                    .get_first(self.fields.payload)
+                    .and_then(|v| v.as_str())
+                    .ok_or_else(|| Error::Bm25("a document without payload".into()))?;
+                let p: Passage = serde_json::from_str(json)
+                    .map_err(|e| Error::Bm25(format!("stored payload does not parse: {e}")))?;
+                Ok((p, score))
+            })
+            .collect()
+    }
+
+    /// Number of committed chunks of `doc_id`.
+    pub fn count_document(&self, doc_id: &str) -> Result<usize> {
+        let q = TermQuery::new(
+            Term::from_field_text(self.fields.doc_id, doc_id),
+            IndexRecordOption::Basic,
+        );
+        Ok(self.reader.searcher().search(&q, &Count)?)
+    }
+
+    /// Number of committed chunks.
+    pub fn count(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::contract_tests::passage;
+
+    #[test]
+    fn tokenize_and_analyze() {
+        assert_eq!(tokenize("RM 5,000 sebulan."), vec!["rm", "5000", "sebulan"]);
+        assert_eq!(
+            tokenize("kanak-kanak, 3.5"),
+            vec!["kanak", "kanak", "3", "5"]
+        );
+        let ms = analyze("Pekerjaan yang diluluskan untuk bercuti", Analyzer::Malay);
+        assert_eq!(ms, vec!["kerja", "lulus", "cuti"]);
+        let en = analyze("The employees are claiming allowances", Analyzer::English);
+        assert_eq!(en, vec!["employe", "claim", "allow"]);
+    }
+
+    fn with_text(mut p: Passage, text: &str) -> Passage {
+        p.text = text.into();
+        p
+    }
+
+    #[test]
+    fn search_filters_inside_and_replaces_versions() {
+        let idx = Bm25Index::in_memory().unwrap();
+        idx.add(&[
+            with_text(
+                passage("leave", "v1", 0, &["public"]),
+                "Cuti tahunan ialah 14 hari bekerja.",
+            ),
+            with_text(
+                passage("pay", "v1", 0, &["hr"]),
+                "Cuti tahunan gaji pengarah: rahsia.",
+            ),
+            with_text(
+                passage("it", "v1", 0, &["public"]),
+                "Passwords must have 12 characters.",
+            ),
+        ])
+        .unwrap();
+        idx.commit().unwrap();
+        let public = Access::for_groups(["public"]).unwrap();
+        let hits = idx
+            .search("berapa hari cuti tahunan?", &public, 10)
+            .unwrap();
+        assert_eq!(hits.len(), 1, "{hits:?}");
+        assert_eq!(hits[0].0.doc_id, "leave");
+        let hr = Access::for_groups(["hr", "public"]).unwrap();
+        assert_eq!(idx.search("cuti tahunan", &hr, 10).unwrap().len(), 2);
+        let hits = idx.search("password length", &public, 10).unwrap();
+        assert_eq!(hits[0].0.doc_id, "it");
+
+        idx.add(&[with_text(
+            passage("leave", "v2", 0, &["public"]),
+            "Cuti tahunan ialah 16 hari.",
+        )])
+        .unwrap();
+        idx.delete_document("leave", Some("v2")).unwrap();
+        idx.commit().unwrap();
+        assert_eq!(idx.count_document("leave").unwrap(), 1);
+        let hits = idx.search("cuti", &public, 10).unwrap();
+        assert_eq!(hits[0].0.version, "v2");
+        idx.delete_document("leave", None).unwrap();
+        idx.commit().unwrap();
+        assert_eq!(idx.count_document("leave").unwrap(), 0);
+        assert_eq!(idx.count(), 2);
+    }
+}

@@ -1,0 +1,412 @@
+//! Configuration: compiled-in defaults, then an optional file, then `TANYA__SECTION__KEY`
+//! environment variables, validated into [`Config`].
+//!
+//! The default file (`config/default.toml`) is the documentation of every key; a test
+//! checks that it parses and validates on its own.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The compiled-in base layer.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Prefix of environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "TANYA__";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub paths: PathsConfig,
+    pub embedder: EmbedderConfig,
+    pub ingest: IngestConfig,
+    pub search: SearchConfig,
+    pub answer: AnswerConfig,
+    pub generator: GeneratorSettings,
+    pub server: ServerConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathsConfig {
+    pub data_dir: PathBuf,
+    pub models_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbedderConfig {
+    pub model: String,
+    pub batch_size: usize,
+    pub threads: usize,
+    pub max_length: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    pub chunk_tokens: usize,
+    pub overlap_tokens: usize,
+    pub max_file_mb: u64,
+    pub default_groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchConfig {
+    pub dense_candidates: usize,
+    pub bm25_candidates: usize,
+    pub rrf_k: f32,
+    pub dense_weight: f32,
+    pub bm25_weight: f32,
+    pub top_k: usize,
+}
+
+/// How answers are produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnswerMode {
+    Extractive,
+    Generative,
+}
+
+impl std::str::FromStr for AnswerMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "extractive" => Ok(AnswerMode::Extractive),
+            "generative" => Ok(AnswerMode::Generative),
+            other => Err(Error::BadRequest(format!(
+                "unknown answer mode `{other}` (expected `extractive` or `generative`)"
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerConfig {
+    pub mode: AnswerMode,
+    pub passages: usize,
+    pub prompt_passages: usize,
+    pub min_relevance: f32,
+    pub max_sentences: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratorSettings {
+    pub model: String,
+    pub threads: usize,
+    pub max_new_tokens: usize,
+    pub temperature: f32,
+    pub max_context: u32,
+    pub chat_template: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub bind: String,
+}
+
+/// The SmolLM2 GGUF installed by the setup script, relative to the models directory.
+pub const DEFAULT_GGUF: &str = "smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+impl Config {
+    /// Defaults only.
+    pub fn defaults() -> Result<Config> {
+        Self::load_layers(None, std::iter::empty())
+    }
+
+    /// Defaults, then `file` if given, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Config> {
+        Self::load_layers(file, std::env::vars())
+    }
+
+    /// Defaults, then `file` if given, then the given `(name, value)` environment pairs
+    /// (only those starting with [`ENV_PREFIX`] are used).
+    pub fn load_layers(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config> {
+        let mut merged: toml::Table = DEFAULT_TOML
+            .parse()
+            .map_err(|e| Error::Config(format!("built-in defaults do not parse: {e}")))?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Error::Config(format!("cannot read config file {}: {e}", path.display()))
+            })?;
+            let layer: toml::Table = text
+                .parse()
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            merge(&mut merged, layer, "")?;
+        }
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let keys: Vec<String> = rest.split("__").map(|k| k.to_ascii_lowercase()).collect();
+            if keys.len() != 2 || keys.iter().any(|k| k.is_empty()) {
+                return Err(Error::Config(format!(
+                    "environment variable {name}: expected {ENV_PREFIX}SECTION__KEY"
+                )));
+            }
+            let mut layer = toml::Table::new();
+            let mut section = toml::Table::new();
+            section.insert(keys[1].clone(), parse_env_value(&value));
+            layer.insert(keys[0].clone(), toml::Value::Table(section));
+            merge(&mut merged, layer, "").map_err(|e| Error::Config(format!("{name}: {e}")))?;
+        }
+        let config: Config = toml::Value::Table(merged)
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::Config(e.message().to_string()))?;
+        config.validated()
+    }
+
+    fn validated(mut self) -> Result<Config> {
+        self.paths.data_dir = expand_home(&self.paths.data_dir);
+        self.paths.models_dir = expand_home(&self.paths.models_dir);
+        let bad = |msg: String| Err(Error::Config(msg));
+        if !crate::models::embed::EmbedderKind::NAMES.contains(&self.embedder.model.as_str()) {
+            return bad(format!(
+                "embedder.model = `{}` is not one of {:?}",
+                self.embedder.model,
+                crate::models::embed::EmbedderKind::NAMES
+            ));
+        }
+        if self.embedder.batch_size == 0 || self.embedder.batch_size > 256 {
+            return bad("embedder.batch_size must be between 1 and 256".into());
+        }
+        if !(16..=8192).contains(&self.embedder.max_length) {
+            return bad("embedder.max_length must be between 16 and 8192".into());
+        }
+        if self.ingest.chunk_tokens < 32 || self.ingest.chunk_tokens > self.embedder.max_length {
+            return bad(format!(
+                "ingest.chunk_tokens must be between 32 and embedder.max_length ({})",
+                self.embedder.max_length
+            ));
+        }
+        if self.ingest.overlap_tokens >= self.ingest.chunk_tokens / 2 {
+            return bad("ingest.overlap_tokens must be less than half of chunk_tokens".into());
+        }
+        if self.ingest.max_file_mb == 0 {
+            return bad("ingest.max_file_mb must be at least 1".into());
+        }
+        if self.ingest.default_groups.is_empty()
+            || self.ingest.default_groups.iter().any(|g| !valid_group(g))
+        {
+            return bad(
+                "ingest.default_groups must be a non-empty list of names made of letters, \
+                 digits, '-', '_' or '.'"
+                    .into(),
+            );
+        }
+        if self.search.dense_candidates == 0 || self.search.bm25_candidates == 0 {
+            return bad("search.*_candidates must be at least 1".into());
+        }
+        if self.search.top_k == 0 || self.search.top_k > 100 {
+            return bad("search.top_k must be between 1 and 100".into());
+        }
+        if !(self.search.dense_weight >= 0.0 && self.search.bm25_weight >= 0.0)
+            || self.search.dense_weight + self.search.bm25_weight <= 0.0
+        {
+            return bad("search.dense_weight and bm25_weight must be >= 0, not both 0".into());
+        }
+        if !(self.search.rrf_k >= 1.0) {
+            return bad("search.rrf_k must be at least 1".into());
+        }
+        if self.answer.passages == 0 || self.answer.passages > 50 {
+            return bad("answer.passages must be between 1 and 50".into());
+        }
+        if self.answer.prompt_passages == 0 || self.answer.prompt_passages > 20 {
+            return bad("answer.prompt_passages must be between 1 and 20".into());
+        }
+        if !(-1.0..=1.0).contains(&self.answer.min_relevance) {
+            return bad("answer.min_relevance must be a cosine similarity in [-1, 1]".into());
+        }
+        if self.answer.max_sentences == 0 {
+            return bad("answer.max_sentences must be at least 1".into());
+        }
+        if self.generator.max_new_tokens == 0 {
+            return bad("generator.max_new_tokens must be at least 1".into());
+        }
+        if !(0.0..=2.0).contains(&self.generator.temperature) {
+            return bad("generator.temperature must be between 0 and 2".into());
+        }
+        if self.generator.max_context < 256 {
+            return bad("generator.max_context must be at least 256".into());
+        }
+        if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
+            return bad(format!(
+                "server.bind = `{}` is not an address like 127.0.0.1:8080",
+                self.server.bind
+            ));
+        }
+        Ok(self)
+    }
+
+    /// The GGUF file generative mode loads.
+    pub fn gguf_path(&self) -> PathBuf {
+        if self.generator.model.trim().is_empty() {
+            self.paths.models_dir.join(DEFAULT_GGUF)
+        } else {
+            expand_home(Path::new(self.generator.model.trim()))
+        }
+    }
+
+    /// Number of threads to use where the config says 0 ("one per core").
+    pub fn resolve_threads(n: usize) -> usize {
+        if n > 0 {
+            n
+        } else {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        }
+    }
+}
+
+/// Group names are plain identifiers, so they are safe in filters and logs.
+pub fn valid_group(g: &str) -> bool {
+    !g.is_empty()
+        && g.len() <= 64
+        && g.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn parse_env_value(value: &str) -> toml::Value {
+    // Try the value as a TOML value (numbers, booleans, arrays, quoted strings); anything
+    // else is taken literally as a string, so paths need no quoting.
+    let wrapped = format!("v = {value}");
+    match wrapped.parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").unwrap_or(toml::Value::String(value.into())),
+        Err(_) => toml::Value::String(value.to_string()),
+    }
+}
+
+/// Overlays `layer` on `base`; keys unknown to the base are errors (typos must not be
+/// silently ignored), and a value may not change type between table and scalar.
+fn merge(base: &mut toml::Table, layer: toml::Table, prefix: &str) -> Result<()> {
+    for (key, value) in layer {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match (base.get_mut(&key), value) {
+            (None, _) => return Err(Error::Config(format!("unknown configuration key `{path}`"))),
+            (Some(toml::Value::Table(b)), toml::Value::Table(l)) => merge(b, l, &path)?,
+            (Some(toml::Value::Table(_)), _) => {
+                return Err(Error::Config(format!("`{path}` must be a section")))
+            }
+            (Some(_), toml::Value::Table(_)) => {
+                return Err(Error::Config(format!(
+                    "`{path}` must be a value, not a section"
+                )))
+            }
+            (Some(slot), v) => {
+                // Integers are accepted where floats are expected (rrf_k = 60).
+                let v = match (&*slot, v) {
+                    (toml::Value::Float(_), toml::Value::Integer(i)) => {
+                        toml::Value::Float(i as f64)
+                    }
+                    (_, v) => v,
+                };
+                *slot = v;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Expands a leading `~/` to the home directory.
+pub fn expand_home(p: &Path) -> PathBuf {
+    match p.to_str() {
+        Some(s) if s == "~" || s.starts_with("~/") => {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default();
+            home.join(s.trim_start_matches('~').trim_start_matches('/'))
+        }
+        _ => p.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_parse_and_validate() {
+        let c = Config::defaults().unwrap();
+        assert_eq!(c.answer.mode, AnswerMode::Extractive);
+        assert_eq!(c.embedder.model, "multilingual-e5-small");
+        assert!(c.paths.models_dir.is_absolute() || std::env::var_os("HOME").is_none());
+    }
+
+    #[test]
+    fn env_overrides_and_types() {
+        let c = Config::load_layers(
+            None,
+            env(&[
+                ("TANYA__ANSWER__MODE", "generative"),
+                ("TANYA__SEARCH__TOP_K", "3"),
+                ("TANYA__SEARCH__RRF_K", "10"),
+                ("TANYA__PATHS__DATA_DIR", "/tmp/x y"),
+                ("TANYA__INGEST__DEFAULT_GROUPS", r#"["hr", "finance"]"#),
+                ("UNRELATED", "1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.answer.mode, AnswerMode::Generative);
+        assert_eq!(c.search.top_k, 3);
+        assert_eq!(c.search.rrf_k, 10.0);
+        assert_eq!(c.paths.data_dir, PathBuf::from("/tmp/x y"));
+        assert_eq!(c.ingest.default_groups, vec!["hr", "finance"]);
+    }
+
+    #[test]
+    fn file_layer_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "[answer]\nmode = \"generative\"\n").unwrap();
+        let c = Config::load_layers(Some(&f), Vec::new()).unwrap();
+        assert_eq!(c.answer.mode, AnswerMode::Generative);
+
+        std::fs::write(&f, "[answer]\nmood = 1\n").unwrap();
+        let e = Config::load_layers(Some(&f), Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("answer.mood"), "{e}");
+
+        let e = Config::load_layers(None, env(&[("TANYA__ANSWER__MODE", "poetry")])).unwrap_err();
+        assert!(e.to_string().contains("poetry"), "{e}");
+
+        let e = Config::load_layers(None, env(&[("TANYA__SEARCH__TOP_K", "0")])).unwrap_err();
+        assert!(e.to_string().contains("top_k"), "{e}");
+
+        let e = Config::load_layers(None, env(&[("TANYA__EMBEDDER__MODEL", "bert")])).unwrap_err();
+        assert!(e.to_string().contains("bert"), "{e}");
+
+        let e =
+            Config::load_layers(Some(&dir.path().join("missing.toml")), Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("missing.toml"), "{e}");
+    }
+
+    #[test]
+    fn group_names() {
+        assert!(valid_group("hr-team.kl_2"));
+        assert!(!valid_group(""));
+        assert!(!valid_group("a b"));
+        assert!(!valid_group("x\"y"));
+    }
+}

@@ -1,0 +1,303 @@
+//! The [`Engine`]: configuration, embedder, collection and (lazily) the generator, with
+//! the three things Tanya does — ingest, search, ask. The CLI and the server are thin
+//! layers over it.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::answer::{
+    abstain_text, best_relevance, check_citations, extractive_answer, numeric_fit, question_lang,
+    score_sentence, Answer, AnswerEvent, Scored,
+};
+use crate::collection::Collection;
+use crate::config::{AnswerMode, Config};
+use crate::error::{Error, Result};
+use crate::models::embed::{dot, Embedder, EmbedderKind};
+use crate::models::generate::{ChatMessage, GenEvent, Generator, GeneratorConfig, Role};
+use crate::passage::Access;
+use crate::pipeline::{IngestObserver, IngestOptions, IngestReport};
+use crate::retrieve::{self, Retrieval, SearchHit};
+
+/// Everything needed to ingest, search and answer.
+pub struct Engine {
+    pub config: Config,
+    pub embedder: Embedder,
+    pub collection: Collection,
+    generator: Mutex<Option<Arc<Generator>>>,
+}
+
+impl Engine {
+    /// Loads the embedder and opens the collection in `config.paths.data_dir`.
+    pub fn open(config: Config) -> Result<Self> {
+        let kind = EmbedderKind::from_name(&config.embedder.model)?;
+        let embedder = Embedder::load(
+            &config.paths.models_dir,
+            kind,
+            config.embedder.threads,
+            config.embedder.batch_size,
+            config.embedder.max_length,
+        )?;
+        let collection = Collection::open(
+            &config.paths.data_dir,
+            &embedder.identity(),
+            kind.dimension(),
+        )?;
+        Ok(Engine {
+            config,
+            embedder,
+            collection,
+            generator: Mutex::new(None),
+        })
+    }
+
+    /// Ingests a file or folder.
+    pub fn ingest(
+        &self,
+        path: &Path,
+        options: &IngestOptions,
+        observer: &dyn IngestObserver,
+    ) -> Result<IngestReport> {
+        crate::pipeline::ingest_path(
+            &self.collection,
+            &self.embedder,
+            &self.config,
+            path,
+            options,
+            observer,
+        )
+    }
+
+    /// Hybrid search as seen by `access`.
+    pub fn search(&self, query: &str, access: &Access, limit: usize) -> Result<Retrieval> {
+        retrieve::search(
+            &self.collection,
+            &self.embedder,
+            &self.config.search,
+            query,
+            access,
+            limit,
+        )
+    }
+
+    /// The generator, loaded on first use (a GGUF can take seconds to map).
+    pub fn generator(&self) -> Result<Arc<Generator>> {
+        let mut slot = self.generator.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(g) = slot.as_ref() {
+            return Ok(g.clone());
+        }
+        let path = self.config.gguf_path();
+        if !path.is_file() {
+            return Err(Error::ModelMissing { path });
+        }
+        let g = &self.config.generator;
+        let template = g.chat_template.trim();
+        let gen = Arc::new(Generator::start(GeneratorConfig {
+            model_path: path,
+            threads: Config::resolve_threads(g.threads),
+            max_new_tokens: g.max_new_tokens,
+            temperature: g.temperature,
+            max_context: g.max_context,
+            chat_template: (!template.is_empty()).then(|| template.to_string()),
+        })?);
+        *slot = Some(gen.clone());
+        Ok(gen)
+    }
+
+    /// Answers `question` for `access` in `mode`, reporting progress through `on_event`
+    /// (passages first, then generated tokens). `cancel` stops generation early.
+    pub fn ask(
+        &self,
+        question: &str,
+        access: &Access,
+        mode: AnswerMode,
+        cancel: Arc<AtomicBool>,
+        on_event: &mut dyn FnMut(AnswerEvent),
+    ) -> Result<Answer> {
+        let started = Instant::now();
+        let lang = question_lang(question);
+        let retrieval = self.search(question, access, self.config.answer.passages)?;
+        let retrieval_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let hits = retrieval.hits;
+        on_event(AnswerEvent::Passages(hits.clone()));
+        let t = Instant::now();
+        let mut answer = Answer {
+            text: abstain_text(lang).to_string(),
+            citations: Vec::new(),
+            abstained: true,
+            mode,
+            lang,
+            relevance: best_relevance(&hits),
+            passages: hits,
+            retrieval_ms,
+            answer_ms: 0.0,
+            time_to_first_token_ms: None,
+            tokens_per_second: None,
+        };
+        if answer.relevance < self.config.answer.min_relevance {
+            answer.answer_ms = t.elapsed().as_secs_f64() * 1000.0;
+            return Ok(answer);
+        }
+        match mode {
+            AnswerMode::Extractive => {
+                self.extract(question, &retrieval.query_vector, &mut answer)?;
+            }
+            AnswerMode::Generative => {
+                self.generate(question, &mut answer, cancel, on_event)?;
+            }
+        }
+        answer.answer_ms = t.elapsed().as_secs_f64() * 1000.0;
+        Ok(answer)
+    }
+
+    fn extract(&self, question: &str, query_vector: &[f32], answer: &mut Answer) -> Result<()> {
+        // The sentence vectors were stored at ingest (MaxSim multivector: the chunk's, then
+        // its sentences'); re-embedding happens only for chunks stored without them.
+        let ids: Vec<u64> = answer.passages.iter().map(|h| h.passage.point_id).collect();
+        let stored = self.collection.vectors(&ids)?;
+        let mut scored: Vec<Scored> = Vec::new();
+        for (hit, h) in answer.passages.iter().enumerate() {
+            let sentences = crate::pipeline::passage_sentences(&h.passage.text);
+            let vectors = match stored.get(&h.passage.point_id) {
+                Some(v) if v.len() == sentences.len() + 1 => v.clone(),
+                _ => {
+                    let mut texts = vec![h.passage.text.clone()];
+                    texts.extend(sentences.iter().map(|s| s.text.clone()));
+                    self.embedder.embed_passages(&texts)?
+                }
+            };
+            let chunk_cos = dot(query_vector, &vectors[0]);
+            let heading = h
+                .passage
+                .heading_path
+                .last()
+                .map(|s| s.trim().to_lowercase());
+            for (sentence, v) in sentences.into_iter().zip(&vectors[1..]) {
+                if heading.as_deref() == Some(sentence.text.trim().to_lowercase().as_str()) {
+                    continue;
+                }
+                let score = score_sentence(
+                    dot(query_vector, v),
+                    chunk_cos,
+                    hit,
+                    numeric_fit(question, &sentence.text),
+                );
+                scored.push(Scored {
+                    hit,
+                    sentence,
+                    score,
+                });
+            }
+        }
+        if scored.is_empty() {
+            return Ok(());
+        }
+        scored.sort_by(|a, b| b.score.total_cmp(&a.score));
+        for s in scored.iter().take(5) {
+            tracing::debug!(score = s.score, passage = s.hit, sentence = %s.sentence.text, "candidate");
+        }
+        let best = scored[0].score;
+        // A second sentence only when it is nearly as good: one precise quote beats two
+        // loose ones.
+        let chosen: Vec<Scored> = scored
+            .into_iter()
+            .take(self.config.answer.max_sentences)
+            .filter(|s| best - s.score <= 0.015)
+            .collect();
+        let (text, citations) = extractive_answer(answer.lang, &answer.passages, &chosen);
+        answer.text = text;
+        answer.citations = citations;
+        answer.abstained = false;
+        Ok(())
+    }
+
+    fn generate(
+        &self,
+        question: &str,
+        answer: &mut Answer,
+        cancel: Arc<AtomicBool>,
+        on_event: &mut dyn FnMut(AnswerEvent),
+    ) -> Result<()> {
+        let generator = self.generator()?;
+        let g = &self.config.generator;
+        // Exact token accounting: drop the weakest passages until the prompt fits.
+        let budget = (g.max_context as usize).saturating_sub(g.max_new_tokens);
+        let mut given = answer
+            .passages
+            .len()
+            .min(self.config.answer.prompt_passages);
+        let messages = loop {
+            let messages = prompt(question, answer.lang, &answer.passages[..given]);
+            let rendered = generator.render_prompt(&messages)?;
+            let tokens = generator.count_tokens(&rendered)?;
+            if tokens <= budget || given <= 1 {
+                break messages;
+            }
+            given -= 1;
+        };
+        let rx = generator.generate(messages, cancel);
+        let mut text = String::new();
+        for event in rx {
+            match event {
+                GenEvent::Token(piece) => {
+                    text.push_str(&piece);
+                    on_event(AnswerEvent::Token(piece));
+                }
+                GenEvent::Done(stats) => {
+                    answer.time_to_first_token_ms =
+                        Some(stats.time_to_first_token.as_secs_f64() * 1000.0);
+                    answer.tokens_per_second = Some(stats.tokens_per_second);
+                    break;
+                }
+                GenEvent::Error(e) => return Err(e.into()),
+            }
+        }
+        let (cleaned, citations) = check_citations(text.trim(), &answer.passages[..given]);
+        answer.abstained = cleaned.is_empty();
+        answer.text = if cleaned.is_empty() {
+            abstain_text(answer.lang).to_string()
+        } else {
+            cleaned
+        };
+        answer.citations = citations;
+        Ok(())
+    }
+}
+
+/// The generative prompt: a short instruction, the numbered passages, the question.
+/// Kept small on purpose: on 2 cores every prompt token costs time before the first
+/// answer token.
+pub fn prompt(question: &str, lang: tanya_ingest::Lang, hits: &[SearchHit]) -> Vec<ChatMessage> {
+    let language = match lang {
+        tanya_ingest::Lang::Ms => "Bahasa Malaysia",
+        tanya_ingest::Lang::En => "English",
+    };
+    let system = format!(
+        "You answer questions about an organisation's documents using only the numbered \
+         passages given. Cite the passage of every fact like [1]. If the passages do not \
+         contain the answer, say: \"{}\" Answer briefly in {language}.",
+        abstain_text(lang)
+    );
+    let mut user = String::from("Passages:\n");
+    for (i, h) in hits.iter().enumerate() {
+        let p = &h.passage;
+        user.push_str(&format!(
+            "[{}] ({}) {}\n",
+            i + 1,
+            p.location(),
+            p.text.trim()
+        ));
+    }
+    user.push_str(&format!("\nQuestion: {question}"));
+    vec![
+        ChatMessage {
+            role: Role::System,
+            content: system,
+        },
+        ChatMessage {
+            role: Role::User,
+            content: user,
+        },
+    ]
+}

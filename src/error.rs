@@ -1,0 +1,111 @@
+//! The core library's one error type.
+//!
+//! Every error is either the user's fault (bad input, a missing file, a model that was
+//! never installed) or ours (a store failed, a model crashed). [`Error::is_user_error`]
+//! tells them apart; the server maps that to an HTTP status in exactly one place and the
+//! CLI to an exit code.
+
+use std::path::PathBuf;
+
+use crate::models::generate::GenerateError;
+
+/// Result alias used throughout the core library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the core library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is invalid (a user error).
+    #[error("configuration error: {0}")]
+    Config(String),
+
+    /// A model file that should have been installed is missing.
+    #[error(
+        "model file not found: {path}\n  Install the models with: python3 scripts/install_models.py \
+         (or run ./quickstart.sh), or fix paths.models_dir in your config"
+    )]
+    ModelMissing { path: PathBuf },
+
+    /// A path given by the user does not exist.
+    #[error("path not found: {0}")]
+    PathNotFound(PathBuf),
+
+    /// The request itself is wrong (empty question, unknown mode, ...).
+    #[error("{0}")]
+    BadRequest(String),
+
+    /// The index was built with another embedder than the configured one.
+    #[error(
+        "the index at {data_dir} was built with embedder `{built_with}` but the configuration \
+         asks for `{configured}`; re-ingest into a new data directory or switch back"
+    )]
+    EmbedderMismatch {
+        data_dir: PathBuf,
+        built_with: String,
+        configured: String,
+    },
+
+    /// Another Tanya process holds the data directory.
+    #[error("the data directory {0} is in use by another Tanya process")]
+    Locked(PathBuf),
+
+    /// The embedding model failed.
+    #[error("embedding failed: {0}")]
+    Embed(String),
+
+    /// The language model failed.
+    #[error("generation failed: {0}")]
+    Generate(#[from] GenerateError),
+
+    /// The vector store failed.
+    #[error("vector store: {0}")]
+    Store(String),
+
+    /// The BM25 index failed.
+    #[error("BM25 index: {0}")]
+    Bm25(String),
+
+    /// Reading or writing a file failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// True when the error is the caller's fault (fix the input), false when it is ours.
+    pub fn is_user_error(&self) -> bool {
+        match self {
+            Error::Config(_)
+            | Error::ModelMissing { .. }
+            | Error::PathNotFound(_)
+            | Error::BadRequest(_)
+            | Error::EmbedderMismatch { .. }
+            | Error::Locked(_) => true,
+            Error::Generate(e) => matches!(
+                e,
+                GenerateError::ModelNotFound { .. }
+                    | GenerateError::InvalidConfig(_)
+                    | GenerateError::PromptTooLong { .. }
+                    | GenerateError::InvalidInput(_)
+            ),
+            Error::Embed(_) | Error::Store(_) | Error::Bm25(_) | Error::Io { .. } => false,
+        }
+    }
+
+    /// Wraps an I/O error with what we were doing.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+impl From<tantivy::TantivyError> for Error {
+    fn from(e: tantivy::TantivyError) -> Self {
+        Error::Bm25(e.to_string())
+    }
+}

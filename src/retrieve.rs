@@ -1,0 +1,202 @@
+//! Hybrid retrieval: dense (Qdrant) and BM25 (tantivy) candidates, each already
+//! restricted to what the caller may see, fused by reciprocal-rank fusion.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::collection::Collection;
+use crate::config::SearchConfig;
+use crate::error::{Error, Result};
+use crate::models::embed::Embedder;
+use crate::passage::{Access, Passage};
+
+/// Longest question accepted, in characters.
+pub const MAX_QUERY_CHARS: usize = 2000;
+
+/// One fused result.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchHit {
+    pub passage: Passage,
+    /// Fused RRF score.
+    pub score: f32,
+    /// 1-based rank and cosine similarity in the dense list, if it was there.
+    pub dense: Option<(usize, f32)>,
+    /// 1-based rank in the BM25 list and the weight of its vote (the squared share of
+    /// the question's words the passage contains), if it was there.
+    pub bm25: Option<(usize, f32)>,
+}
+
+/// The query and what retrieval found for it.
+#[derive(Debug, Clone)]
+pub struct Retrieval {
+    pub query_vector: Vec<f32>,
+    pub hits: Vec<SearchHit>,
+}
+
+/// Rejects empty and over-long questions with a clear message.
+pub fn check_query(query: &str) -> Result<&str> {
+    let q = query.trim();
+    if q.is_empty() {
+        return Err(Error::BadRequest("the question is empty".into()));
+    }
+    if q.chars().count() > MAX_QUERY_CHARS {
+        return Err(Error::BadRequest(format!(
+            "the question is longer than {MAX_QUERY_CHARS} characters"
+        )));
+    }
+    Ok(q)
+}
+
+/// Hybrid search for `query` as seen by `access`; returns the top `limit` fused hits.
+pub fn search(
+    collection: &Collection,
+    embedder: &Embedder,
+    config: &SearchConfig,
+    query: &str,
+    access: &Access,
+    limit: usize,
+) -> Result<Retrieval> {
+    let query = check_query(query)?;
+    let query_vector = embedder.embed_query(query)?;
+    let dense = collection.dense_search(&query_vector, access, config.dense_candidates)?;
+    let mut lexical = collection.bm25_search(query, access, config.bm25_candidates)?;
+    // BM25's vote counts in proportion to how much of the question a passage covers:
+    // a passage that shares only "days" and "employee" with the question (typical when
+    // the answer is in the other language) barely votes.
+    for (p, s) in lexical.iter_mut() {
+        *s = crate::answer::lexical_overlap(query, &p.text).powi(2);
+    }
+    let hits = fuse(
+        dense,
+        lexical,
+        &Fusion {
+            k: config.rrf_k,
+            dense_weight: config.dense_weight,
+            bm25_weight: config.bm25_weight,
+        },
+        limit,
+    );
+    Ok(Retrieval { query_vector, hits })
+}
+
+/// Parameters of weighted reciprocal-rank fusion.
+#[derive(Debug, Clone, Copy)]
+pub struct Fusion {
+    pub k: f32,
+    pub dense_weight: f32,
+    pub bm25_weight: f32,
+}
+
+impl Fusion {
+    /// Plain RRF with constant `k`.
+    pub fn plain(k: f32) -> Self {
+        Fusion {
+            k,
+            dense_weight: 1.0,
+            bm25_weight: 1.0,
+        }
+    }
+}
+
+/// Weighted reciprocal-rank fusion: score = Σ weight / (k + rank). Ties break on the
+/// dense score, then on the point id, so the order is deterministic.
+pub fn fuse(
+    dense: Vec<(Passage, f32)>,
+    lexical: Vec<(Passage, f32)>,
+    fusion: &Fusion,
+    limit: usize,
+) -> Vec<SearchHit> {
+    let k = fusion.k;
+    let mut by_id: HashMap<u64, SearchHit> = HashMap::new();
+    for (rank, (p, s)) in dense.into_iter().enumerate() {
+        let id = p.point_id;
+        let hit = by_id.entry(id).or_insert_with(|| SearchHit {
+            passage: p,
+            score: 0.0,
+            dense: None,
+            bm25: None,
+        });
+        if hit.dense.is_none() {
+            hit.dense = Some((rank + 1, s));
+            hit.score += fusion.dense_weight / (k + (rank + 1) as f32);
+        }
+    }
+    for (rank, (p, s)) in lexical.into_iter().enumerate() {
+        let id = p.point_id;
+        let hit = by_id.entry(id).or_insert_with(|| SearchHit {
+            passage: p,
+            score: 0.0,
+            dense: None,
+            bm25: None,
+        });
+        if hit.bm25.is_none() {
+            hit.bm25 = Some((rank + 1, s));
+            hit.score += fusion.bm25_weight * s / (k + (rank + 1) as f32);
+        }
+    }
+    let mut hits: Vec<SearchHit> = by_id.into_values().collect();
+    hits.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| {
+                let da = a.dense.map(|d| d.1).unwrap_or(f32::MIN);
+                let db = b.dense.map(|d| d.1).unwrap_or(f32::MIN);
+                db.total_cmp(&da)
+            })
+            .then_with(|| a.passage.point_id.cmp(&b.passage.point_id))
+    });
+    hits.truncate(limit);
+    hits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::contract_tests::passage;
+    use proptest::prelude::*;
+
+    fn p(i: u32) -> Passage {
+        passage("d", "v", i, &["public"])
+    }
+
+    #[test]
+    fn both_lists_beat_one() {
+        let dense = vec![(p(1), 0.9), (p(2), 0.8)];
+        let lexical = vec![(p(2), 1.0), (p(3), 0.5)];
+        let hits = fuse(dense, lexical, &Fusion::plain(60.0), 10);
+        assert_eq!(hits[0].passage.ordinal, 2);
+        assert_eq!(hits.len(), 3);
+        assert_eq!(hits[0].dense, Some((2, 0.8)));
+        assert_eq!(hits[0].bm25, Some((1, 1.0)));
+    }
+
+    #[test]
+    fn query_checks() {
+        assert!(check_query("  ").is_err());
+        assert!(check_query(&"a".repeat(MAX_QUERY_CHARS + 1)).is_err());
+        assert_eq!(check_query(" cuti ").unwrap(), "cuti");
+    }
+
+    proptest! {
+        #[test]
+        fn fusion_is_deterministic_and_bounded(
+            d in proptest::collection::vec((0u32..30, 0.0f32..1.0), 0..20),
+            l in proptest::collection::vec((0u32..30, 0.0f32..1.0), 0..20),
+            limit in 1usize..15,
+        ) {
+            let dense: Vec<_> = d.iter().map(|(i, s)| (p(*i), *s)).collect();
+            let lexical: Vec<_> = l.iter().map(|(i, s)| (p(*i), *s)).collect();
+            let a = fuse(dense.clone(), lexical.clone(), &Fusion::plain(60.0), limit);
+            let b = fuse(dense, lexical, &Fusion::plain(60.0), limit);
+            let ids = |h: &Vec<SearchHit>| h.iter().map(|x| x.passage.point_id).collect::<Vec<_>>();
+            prop_assert_eq!(ids(&a), ids(&b));
+            prop_assert!(a.len() <= limit);
+            let unique: std::collections::HashSet<_> = ids(&a).into_iter().collect();
+            prop_assert_eq!(unique.len(), a.len());
+            for w in a.windows(2) {
+                prop_assert!(w[0].score >= w[1].score);
+            }
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! The default vector store: an embedded Qdrant edge shard in the data directory.
+//!
+//! Chunks are points with one named multivector (the chunk and each of its sentences,
+//! compared by MaxSim, so a chunk scores by its best sentence) and the [`Passage`] as
+//! payload; keyword
+//! payload indexes on `doc_id`, `version` and `groups` keep filtered search fast. Writes
+//! go to the shard's WAL; [`VectorStore::flush`] makes them durable.
+
+use std::path::{Path, PathBuf};
+
+use qdrant_edge::{
+    Condition, CountRequest, CreateIndex, Distance, EdgeConfigBuilder, EdgeShard,
+    EdgeVectorParamsBuilder, FieldCondition, FieldIndexOperations, Filter, JsonPath, Match,
+    MatchValue, MultiVectorComparator, MultiVectorConfig, NamedQuery, Payload, PayloadFieldSchema,
+    PayloadSchemaType, PointId, PointInsertOperations, PointOperations, PointStructPersisted,
+    QueryEnum, QueryRequestBuilder, RetrieveRequest, ScoringQuery, UpdateOperation, ValueVariants,
+    Vector, VectorInternal, VectorStructInternal, VectorStructPersisted, WithPayloadInterface,
+    WithVector,
+};
+
+use super::VectorStore;
+use crate::error::{Error, Result};
+use crate::passage::{Access, Passage};
+
+const VECTOR: &str = "dense";
+const INDEXED_FIELDS: [&str; 3] = ["doc_id", "version", "groups"];
+
+/// A Qdrant edge shard holding Tanya's chunks.
+pub struct EdgeStore {
+    shard: EdgeShard,
+    path: PathBuf,
+}
+
+fn store_err(e: impl std::fmt::Display) -> Error {
+    Error::Store(e.to_string())
+}
+
+fn key(name: &str) -> JsonPath {
+    name.parse().expect("static payload key parses")
+}
+
+fn equals(field: &str, value: &str) -> Condition {
+    Condition::Field(FieldCondition::new_match(
+        key(field),
+        Match::Value(MatchValue {
+            value: ValueVariants::String(value.to_string()),
+        }),
+    ))
+}
+
+fn access_filter(access: &Access) -> Filter {
+    Filter {
+        should: Some(access.groups().map(|g| equals("groups", g)).collect()),
+        min_should: None,
+        must: None,
+        must_not: None,
+    }
+}
+
+fn document_filter(doc_id: &str, keep_version: Option<&str>) -> Filter {
+    Filter {
+        should: None,
+        min_should: None,
+        must: Some(vec![equals("doc_id", doc_id)]),
+        must_not: keep_version.map(|v| vec![equals("version", v)]),
+    }
+}
+
+impl EdgeStore {
+    /// Opens the shard in `dir`, creating it (with `dim`-dimensional cosine vectors and
+    /// the payload indexes) when the directory holds none.
+    pub fn open_in_dir(dir: &Path, dim: usize) -> Result<Self> {
+        let exists = dir.join("edge_config.json").is_file();
+        let shard = if exists {
+            EdgeShard::load(dir, None).map_err(store_err)?
+        } else {
+            let config = EdgeConfigBuilder::new()
+                .vector(
+                    VECTOR,
+                    EdgeVectorParamsBuilder::new(dim, Distance::Cosine)
+                        .multivector_config(MultiVectorConfig {
+                            comparator: MultiVectorComparator::MaxSim,
+                        })
+                        .build(),
+                )
+                .build();
+            EdgeShard::new(dir, config).map_err(store_err)?
+        };
+        let store = EdgeStore {
+            shard,
+            path: dir.to_path_buf(),
+        };
+        if !exists {
+            for field in INDEXED_FIELDS {
+                store
+                    .shard
+                    .update(UpdateOperation::FieldIndexOperation(
+                        FieldIndexOperations::CreateIndex(CreateIndex {
+                            field_name: key(field),
+                            field_schema: Some(PayloadFieldSchema::FieldType(
+                                PayloadSchemaType::Keyword,
+                            )),
+                        }),
+                    ))
+                    .map_err(store_err)?;
+            }
+            store.shard.flush().map_err(store_err)?;
+        }
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Builds the HNSW graph and merges segments (blocking; worth it after a big ingest).
+    pub fn optimize(&self) -> Result<()> {
+        self.shard.optimize().map_err(store_err)?;
+        Ok(())
+    }
+
+    fn count_filtered(&self, filter: Option<Filter>) -> Result<usize> {
+        self.shard
+            .count(CountRequest {
+                filter,
+                exact: true,
+            })
+            .map_err(store_err)
+    }
+}
+
+impl VectorStore for EdgeStore {
+    fn upsert(&self, items: &[(Passage, Vec<Vec<f32>>)]) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let points = items
+            .iter()
+            .map(|(p, v)| {
+                let payload = match serde_json::to_value(p).map_err(store_err)? {
+                    serde_json::Value::Object(map) => Payload(map),
+                    _ => unreachable!("a struct serialises to an object"),
+                };
+                let multi = Vector::new_multi(v.clone()).map_err(store_err)?;
+                let vector = VectorStructInternal::Named(
+                    [(VECTOR.to_string(), VectorInternal::from(multi))]
+                        .into_iter()
+                        .collect(),
+                );
+                Ok(PointStructPersisted {
+                    id: PointId::NumId(p.point_id),
+                    vector: VectorStructPersisted::from(vector),
+                    payload: Some(payload),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.shard
+            .update(UpdateOperation::PointOperation(
+                PointOperations::UpsertPoints(PointInsertOperations::PointsList(points)),
+            ))
+            .map_err(store_err)
+    }
+
+    fn delete_document(&self, doc_id: &str, keep_version: Option<&str>) -> Result<()> {
+        self.shard
+            .update(UpdateOperation::PointOperation(
+                PointOperations::DeletePointsByFilter(document_filter(doc_id, keep_version)),
+            ))
+            .map_err(store_err)
+    }
+
+    fn search(&self, vector: &[f32], access: &Access, limit: usize) -> Result<Vec<(Passage, f32)>> {
+        if access.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let request = QueryRequestBuilder::new(limit)
+            .query(ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery {
+                query: VectorInternal::from(
+                    Vector::new_multi(vec![vector.to_vec()]).map_err(store_err)?,
+                ),
+                using: Some(VECTOR.to_string()),
+            })))
+            .filter(access_filter(access))
+            .with_payload(WithPayloadInterface::Bool(true))
+            .build();
+        let hits = self.shard.query(request).map_err(store_err)?;
+        hits.into_iter()
+            .map(|hit| {
+                let payload = hit
+                    .payload
+                    .ok_or_else(|| Error::Store("a point came back without payload".into()))?;
+                let passage: Passage = serde_json::from_value(serde_json::Value::Object(payload.0))
+                    .map_err(|e| {
+                        Error::Store(format!("stored payload does not match Passage: {e}"))
+                    })?;
+                Ok((passage, hit.score))
+            })
+            .collect()
+    }
+
+    fn vectors(&self, ids: &[u64]) -> Result<std::collections::HashMap<u64, Vec<Vec<f32>>>> {
+        let request = RetrieveRequest {
+            point_ids: ids.iter().map(|&id| PointId::NumId(id)).collect(),
+            with_payload: Some(WithPayloadInterface::Bool(false)),
+            with_vector: Some(WithVector::Bool(true)),
+        };
+        let records = self.shard.retrieve(request).map_err(store_err)?;
+        let mut out = std::collections::HashMap::new();
+        for r in records {
+            let PointId::NumId(id) = r.id else { continue };
+            let Some(VectorStructInternal::Named(mut named)) = r.vector else {
+                continue;
+            };
+            if let Some(VectorInternal::MultiDense(m)) = named.remove(VECTOR) {
+                out.insert(id, m.multi_vectors().map(|v| v.to_vec()).collect());
+            }
+        }
+        Ok(out)
+    }
+
+    fn count_document(&self, doc_id: &str) -> Result<usize> {
+        self.count_filtered(Some(document_filter(doc_id, None)))
+    }
+
+    fn count(&self) -> Result<usize> {
+        self.count_filtered(None)
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.shard.flush().map_err(store_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edge_store_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EdgeStore::open_in_dir(&dir.path().join("vectors"), 8).unwrap();
+        super::super::contract_tests::run_all(&store, 8);
+    }
+
+    #[test]
+    fn reopen_keeps_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vectors");
+        {
+            let store = EdgeStore::open_in_dir(&path, 4).unwrap();
+            let p = super::super::contract_tests::passage("a", "v1", 0, &["public"]);
+            store
+                .upsert(&[(p, vec![vec![1.0, 0.0, 0.0, 0.0]])])
+                .unwrap();
+            store.flush().unwrap();
+        }
+        let store = EdgeStore::open_in_dir(&path, 4).unwrap();
+        assert_eq!(store.count().unwrap(), 1);
+        let access = Access::for_groups(["public"]).unwrap();
+        let hits = store.search(&[1.0, 0.0, 0.0, 0.0], &access, 3).unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].0.doc_id, "a");
+    }
+}

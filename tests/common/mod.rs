@@ -1,0 +1,117 @@
+//! Test harness: the real models, the real stores, the sample corpus.
+//!
+//! Models come from `scripts/install_models.py` (default `~/.cache/tanya/models`, or
+//! `TANYA_MODELS_DIR`); the corpus from `python3 scripts/make_samples.py` (default
+//! `samples/corpus`, or `TANYA_SAMPLES_DIR`). `scripts/test.sh` prepares both. A missing
+//! prerequisite fails the test with the command to run: nothing is silently skipped.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+use tanya::config::Config;
+use tanya::pipeline::{IngestOptions, IngestReport, Quiet};
+use tanya::Engine;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn models_dir() -> PathBuf {
+    let dir = std::env::var_os("TANYA_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tanya::config::expand_home(Path::new("~/.cache/tanya/models")));
+    assert!(
+        dir.join("multilingual-e5-small/model.onnx").is_file(),
+        "models are not installed in {}: run `python3 scripts/install_models.py` (or scripts/test.sh)",
+        dir.display()
+    );
+    dir
+}
+
+pub fn corpus_dir() -> PathBuf {
+    let dir = std::env::var_os("TANYA_SAMPLES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("samples/corpus"));
+    assert!(
+        dir.is_dir() && std::fs::read_dir(&dir).unwrap().count() > 0,
+        "the sample corpus is missing in {}: run `python3 scripts/make_samples.py` (or scripts/test.sh)",
+        dir.display()
+    );
+    dir
+}
+
+/// Configuration for a test: defaults, the installed models, a given data directory.
+pub fn config(data_dir: &Path) -> Config {
+    let mut c = Config::load_layers(None, Vec::new()).unwrap();
+    c.paths.models_dir = models_dir();
+    c.paths.data_dir = data_dir.to_path_buf();
+    c
+}
+
+pub struct Shared {
+    pub engine: Engine,
+    pub report: IngestReport,
+    _dir: tempfile::TempDir,
+}
+
+/// One engine with the whole sample corpus ingested, shared by the tests of this binary
+/// (embedding the corpus is the slow part; doing it once keeps the suite in minutes).
+pub fn corpus_engine() -> &'static Shared {
+    static SHARED: OnceLock<Shared> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(config(&dir.path().join("data"))).unwrap();
+        let report = engine
+            .ingest(
+                &corpus_dir(),
+                &IngestOptions {
+                    groups: vec!["public".into()],
+                },
+                &Quiet,
+            )
+            .unwrap();
+        Shared {
+            engine,
+            report,
+            _dir: dir,
+        }
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Question {
+    pub id: String,
+    pub question: String,
+    pub lang: String,
+    pub document: Option<String>,
+    pub page: Option<u32>,
+    pub evidence: Option<String>,
+    #[serde(default)]
+    pub expect: Vec<String>,
+    #[serde(default)]
+    pub abstain: bool,
+    #[serde(default)]
+    pub near_topic: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct Questions {
+    question: Vec<Question>,
+}
+
+pub fn questions() -> Vec<Question> {
+    let text = std::fs::read_to_string(root().join("tests/data/questions.toml")).unwrap();
+    toml::from_str::<Questions>(&text).unwrap().question
+}
+
+/// Runs the `tanya` binary with the test models and a data directory.
+pub fn tanya(data_dir: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tanya"));
+    cmd.env("TANYA__PATHS__MODELS_DIR", models_dir())
+        .env("TANYA__PATHS__DATA_DIR", data_dir)
+        .env_remove("TANYA_CONFIG");
+    cmd
+}

@@ -1,0 +1,429 @@
+//! End-to-end tests over the real models and stores: ingest the sample corpus, search,
+//! answer (both modes), incremental re-ingest, bad input, CLI errors.
+
+mod common;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use common::*;
+use tanya::config::AnswerMode;
+use tanya::passage::Access;
+use tanya::pipeline::{IngestOptions, Quiet};
+use tanya::Engine;
+
+fn public() -> Access {
+    Access::for_groups(["public"]).unwrap()
+}
+
+#[test]
+fn corpus_ingests_every_format() {
+    let shared = corpus_engine();
+    let r = &shared.report;
+    assert!(r.rejected.is_empty(), "rejected: {:?}", r.rejected);
+    assert!(r.indexed.len() >= 8, "indexed: {:?}", r.indexed);
+    let m = shared.engine.collection.manifest();
+    let formats: std::collections::HashSet<String> = m
+        .documents
+        .values()
+        .map(|d| format!("{:?}", d.format))
+        .collect();
+    for f in ["Pdf", "Docx", "Html", "Markdown", "Text"] {
+        assert!(formats.contains(f), "no {f} document in {formats:?}");
+    }
+    // Every document's chunks are all in both stores.
+    for (id, d) in m.documents.iter() {
+        let (v, b) = shared.engine.collection.chunk_counts(id).unwrap();
+        assert_eq!(
+            (v, b),
+            (d.chunks as usize, d.chunks as usize),
+            "{}",
+            d.rel_path
+        );
+    }
+}
+
+#[test]
+fn written_questions_find_their_document_in_top_3() {
+    let shared = corpus_engine();
+    let mut failures = Vec::new();
+    let qs: Vec<_> = questions().into_iter().filter(|q| !q.abstain).collect();
+    assert!(qs.len() >= 12, "need at least 12 answerable questions");
+    for q in &qs {
+        let r = shared.engine.search(&q.question, &public(), 3).unwrap();
+        let doc = q.document.as_deref().unwrap();
+        if !r.hits.iter().any(|h| h.passage.rel_path == doc) {
+            failures.push(format!(
+                "{} ({}): wanted {doc}, got {:?}",
+                q.id,
+                q.question,
+                r.hits
+                    .iter()
+                    .map(|h| h.passage.location())
+                    .collect::<Vec<_>>()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Share of written questions whose extractive answer must contain the fact and cite the
+/// right document and page. Not 100 %: multilingual-e5-small misses some questions asked
+/// in one language about a document in the other (measured misses are listed in
+/// docs/quality.md); the two headline questions must always pass.
+const EXTRACTIVE_FLOOR: f64 = 0.9;
+const MUST_PASS: [&str; 2] = ["leave-3y-ms", "leave-3y-en"];
+
+#[test]
+fn extractive_answers_contain_the_fact_and_cite_it() {
+    let shared = corpus_engine();
+    let mut failures = Vec::new();
+    let answerable: Vec<_> = questions().into_iter().filter(|q| !q.abstain).collect();
+    for q in &answerable {
+        let a = shared
+            .engine
+            .ask(
+                &q.question,
+                &public(),
+                AnswerMode::Extractive,
+                Arc::new(AtomicBool::new(false)),
+                &mut |_| {},
+            )
+            .unwrap();
+        let doc = q.document.as_deref().unwrap();
+        let has_fact = q.expect.iter().any(|e| a.text.contains(e.as_str()));
+        let cited = a
+            .citations
+            .iter()
+            .any(|c| c.rel_path == doc && (q.page.is_none() || c.page == q.page));
+        if a.abstained || !has_fact || !cited {
+            assert!(!MUST_PASS.contains(&q.id.as_str()), "{}: {}", q.id, a.text);
+            failures.push(format!(
+                "{} ({}): expected {:?} citing {doc} p.{:?}\n   got: {}\n   cites: {:?}",
+                q.id,
+                q.question,
+                q.expect,
+                q.page,
+                a.text,
+                a.citations
+                    .iter()
+                    .map(|c| (c.rel_path.clone(), c.page))
+                    .collect::<Vec<_>>()
+            ));
+        }
+        let lang = if q.lang == "ms" {
+            tanya_ingest::Lang::Ms
+        } else {
+            tanya_ingest::Lang::En
+        };
+        assert_eq!(a.lang, lang, "{}", q.id);
+    }
+    let passed = answerable.len() - failures.len();
+    println!("extractive: {passed}/{} correct", answerable.len());
+    for f in &failures {
+        println!("miss: {f}");
+    }
+    assert!(
+        passed as f64 >= EXTRACTIVE_FLOOR * answerable.len() as f64,
+        "{passed}/{} below the floor:\n{}",
+        answerable.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn unrelated_questions_abstain_in_their_language() {
+    let shared = corpus_engine();
+    let qs: Vec<_> = questions().into_iter().filter(|q| q.abstain).collect();
+    assert!(qs.len() >= 2);
+    for q in qs {
+        if q.near_topic {
+            let a = shared
+                .engine
+                .ask(
+                    &q.question,
+                    &public(),
+                    AnswerMode::Extractive,
+                    Arc::new(AtomicBool::new(false)),
+                    &mut |_| {},
+                )
+                .unwrap();
+            println!(
+                "near-topic {}: abstained={} relevance={:.4}",
+                q.id, a.abstained, a.relevance
+            );
+            continue;
+        }
+        let a = shared
+            .engine
+            .ask(
+                &q.question,
+                &public(),
+                AnswerMode::Extractive,
+                Arc::new(AtomicBool::new(false)),
+                &mut |_| {},
+            )
+            .unwrap();
+        assert!(a.abstained, "{} should abstain, got {}", q.question, a.text);
+        assert!(a.citations.is_empty());
+        let expected = if q.lang == "ms" {
+            "Dokumen yang ada tidak menyatakan"
+        } else {
+            "The documents do not say"
+        };
+        assert!(a.text.starts_with(expected), "{}", a.text);
+    }
+}
+
+#[test]
+fn access_groups_are_enforced_in_search() {
+    let shared = corpus_engine();
+    let nobody = Access::for_groups(["finance-only"]).unwrap();
+    let r = shared.engine.search("cuti tahunan", &nobody, 5).unwrap();
+    assert!(
+        r.hits.is_empty(),
+        "a caller outside every group saw {:?}",
+        r.hits.len()
+    );
+}
+
+#[test]
+fn generative_path_streams_and_parses_citations() {
+    let shared = corpus_engine();
+    let mut tokens = 0;
+    let mut saw_passages_first = false;
+    let a = shared
+        .engine
+        .ask(
+            "How many days of annual leave do I get after 3 years of service?",
+            &public(),
+            AnswerMode::Generative,
+            Arc::new(AtomicBool::new(false)),
+            &mut |ev| match ev {
+                tanya::answer::AnswerEvent::Passages(p) => {
+                    saw_passages_first = tokens == 0 && !p.is_empty()
+                }
+                tanya::answer::AnswerEvent::Token(_) => tokens += 1,
+            },
+        )
+        .unwrap();
+    assert!(
+        saw_passages_first,
+        "passages must be reported before tokens"
+    );
+    assert!(tokens > 0, "no tokens streamed");
+    assert_eq!(a.mode, AnswerMode::Generative);
+    assert!(a.time_to_first_token_ms.is_some() && a.tokens_per_second.is_some());
+    // Whatever the tiny model said, every surviving citation points at a given passage.
+    for c in &a.citations {
+        assert!(c.n >= 1 && c.n <= a.passages.len(), "{c:?}");
+    }
+    assert!(!a.text.is_empty());
+}
+
+#[test]
+fn reingest_is_incremental_and_follows_edits_and_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    std::fs::write(
+        docs.join("parking.md"),
+        "# Parking\n\nStaff parking costs RM 30 per month at the Bangsar office.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("canteen.txt"),
+        "Canteen\n\nThe canteen opens at 7.30 am and closes at 3 pm on weekdays.\n",
+    )
+    .unwrap();
+    let engine = Engine::open(config(&dir.path().join("data"))).unwrap();
+    let opts = IngestOptions {
+        groups: vec!["public".into()],
+    };
+    let r1 = engine.ingest(&docs, &opts, &Quiet).unwrap();
+    assert_eq!(r1.indexed.len(), 2);
+    assert!(r1.chunks_embedded >= 2);
+
+    let r2 = engine.ingest(&docs, &opts, &Quiet).unwrap();
+    assert_eq!(r2.chunks_embedded, 0, "unchanged corpus must embed nothing");
+    assert_eq!(r2.unchanged, 2);
+
+    std::fs::write(
+        docs.join("parking.md"),
+        "# Parking\n\nStaff parking costs RM 45 per month at the Bangsar office.\n",
+    )
+    .unwrap();
+    std::fs::remove_file(docs.join("canteen.txt")).unwrap();
+    let r3 = engine.ingest(&docs, &opts, &Quiet).unwrap();
+    assert_eq!(r3.indexed.len(), 1);
+    assert_eq!(r3.removed, vec!["canteen.txt".to_string()]);
+
+    let hits = engine
+        .search("parking fee per month", &public(), 5)
+        .unwrap()
+        .hits;
+    assert!(hits.iter().any(|h| h.passage.text.contains("RM 45")));
+    assert!(
+        !hits.iter().any(|h| h.passage.text.contains("RM 30")),
+        "old version still visible"
+    );
+    let hits = engine
+        .search("canteen opening hours", &public(), 5)
+        .unwrap()
+        .hits;
+    assert!(
+        !hits.iter().any(|h| h.passage.rel_path == "canteen.txt"),
+        "deleted file still found"
+    );
+    let m = engine.collection.manifest();
+    assert_eq!(m.documents.len(), 1);
+    let (id, entry) = m.documents.iter().next().unwrap();
+    assert_eq!(
+        engine.collection.chunk_counts(id).unwrap(),
+        (entry.chunks as usize, entry.chunks as usize),
+        "old chunks must be gone from both stores"
+    );
+}
+
+#[test]
+fn bad_files_are_skipped_with_reasons_and_the_rest_goes_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    std::fs::write(
+        docs.join("good.txt"),
+        "Good\n\nThe office closes at 5 pm on Fridays.\n",
+    )
+    .unwrap();
+    std::fs::write(docs.join("picture.png"), [0x89, b'P', b'N', b'G']).unwrap();
+    std::fs::write(
+        docs.join("broken.pdf"),
+        b"%PDF-1.4\n1 0 obj << /Type /Catalog >>\ntrailer\n%%EOF",
+    )
+    .unwrap();
+    std::fs::write(docs.join("fake.docx"), b"this is not a zip").unwrap();
+    // Malformed PDFs from other projects' fuzzers, some of which make parsers panic.
+    let corpora = root().join("../shared/corpora/malformed-pdf");
+    let mut copied = 0;
+    if let Ok(entries) = std::fs::read_dir(&corpora) {
+        for e in entries.flatten().take(15) {
+            let name = e.file_name();
+            if name.to_string_lossy().ends_with(".pdf") {
+                std::fs::copy(e.path(), docs.join(&name)).unwrap();
+                copied += 1;
+            }
+        }
+    }
+    let engine = Engine::open(config(&dir.path().join("data"))).unwrap();
+    let r = engine
+        .ingest(
+            &docs,
+            &IngestOptions {
+                groups: vec!["public".into()],
+            },
+            &Quiet,
+        )
+        .unwrap();
+    assert!(r.indexed.iter().any(|d| d.rel_path == "good.txt"));
+    let reason = |name: &str| {
+        r.rejected
+            .iter()
+            .find(|x| x.rel_path == name)
+            .map(|x| x.reason.clone())
+    };
+    assert_eq!(reason("picture.png").as_deref(), Some("unsupported"));
+    assert!(reason("broken.pdf").is_some());
+    assert!(reason("fake.docx").is_some());
+    assert_eq!(
+        r.indexed.len() + r.rejected.len(),
+        4 + copied,
+        "every file gets one outcome"
+    );
+    for x in &r.rejected {
+        assert!(!x.message.is_empty());
+    }
+    let hits = engine
+        .search("When does the office close on Friday?", &public(), 3)
+        .unwrap()
+        .hits;
+    assert_eq!(hits[0].passage.rel_path, "good.txt");
+}
+
+#[test]
+fn cli_answers_and_reports_errors_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let docs = dir.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    std::fs::write(
+        docs.join("leave.md"),
+        "# Leave\n\n## Annual leave\n\nEmployees with 3 to 5 years of service receive 18 days of annual leave per year.\n",
+    )
+    .unwrap();
+
+    let out = tanya(&data).args(["ingest"]).arg(&docs).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 indexed"));
+
+    let out = tanya(&data)
+        .args(["ask", "--json", "Berapa hari cuti tahunan selepas 4 tahun?"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["text"].as_str().unwrap().contains("18 days"), "{v}");
+    assert_eq!(v["lang"], "ms");
+    assert_eq!(v["citations"][0]["rel_path"], "leave.md");
+
+    // A missing path.
+    let out = tanya(&data)
+        .args(["ingest", "/no/such/folder"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("path not found: /no/such/folder"));
+
+    // An empty folder.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = tanya(&data).arg("ingest").arg(&empty).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("holds no files Tanya can read"));
+
+    // Missing models name the setup command.
+    let out = tanya(&dir.path().join("data2"))
+        .env("TANYA__PATHS__MODELS_DIR", dir.path().join("nomodels"))
+        .args(["search", "cuti"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("install_models.py"), "{err}");
+
+    // A bad configuration value.
+    let out = tanya(&data)
+        .env("TANYA__ANSWER__MODE", "poetry")
+        .args(["search", "cuti"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("poetry"));
+}
+
+#[test]
+fn second_process_on_same_data_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _engine = Engine::open(config(&data)).unwrap();
+    let out = tanya(&data).args(["search", "cuti"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another Tanya process"));
+}
