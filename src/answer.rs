@@ -246,8 +246,7 @@ pub fn split_sentences(text: &str) -> Vec<Sentence> {
                 .rev()
                 .collect::<String>()
                 .to_lowercase();
-            let abbreviation =
-                c == '.' && ABBREV.contains(&word.trim_matches(|c| c == '(').as_ref());
+            let abbreviation = c == '.' && ABBREV.contains(&word.trim_matches(|c| c == '('));
             if starts_new && !abbreviation {
                 push(&mut out, start, i + 1);
                 start = i + 1;
@@ -402,8 +401,8 @@ fn conditions(text: &str) -> Vec<Condition> {
     out
 }
 
-/// How well a sentence's numbers fit the question's: +1 when a condition the sentence
-/// states holds for a number in the question ("3 years" vs "2 to 5 years"), -1 when the
+/// How well a sentence's numbers fit the question's: +1 when the conditions the sentence
+/// states all hold for a number in the question ("3 years" vs "2 to 5 years"), -1 when the
 /// sentence states conditions and none holds, 0 when either side has no numbers.
 /// Policies are full of thresholds; embeddings cannot compare numbers.
 pub fn numeric_fit(question: &str, sentence: &str) -> f32 {
@@ -415,7 +414,8 @@ pub fn numeric_fit(question: &str, sentence: &str) -> f32 {
     if conds.is_empty() {
         return 0.0;
     }
-    if conds.iter().any(|c| qn.iter().any(|&n| c.holds(n))) {
+    // Conditions in one sentence are read together: "more than 5 but not exceeding 10".
+    if qn.iter().any(|&n| conds.iter().all(|c| c.holds(n))) {
         1.0
     } else {
         -1.0

@@ -211,12 +211,11 @@ impl Config {
         if self.search.top_k == 0 || self.search.top_k > 100 {
             return bad("search.top_k must be between 1 and 100".into());
         }
-        if !(self.search.dense_weight >= 0.0 && self.search.bm25_weight >= 0.0)
-            || self.search.dense_weight + self.search.bm25_weight <= 0.0
-        {
+        let (d, b) = (self.search.dense_weight, self.search.bm25_weight);
+        if d.is_nan() || b.is_nan() || d < 0.0 || b < 0.0 || d + b <= 0.0 {
             return bad("search.dense_weight and bm25_weight must be >= 0, not both 0".into());
         }
-        if !(self.search.rrf_k >= 1.0) {
+        if self.search.rrf_k.is_nan() || self.search.rrf_k < 1.0 {
             return bad("search.rrf_k must be at least 1".into());
         }
         if self.answer.passages == 0 || self.answer.passages > 50 {

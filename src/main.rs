@@ -83,6 +83,118 @@ enum Command {
     },
     /// Print the effective configuration.
     Config,
+    /// Measure search and answer latency (medians) and peak memory on the current index.
+    Bench {
+        /// A TOML file with [[question]] tables holding `question = "..."`.
+        #[arg(long, default_value = "tests/data/questions.toml")]
+        questions: PathBuf,
+        /// Repetitions of each search.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        /// Questions answered in generative mode (0 to skip).
+        #[arg(long, default_value_t = 3)]
+        generative: usize,
+        #[arg(long, value_delimiter = ',', default_value = "public")]
+        groups: Vec<String>,
+    },
+}
+
+#[derive(serde::Deserialize)]
+struct BenchQuestions {
+    question: Vec<BenchQuestion>,
+}
+
+#[derive(serde::Deserialize)]
+struct BenchQuestion {
+    question: String,
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    if xs.is_empty() {
+        return f64::NAN;
+    }
+    xs.sort_by(|a, b| a.total_cmp(b));
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
+
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn bench(
+    engine: &Engine,
+    questions: &[String],
+    runs: usize,
+    generative: usize,
+    access: &Access,
+) -> anyhow::Result<()> {
+    let mut search_ms = Vec::new();
+    for _ in 0..runs.max(1) {
+        for q in questions {
+            let t = Instant::now();
+            engine.search(q, access, engine.config.search.top_k)?;
+            search_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    let mut ask_ms = Vec::new();
+    for q in questions {
+        let t = Instant::now();
+        engine.ask(
+            q,
+            access,
+            AnswerMode::Extractive,
+            Arc::new(AtomicBool::new(false)),
+            &mut |_| {},
+        )?;
+        ask_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let (mut ttft, mut tps, mut total) = (Vec::new(), Vec::new(), Vec::new());
+    for q in questions.iter().take(generative) {
+        let t = Instant::now();
+        let a = engine.ask(
+            q,
+            access,
+            AnswerMode::Generative,
+            Arc::new(AtomicBool::new(false)),
+            &mut |_| {},
+        )?;
+        if let (Some(f), Some(s)) = (a.time_to_first_token_ms, a.tokens_per_second) {
+            ttft.push(f);
+            tps.push(s);
+            total.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    println!(
+        "questions: {}, search runs: {}",
+        questions.len(),
+        search_ms.len()
+    );
+    println!("search latency, median: {:.1} ms", median(search_ms));
+    println!(
+        "extractive answer (retrieval + answer), median: {:.1} ms",
+        median(ask_ms)
+    );
+    if !ttft.is_empty() {
+        println!(
+            "generative ({}): time to first token median {:.0} ms, {:.1} tokens/s, whole answer {:.0} ms",
+            engine.config.gguf_path().display(),
+            median(ttft),
+            median(tps),
+            median(total)
+        );
+    }
+    if let Some(rss) = peak_rss_mib() {
+        println!("peak RSS: {rss:.0} MiB");
+    }
+    Ok(())
 }
 
 fn main() {
@@ -221,6 +333,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 print_answer(&answer, streamed);
             }
             Ok(())
+        }
+        Command::Bench {
+            questions,
+            runs,
+            generative,
+            groups,
+        } => {
+            let access = Access::for_groups(groups)?;
+            let text = std::fs::read_to_string(&questions)
+                .with_context(|| format!("reading {}", questions.display()))?;
+            let qs: BenchQuestions = toml::from_str(&text)
+                .with_context(|| format!("parsing {}", questions.display()))?;
+            let qs: Vec<String> = qs.question.into_iter().map(|q| q.question).collect();
+            let engine = Engine::open(config)?;
+            bench(&engine, &qs, runs, generative, &access)
         }
         Command::Documents { json } => {
             let engine = Engine::open(config)?;
