@@ -107,32 +107,27 @@ pub fn fuse(
     fusion: &Fusion,
     limit: usize,
 ) -> Vec<SearchHit> {
-    let k = fusion.k;
     let mut by_id: HashMap<u64, SearchHit> = HashMap::new();
-    for (rank, (p, s)) in dense.into_iter().enumerate() {
-        let id = p.point_id;
-        let hit = by_id.entry(id).or_insert_with(|| SearchHit {
-            passage: p,
-            score: 0.0,
-            dense: None,
-            bm25: None,
-        });
-        if hit.dense.is_none() {
-            hit.dense = Some((rank + 1, s));
-            hit.score += fusion.dense_weight / (k + (rank + 1) as f32);
-        }
-    }
-    for (rank, (p, s)) in lexical.into_iter().enumerate() {
-        let id = p.point_id;
-        let hit = by_id.entry(id).or_insert_with(|| SearchHit {
-            passage: p,
-            score: 0.0,
-            dense: None,
-            bm25: None,
-        });
-        if hit.bm25.is_none() {
-            hit.bm25 = Some((rank + 1, s));
-            hit.score += fusion.bm25_weight * s / (k + (rank + 1) as f32);
+    let lists = [(dense, true), (lexical, false)];
+    for (list, is_dense) in lists {
+        for (rank, (p, s)) in list.into_iter().enumerate() {
+            let rank = rank + 1;
+            let hit = by_id.entry(p.point_id).or_insert_with(|| SearchHit {
+                passage: p,
+                score: 0.0,
+                dense: None,
+                bm25: None,
+            });
+            // A passage counts once per list, at its best rank.
+            let (slot, vote) = if is_dense {
+                (&mut hit.dense, fusion.dense_weight)
+            } else {
+                (&mut hit.bm25, fusion.bm25_weight * s)
+            };
+            if slot.is_none() {
+                *slot = Some((rank, s));
+                hit.score += vote / (fusion.k + rank as f32);
+            }
         }
     }
     let mut hits: Vec<SearchHit> = by_id.into_values().collect();
