@@ -12,4 +12,13 @@ python3 scripts/make_samples.py --out samples/corpus --quiet
 export TANYA_SAMPLES_DIR="$PWD/samples/corpus"
 cargo fmt --all -- --check
 cargo clippy --release --locked --workspace --all-targets -- -D warnings
-cargo test --release --locked --workspace
+# --all-targets: unit, integration and bench targets (the crates have no doc tests).
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --release --locked --workspace --all-targets 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
