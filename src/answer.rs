@@ -260,17 +260,45 @@ pub fn split_sentences(text: &str) -> Vec<Sentence> {
 
 /// Share of the question's content words (stemmed) that also occur in `text`.
 pub fn lexical_overlap(question: &str, text: &str) -> f32 {
-    let mut best: f32 = 0.0;
-    for analyzer in [Analyzer::Malay, Analyzer::English] {
-        let q: HashSet<String> = analyze(question, analyzer).into_iter().collect();
-        if q.is_empty() {
-            continue;
+    QuestionTerms::new(question).coverage(text)
+}
+
+/// A question's stemmed content words under both analysers, computed once so that
+/// scoring many passages against one question does not re-analyse it each time.
+#[derive(Debug, Clone)]
+pub struct QuestionTerms {
+    by_analyzer: [(Analyzer, HashSet<String>); 2],
+}
+
+impl QuestionTerms {
+    pub fn new(question: &str) -> Self {
+        let terms = |a| {
+            analyze(question, a)
+                .into_iter()
+                .collect::<HashSet<String>>()
+        };
+        QuestionTerms {
+            by_analyzer: [
+                (Analyzer::Malay, terms(Analyzer::Malay)),
+                (Analyzer::English, terms(Analyzer::English)),
+            ],
         }
-        let t: HashSet<String> = analyze(text, analyzer).into_iter().collect();
-        let shared = q.iter().filter(|w| t.contains(*w)).count();
-        best = best.max(shared as f32 / q.len() as f32);
     }
-    best
+
+    /// Share of the question's terms that occur in `text` (the better of the two
+    /// analysers).
+    pub fn coverage(&self, text: &str) -> f32 {
+        let mut best: f32 = 0.0;
+        for (analyzer, q) in &self.by_analyzer {
+            if q.is_empty() {
+                continue;
+            }
+            let t: HashSet<String> = analyze(text, *analyzer).into_iter().collect();
+            let shared = q.iter().filter(|w| t.contains(*w)).count();
+            best = best.max(shared as f32 / q.len() as f32);
+        }
+        best
+    }
 }
 
 /// A candidate sentence for an extractive answer.
@@ -406,43 +434,48 @@ fn conditions(text: &str) -> Vec<Condition> {
 /// sentence states conditions and none holds, 0 when either side has no numbers.
 /// Policies are full of thresholds; embeddings cannot compare numbers.
 pub fn numeric_fit(question: &str, sentence: &str) -> f32 {
-    let qn = numbers(question);
-    if qn.is_empty() {
-        return 0.0;
+    NumericQuestion::new(question).fit(sentence)
+}
+
+/// The numbers of a question, extracted once for scoring many sentences.
+#[derive(Debug, Clone)]
+pub struct NumericQuestion {
+    numbers: Vec<f64>,
+}
+
+impl NumericQuestion {
+    pub fn new(question: &str) -> Self {
+        NumericQuestion {
+            numbers: numbers(question),
+        }
     }
-    let conds = conditions(sentence);
-    if conds.is_empty() {
-        return 0.0;
-    }
-    // Conditions in one sentence are read together: "more than 5 but not exceeding 10".
-    if qn.iter().any(|&n| conds.iter().all(|c| c.holds(n))) {
-        1.0
-    } else {
-        -1.0
+
+    /// See [`numeric_fit`].
+    pub fn fit(&self, sentence: &str) -> f32 {
+        if self.numbers.is_empty() {
+            return 0.0;
+        }
+        let conds = conditions(sentence);
+        if conds.is_empty() {
+            return 0.0;
+        }
+        // Conditions in one sentence are read together: "more than 5 but not exceeding 10".
+        if self
+            .numbers
+            .iter()
+            .any(|&n| conds.iter().all(|c| c.holds(n)))
+        {
+            1.0
+        } else {
+            -1.0
+        }
     }
 }
 
-/// The text embedded for a sentence: its headings, then the sentence; `None` for
-/// fragments too short to answer anything (and for the headings themselves).
-pub fn sentence_in_context(heading_path: &[String], sentence: &str) -> Option<String> {
-    let words = sentence.split_whitespace().count();
-    if !(4..=120).contains(&words) {
-        return None;
-    }
-    let s = sentence.trim();
-    if heading_path.iter().any(|h| h.trim() == s) {
-        return None;
-    }
-    let context: Vec<&str> = heading_path
-        .iter()
-        .map(|h| h.trim())
-        .filter(|h| !h.is_empty() && !s.starts_with(*h))
-        .collect();
-    if context.is_empty() {
-        Some(s.to_string())
-    } else {
-        Some(format!("{}: {s}", context.join(" > ")))
-    }
+/// Whether a sentence is worth its own vector: fragments under 4 words answer nothing,
+/// and over 120 words it is a list or table that the chunk vector covers already.
+pub fn answerable_length(sentence: &str) -> bool {
+    (4..=120).contains(&sentence.split_whitespace().count())
 }
 
 /// Builds the extractive answer from the chosen sentences (best first).

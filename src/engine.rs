@@ -2,14 +2,15 @@
 //! the three things Tanya does — ingest, search, ask. The CLI and the server are thin
 //! layers over it.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::answer::{
-    abstain_text, best_relevance, check_citations, extractive_answer, numeric_fit, question_lang,
-    score_sentence, Answer, AnswerEvent, Scored,
+    abstain_text, best_relevance, check_citations, extractive_answer, question_lang,
+    score_sentence, Answer, AnswerEvent, NumericQuestion, Scored,
 };
 use crate::collection::Collection;
 use crate::config::{AnswerMode, Config};
@@ -156,16 +157,16 @@ impl Engine {
         // its sentences'); re-embedding happens only for chunks stored without them.
         let ids: Vec<u64> = answer.passages.iter().map(|h| h.passage.point_id).collect();
         let stored = self.collection.vectors(&ids)?;
+        let numeric = NumericQuestion::new(question);
         let mut scored: Vec<Scored> = Vec::new();
         for (hit, h) in answer.passages.iter().enumerate() {
             let sentences = crate::pipeline::passage_sentences(&h.passage.text);
-            let vectors = match stored.get(&h.passage.point_id) {
-                Some(v) if v.len() == sentences.len() + 1 => v.clone(),
-                _ => {
-                    let mut texts = vec![h.passage.text.clone()];
-                    texts.extend(sentences.iter().map(|s| s.text.clone()));
-                    self.embedder.embed_passages(&texts)?
-                }
+            let vectors: Cow<'_, [Vec<f32>]> = match stored.get(&h.passage.point_id) {
+                Some(v) if v.len() == sentences.len() + 1 => Cow::Borrowed(v),
+                _ => Cow::Owned(
+                    self.embedder
+                        .embed_passages(&crate::pipeline::chunk_texts(&h.passage.text))?,
+                ),
             };
             let chunk_cos = dot(query_vector, &vectors[0]);
             let heading = h
@@ -181,7 +182,7 @@ impl Engine {
                     dot(query_vector, v),
                     chunk_cos,
                     hit,
-                    numeric_fit(question, &sentence.text),
+                    numeric.fit(&sentence.text),
                 );
                 scored.push(Scored {
                     hit,

@@ -83,9 +83,12 @@ impl IngestObserver for Quiet {}
 /// languages (a 200-token chunk dilutes the one sentence that answers). Sentences are
 /// embedded without their headings: measured, headings in front cost two of 21
 /// cross-language questions their top-3 document (docs/quality.md).
-pub fn chunk_texts(chunk: &tanya_ingest::Chunk) -> Vec<String> {
-    let mut texts = vec![chunk.text.clone()];
-    texts.extend(passage_sentences(&chunk.text).into_iter().map(|s| s.text));
+///
+/// This is what the stored multivector holds, in order; the answerer re-embeds with it
+/// when a chunk's vectors are missing.
+pub fn chunk_texts(text: &str) -> Vec<String> {
+    let mut texts = vec![text.to_string()];
+    texts.extend(passage_sentences(text).into_iter().map(|s| s.text));
     texts
 }
 
@@ -93,15 +96,15 @@ pub fn chunk_texts(chunk: &tanya_ingest::Chunk) -> Vec<String> {
 pub fn passage_sentences(text: &str) -> Vec<crate::answer::Sentence> {
     crate::answer::split_sentences(text)
         .into_iter()
-        .filter(|s| crate::answer::sentence_in_context(&[], &s.text).is_some())
+        .filter(|s| crate::answer::answerable_length(&s.text))
         .collect()
 }
 
 /// Embeds every chunk's texts; batches are formed from texts of similar length so that
 /// little time goes into padding.
 fn embed_chunks(embedder: &Embedder, doc: &Document) -> Result<Vec<Vec<Vec<f32>>>> {
-    let per_chunk: Vec<Vec<String>> = doc.chunks.iter().map(chunk_texts).collect();
-    let mut flat: Vec<(usize, &str)> = per_chunk
+    let per_chunk: Vec<Vec<String>> = doc.chunks.iter().map(|c| chunk_texts(&c.text)).collect();
+    let flat: Vec<(usize, &str)> = per_chunk
         .iter()
         .enumerate()
         .flat_map(|(i, texts)| texts.iter().map(move |t| (i, t.as_str())))
@@ -118,7 +121,6 @@ fn embed_chunks(embedder: &Embedder, doc: &Document) -> Result<Vec<Vec<Vec<f32>>
     for (j, v) in by_pos.into_iter().enumerate() {
         out[flat[j].0].push(v.expect("every text embedded"));
     }
-    flat.clear();
     Ok(out)
 }
 

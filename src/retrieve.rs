@@ -64,8 +64,9 @@ pub fn search(
     // BM25's vote counts in proportion to how much of the question a passage covers:
     // a passage that shares only "days" and "employee" with the question (typical when
     // the answer is in the other language) barely votes.
+    let terms = crate::answer::QuestionTerms::new(query);
     for (p, s) in lexical.iter_mut() {
-        *s = crate::answer::lexical_overlap(query, &p.text).powi(2);
+        *s = terms.coverage(&p.text).powi(2);
     }
     let hits = fuse(
         dense,

@@ -80,16 +80,7 @@ fn extractive_answers_contain_the_fact_and_cite_it() {
     let mut failures = Vec::new();
     let answerable: Vec<_> = questions().into_iter().filter(|q| !q.abstain).collect();
     for q in &answerable {
-        let a = shared
-            .engine
-            .ask(
-                &q.question,
-                &public(),
-                AnswerMode::Extractive,
-                Arc::new(AtomicBool::new(false)),
-                &mut |_| {},
-            )
-            .unwrap();
+        let a = extractive(&shared.engine, &q.question);
         let doc = q.document.as_deref().unwrap();
         let has_fact = q.expect.iter().any(|e| a.text.contains(e.as_str()));
         let cited = a
@@ -137,33 +128,14 @@ fn unrelated_questions_abstain_in_their_language() {
     let qs: Vec<_> = questions().into_iter().filter(|q| q.abstain).collect();
     assert!(qs.len() >= 2);
     for q in qs {
+        let a = extractive(&shared.engine, &q.question);
         if q.near_topic {
-            let a = shared
-                .engine
-                .ask(
-                    &q.question,
-                    &public(),
-                    AnswerMode::Extractive,
-                    Arc::new(AtomicBool::new(false)),
-                    &mut |_| {},
-                )
-                .unwrap();
             println!(
                 "near-topic {}: abstained={} relevance={:.4}",
                 q.id, a.abstained, a.relevance
             );
             continue;
         }
-        let a = shared
-            .engine
-            .ask(
-                &q.question,
-                &public(),
-                AnswerMode::Extractive,
-                Arc::new(AtomicBool::new(false)),
-                &mut |_| {},
-            )
-            .unwrap();
         assert!(a.abstained, "{} should abstain, got {}", q.question, a.text);
         assert!(a.citations.is_empty());
         let expected = if q.lang == "ms" {

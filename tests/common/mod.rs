@@ -107,6 +107,20 @@ pub fn questions() -> Vec<Question> {
     toml::from_str::<Questions>(&text).unwrap().question
 }
 
+/// Answers `question` extractively as a member of "public".
+pub fn extractive(engine: &Engine, question: &str) -> tanya::answer::Answer {
+    let public = tanya::passage::Access::for_groups(["public"]).unwrap();
+    engine
+        .ask(
+            question,
+            &public,
+            tanya::config::AnswerMode::Extractive,
+            std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            &mut |_| {},
+        )
+        .unwrap()
+}
+
 /// Runs the `tanya` binary with the test models and a data directory.
 pub fn tanya(data_dir: &Path) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tanya"));
