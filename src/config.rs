@@ -73,6 +73,15 @@ pub enum AnswerMode {
     Generative,
 }
 
+impl AnswerMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnswerMode::Extractive => "extractive",
+            AnswerMode::Generative => "generative",
+        }
+    }
+}
+
 impl std::str::FromStr for AnswerMode {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
@@ -111,6 +120,14 @@ pub struct GeneratorSettings {
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     pub bind: String,
+    /// Host names (without port) a request's `Host` header may carry.
+    pub allowed_hosts: Vec<String>,
+    /// Largest accepted upload, in MiB.
+    pub max_upload_mb: u64,
+    /// Access groups of everyone using the HTTP API (searches and uploads).
+    pub groups: Vec<String>,
+    /// HTTP worker threads. 0 = one per CPU core.
+    pub workers: usize,
 }
 
 /// The SmolLM2 GGUF installed by the setup script, relative to the models directory.
@@ -244,6 +261,15 @@ impl Config {
                 "server.bind = `{}` is not an address like 127.0.0.1:8080",
                 self.server.bind
             ));
+        }
+        if self.server.allowed_hosts.is_empty() {
+            return bad("server.allowed_hosts must name at least one host".into());
+        }
+        if self.server.max_upload_mb == 0 {
+            return bad("server.max_upload_mb must be at least 1".into());
+        }
+        if self.server.groups.is_empty() {
+            return bad("server.groups must name at least one group".into());
         }
         Ok(self)
     }

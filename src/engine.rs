@@ -116,9 +116,26 @@ impl Engine {
         cancel: Arc<AtomicBool>,
         on_event: &mut dyn FnMut(AnswerEvent),
     ) -> Result<Answer> {
+        self.ask_follow_up(question, &[], access, mode, cancel, on_event)
+    }
+
+    /// [`Self::ask`] as a turn of a conversation: `history` holds the earlier turns,
+    /// oldest first. A short follow-up ("and after 6 years?") is searched together with
+    /// the previous question, and the generative prompt sees the previous turn.
+    pub fn ask_follow_up(
+        &self,
+        question: &str,
+        history: &[Turn],
+        access: &Access,
+        mode: AnswerMode,
+        cancel: Arc<AtomicBool>,
+        on_event: &mut dyn FnMut(AnswerEvent),
+    ) -> Result<Answer> {
         let started = Instant::now();
+        let question = crate::retrieve::check_query(question)?;
         let lang = question_lang(question);
-        let retrieval = self.search(question, access, self.config.answer.passages)?;
+        let query = follow_up_query(question, history);
+        let retrieval = self.search(&query, access, self.config.answer.passages)?;
         let retrieval_ms = started.elapsed().as_secs_f64() * 1000.0;
         let hits = retrieval.hits;
         on_event(AnswerEvent::Passages(hits.clone()));
@@ -142,10 +159,10 @@ impl Engine {
         }
         match mode {
             AnswerMode::Extractive => {
-                self.extract(question, &retrieval.query_vector, &mut answer)?;
+                self.extract(&query, &retrieval.query_vector, &mut answer)?;
             }
             AnswerMode::Generative => {
-                self.generate(question, &mut answer, cancel, on_event)?;
+                self.generate(question, history.last(), &mut answer, cancel, on_event)?;
             }
         }
         answer.answer_ms = t.elapsed().as_secs_f64() * 1000.0;
@@ -216,6 +233,7 @@ impl Engine {
     fn generate(
         &self,
         question: &str,
+        previous: Option<&Turn>,
         answer: &mut Answer,
         cancel: Arc<AtomicBool>,
         on_event: &mut dyn FnMut(AnswerEvent),
@@ -229,7 +247,12 @@ impl Engine {
             .len()
             .min(self.config.answer.prompt_passages);
         let messages = loop {
-            let messages = prompt(question, answer.lang, &answer.passages[..given]);
+            let mut messages = prompt(question, answer.lang, &answer.passages[..given]);
+            if let Some(turn) = previous {
+                // The previous turn goes between the instruction and the new question.
+                messages.insert(1, ChatMessage::user(turn.question.clone()));
+                messages.insert(2, ChatMessage::assistant(turn.answer.clone()));
+            }
             let rendered = generator.render_prompt(&messages)?;
             let tokens = generator.count_tokens(&rendered)?;
             if tokens <= budget || given <= 1 {
@@ -263,6 +286,31 @@ impl Engine {
         };
         answer.citations = citations;
         Ok(())
+    }
+}
+
+/// One earlier question and its answer in a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    pub question: String,
+    pub answer: String,
+}
+
+/// Follow-ups shorter than this many words are searched together with the previous
+/// question: "dan selepas 6 tahun?" alone names no topic.
+pub const FOLLOW_UP_WORDS: usize = 8;
+
+/// The text searched for `question` given the conversation so far.
+pub fn follow_up_query<'a>(question: &'a str, history: &[Turn]) -> Cow<'a, str> {
+    match history.last() {
+        Some(prev)
+            if question.split_whitespace().count() < FOLLOW_UP_WORDS
+                && prev.question.chars().count() + question.chars().count()
+                    < crate::retrieve::MAX_QUERY_CHARS =>
+        {
+            Cow::Owned(format!("{} {}", prev.question.trim(), question))
+        }
+        _ => Cow::Borrowed(question),
     }
 }
 

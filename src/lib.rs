@@ -17,6 +17,7 @@ pub mod models;
 pub mod passage;
 pub mod pipeline;
 pub mod retrieve;
+pub mod server;
 pub mod store;
 
 pub use engine::Engine;

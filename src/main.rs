@@ -76,6 +76,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the browser page, the JSON API and the OpenAI-compatible endpoint.
+    Serve {
+        /// Address to listen on (overrides server.bind), e.g. 127.0.0.1:8080; port 0
+        /// picks a free one.
+        #[arg(long)]
+        bind: Option<String>,
+    },
     /// List the indexed documents.
     Documents {
         #[arg(long)]
@@ -232,6 +239,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         config.paths.data_dir = dir;
     }
     match cli.command {
+        Command::Serve { bind } => {
+            let bind = bind.unwrap_or_else(|| config.server.bind.clone());
+            let engine = std::sync::Arc::new(Engine::open(config)?);
+            let documents = engine.collection.manifest().documents.len();
+            tanya::server::serve(engine, &bind, |addr| {
+                let shown = if addr.ip().is_unspecified() {
+                    format!("http://localhost:{}/", addr.port())
+                } else {
+                    format!("http://{addr}/")
+                };
+                println!("Tanya is serving on {shown}");
+                println!("  {documents} documents indexed; open the address in your browser. Ctrl+C stops.");
+                let _ = std::io::stdout().flush();
+            })?;
+            Ok(())
+        }
         Command::Config => {
             print!("{}", toml::to_string_pretty(&config)?);
             Ok(())

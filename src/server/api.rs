@@ -1,0 +1,225 @@
+//! The JSON API: ask (whole or streamed), search, info, health and metrics.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
+
+use super::answering::{self, answer_pieces, sse_event, CancelOnDrop, Job, Out, SseStream};
+use super::error::{ApiError, ErrorBody};
+use super::metrics::Gauges;
+use super::types::{
+    timings, AskRequest, AskResponse, CitationView, Health, Info, PassageView, SearchRequest,
+    SearchResponse,
+};
+use super::AppState;
+use crate::engine::Turn;
+
+/// Most passages one search may ask for.
+const MAX_SEARCH_LIMIT: usize = 50;
+
+fn check_collection(collection: Option<&str>) -> Result<(), ApiError> {
+    match collection {
+        None | Some("default") => Ok(()),
+        Some(other) => Err(ApiError::not_found(format!(
+            "no collection `{other}` (this server has one: `default`)"
+        ))),
+    }
+}
+
+/// Whether the client asked for server-sent events.
+pub fn wants_stream(req: &HttpRequest) -> bool {
+    req.headers()
+        .get_all(header::ACCEPT)
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/event-stream"))
+}
+
+pub fn event_stream<S>(body: S) -> HttpResponse
+where
+    S: futures_util::Stream<Item = Result<Bytes, std::convert::Infallible>> + 'static,
+{
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        // Tells reverse proxies not to buffer the stream.
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body)
+}
+
+#[utoipa::path(post, path = "/api/ask", tag = "answers",
+    request_body = AskRequest,
+    responses(
+        (status = 200, description = "the whole answer, or with `Accept: text/event-stream` the events passages, token*, citations, done", body = AskResponse),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn ask(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<AskRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    check_collection(body.collection.as_deref())?;
+    let (conversation_id, history) = state.conversations.resume(body.conversation_id.as_deref());
+    let job = Job::new(&state, &body.question, history, body.mode)?;
+    let question = job.question.clone();
+    let (rx, cancel) = answering::spawn(&state, job);
+
+    if !wants_stream(&req) {
+        let _guard = CancelOnDrop(cancel);
+        let answer = answering::finish(rx).await?;
+        record(&state, &conversation_id, &question, &answer);
+        return Ok(HttpResponse::Ok().json(AskResponse::new(conversation_id, &answer)));
+    }
+
+    let state = state.into_inner();
+    let mut streamed_tokens = false;
+    let format = move |out: Out| -> Vec<Bytes> {
+        match out {
+            Out::Passages(hits) => vec![sse_event(
+                "passages",
+                &serde_json::json!({
+                    "conversation_id": conversation_id,
+                    "passages": PassageView::from_hits(&hits),
+                }),
+            )],
+            Out::Token(text) => {
+                streamed_tokens = true;
+                vec![sse_event("token", &serde_json::json!({ "text": text }))]
+            }
+            Out::Finished(answer) => {
+                record(&state, &conversation_id, &question, &answer);
+                let mut frames = Vec::new();
+                if !streamed_tokens {
+                    for piece in answer_pieces(&answer.text) {
+                        frames.push(sse_event("token", &serde_json::json!({ "text": piece })));
+                    }
+                }
+                let citations: Vec<CitationView> =
+                    answer.citations.iter().map(CitationView::from).collect();
+                frames.push(sse_event(
+                    "citations",
+                    &serde_json::json!({
+                        "answer": answer.text,
+                        "abstained": answer.abstained,
+                        "citations": citations,
+                    }),
+                ));
+                frames.push(sse_event(
+                    "done",
+                    &serde_json::json!({
+                        "mode": answer.mode.as_str(),
+                        "lang": answer.lang.as_str(),
+                        "timings": timings(&answer),
+                    }),
+                ));
+                frames
+            }
+            Out::Failed(e) => vec![sse_event("error", &e.body())],
+        }
+    };
+    Ok(event_stream(SseStream::new(rx, cancel, format)))
+}
+
+/// Keeps the turn for follow-ups and counts the answer.
+pub fn record(
+    state: &AppState,
+    conversation_id: &str,
+    question: &str,
+    answer: &crate::answer::Answer,
+) {
+    state
+        .metrics
+        .answered(answer.mode.as_str(), answer.abstained);
+    state.conversations.record(
+        conversation_id,
+        Turn {
+            question: question.to_string(),
+            answer: answer.text.clone(),
+        },
+    );
+}
+
+#[utoipa::path(post, path = "/api/search", tag = "answers",
+    request_body = SearchRequest,
+    responses((status = 200, body = SearchResponse), (status = 400, body = ErrorBody)))]
+pub async fn search(
+    state: web::Data<AppState>,
+    body: web::Json<SearchRequest>,
+) -> Result<web::Json<SearchResponse>, ApiError> {
+    let body = body.into_inner();
+    check_collection(body.collection.as_deref())?;
+    let limit = body.limit.unwrap_or(state.engine.config.search.top_k);
+    if limit == 0 || limit > MAX_SEARCH_LIMIT {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_SEARCH_LIMIT}"
+        )));
+    }
+    crate::retrieve::check_query(&body.query)?;
+    let engine = Arc::clone(&state.engine);
+    let access = state.access.clone();
+    let started = Instant::now();
+    let retrieval = web::block(move || engine.search(&body.query, &access, limit)).await??;
+    Ok(web::Json(SearchResponse {
+        passages: PassageView::from_hits(&retrieval.hits),
+        took_ms: started.elapsed().as_secs_f64() * 1000.0,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/info", tag = "operations",
+    responses((status = 200, body = Info)))]
+pub async fn info(state: web::Data<AppState>) -> web::Json<Info> {
+    let config = &state.engine.config;
+    web::Json(Info {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        default_mode: config.answer.mode.as_str().to_string(),
+        generative_available: config.gguf_path().is_file(),
+        documents: state.engine.collection.manifest().documents.len(),
+        embedder: state.engine.embedder.identity(),
+        max_upload_mb: config.server.max_upload_mb,
+        max_question_chars: crate::retrieve::MAX_QUERY_CHARS,
+    })
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, body = Health)))]
+pub async fn healthz() -> web::Json<Health> {
+    web::Json(Health {
+        status: "ok".into(),
+    })
+}
+
+/// Ready when the index answers: a real (tiny) read of both stores through a search.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
+pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, ApiError> {
+    let engine = Arc::clone(&state.engine);
+    let access = state.access.clone();
+    web::block(move || engine.collection.bm25_search("tanya", &access, 1))
+        .await?
+        .map_err(|e| {
+            ApiError::new(
+                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                e.to_string(),
+            )
+        })?;
+    Ok(web::Json(Health {
+        status: "ready".into(),
+    }))
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let text = state.metrics.render(&Gauges {
+        queue_depth: state.uploads.depth(),
+        documents: state.engine.collection.manifest().documents.len(),
+        conversations: state.conversations.len(),
+        answering: state.answering.load(std::sync::atomic::Ordering::SeqCst),
+    });
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(text)
+}

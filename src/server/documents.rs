@@ -1,0 +1,671 @@
+//! Documents over HTTP: the list (indexed documents and uploads in flight), uploads
+//! streamed to disk under a size limit and ingested in the background one at a time,
+//! deletion, and the original file and its extracted text for the source viewer.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use actix_multipart::Multipart;
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::TryStreamExt;
+use tanya_ingest::{Format, ParseLimits};
+
+use super::error::ApiError;
+use super::metrics::Metrics;
+use super::types::{Deleted, DocumentList, DocumentText, DocumentView, PageSpan};
+use super::AppState;
+use crate::manifest::DocumentEntry;
+use crate::pipeline::{doc_id_for, IngestOptions, Quiet};
+use crate::Engine;
+
+/// Folder under the data directory where uploads are kept.
+pub const UPLOADS_DIR: &str = "uploads";
+/// Where an upload is written until it is complete.
+const INCOMING_DIR: &str = ".incoming";
+/// Multipart framing allowed on top of the file bytes when checking `Content-Length`.
+const MULTIPART_SLACK: u64 = 64 * 1024;
+/// Longest stored file name, in bytes.
+const MAX_NAME_BYTES: usize = 120;
+
+#[derive(Debug, Clone)]
+enum JobStatus {
+    Queued,
+    Indexing,
+    Rejected { reason: String, message: String },
+}
+
+#[derive(Debug, Clone)]
+struct Job {
+    name: String,
+    path: PathBuf,
+    size: u64,
+    format: Format,
+    status: JobStatus,
+}
+
+/// Uploads waiting for, in, or rejected by ingestion, and the worker that ingests them.
+pub struct Uploads {
+    dir: PathBuf,
+    jobs: Mutex<BTreeMap<String, Job>>,
+    queue: crossbeam_channel::Sender<String>,
+    depth: AtomicUsize,
+}
+
+impl Uploads {
+    /// Creates the uploads folder, starts the ingest worker and re-queues uploads that
+    /// were stored but never acknowledged (the server stopped while they waited).
+    pub fn start(engine: Arc<Engine>, metrics: Arc<Metrics>) -> crate::Result<Arc<Uploads>> {
+        let dir = engine.collection.dir().join(UPLOADS_DIR);
+        let incoming = dir.join(INCOMING_DIR);
+        std::fs::create_dir_all(&incoming)
+            .map_err(|e| crate::Error::io(format!("creating {}", incoming.display()), e))?;
+        // Half-written uploads of a previous run: never acknowledged, never queued.
+        if let Ok(entries) = std::fs::read_dir(&incoming) {
+            for e in entries.flatten() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        let dir = dir
+            .canonicalize()
+            .map_err(|e| crate::Error::io(format!("resolving {}", dir.display()), e))?;
+        let (tx, rx) = crossbeam_channel::unbounded::<String>();
+        let uploads = Arc::new(Uploads {
+            dir,
+            jobs: Mutex::new(BTreeMap::new()),
+            queue: tx,
+            depth: AtomicUsize::new(0),
+        });
+        let mut leftovers = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(&uploads.dir) {
+            for e in entries.flatten() {
+                let path = e.path();
+                if !path.is_file() {
+                    continue;
+                }
+                let id = doc_id_for(&path);
+                let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+                let acknowledged = engine
+                    .collection
+                    .manifest()
+                    .documents
+                    .get(&id)
+                    .is_some_and(|d| d.size == size);
+                if !acknowledged {
+                    leftovers.push(path);
+                }
+            }
+        }
+        let worker = Arc::clone(&uploads);
+        std::thread::Builder::new()
+            .name("tanya-uploads".into())
+            .spawn(move || worker.run(&engine, &metrics, rx))
+            .map_err(|e| crate::Error::io("starting the ingest worker", e))?;
+        for path in leftovers {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if let Some(format) = Format::from_path(&path) {
+                let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                tracing::info!(file = %name, "re-queueing an upload that was never indexed");
+                uploads.enqueue(name, path, size, format);
+            }
+        }
+        Ok(uploads)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Job>> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Uploads waiting to be ingested (queued or in progress).
+    pub fn depth(&self) -> usize {
+        self.depth.load(Ordering::Relaxed)
+    }
+
+    fn enqueue(&self, name: String, path: PathBuf, size: u64, format: Format) -> String {
+        let id = doc_id_for(&path);
+        let mut jobs = self.lock();
+        let already = matches!(jobs.get(&id).map(|j| &j.status), Some(JobStatus::Queued));
+        jobs.insert(
+            id.clone(),
+            Job {
+                name,
+                path,
+                size,
+                format,
+                status: JobStatus::Queued,
+            },
+        );
+        drop(jobs);
+        // A file re-uploaded while still queued is ingested once, in its latest form.
+        if !already {
+            self.depth.fetch_add(1, Ordering::Relaxed);
+            let _ = self.queue.send(id.clone());
+        }
+        id
+    }
+
+    fn run(&self, engine: &Engine, metrics: &Metrics, rx: crossbeam_channel::Receiver<String>) {
+        let options = IngestOptions {
+            groups: engine.config.server.groups.clone(),
+        };
+        for id in rx {
+            let path = {
+                let mut jobs = self.lock();
+                match jobs.get_mut(&id) {
+                    Some(job) if matches!(job.status, JobStatus::Queued) => {
+                        job.status = JobStatus::Indexing;
+                        Some(job.path.clone())
+                    }
+                    _ => None, // deleted while queued
+                }
+            };
+            let Some(path) = path else {
+                self.depth.fetch_sub(1, Ordering::Relaxed);
+                continue;
+            };
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                engine.ingest(&path, &options, &Quiet)
+            }));
+            let rejection = match outcome {
+                Ok(Ok(report)) => {
+                    for i in &report.indexed {
+                        metrics.ingested("indexed", i.chunks);
+                    }
+                    for _ in 0..report.unchanged {
+                        metrics.ingested("unchanged", 0);
+                    }
+                    report.rejected.first().map(|r| {
+                        metrics.ingested("rejected", 0);
+                        (r.reason.clone(), r.message.clone())
+                    })
+                }
+                Ok(Err(e)) => {
+                    metrics.ingested("rejected", 0);
+                    let reason = if e.is_user_error() {
+                        "rejected"
+                    } else {
+                        "error"
+                    };
+                    Some((reason.to_string(), e.to_string()))
+                }
+                Err(_) => {
+                    metrics.ingested("rejected", 0);
+                    Some((
+                        "error".into(),
+                        "the ingest worker failed on this file".into(),
+                    ))
+                }
+            };
+            let mut jobs = self.lock();
+            match rejection {
+                Some((reason, message)) => {
+                    tracing::warn!(file = %path.display(), %reason, %message, "upload rejected");
+                    // A rejected upload is not kept: nothing would ever use it.
+                    let _ = std::fs::remove_file(&path);
+                    if let Some(job) = jobs.get_mut(&id) {
+                        job.status = JobStatus::Rejected { reason, message };
+                    }
+                }
+                None => {
+                    // Indexed: the manifest is the record from now on.
+                    if matches!(jobs.get(&id).map(|j| &j.status), Some(JobStatus::Indexing)) {
+                        jobs.remove(&id);
+                    }
+                }
+            }
+            self.depth.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    fn is_upload(&self, source: &Path) -> bool {
+        source.starts_with(&self.dir)
+    }
+}
+
+fn view_of_entry(id: &str, e: &DocumentEntry, uploads: &Uploads) -> DocumentView {
+    DocumentView {
+        id: id.to_string(),
+        name: e.rel_path.clone(),
+        title: e.title.clone(),
+        format: e.format.as_str().to_string(),
+        lang: Some(e.lang.as_str().to_string()),
+        pages: e.pages,
+        chunks: Some(e.chunks),
+        size: e.size,
+        origin: if uploads.is_upload(&e.source) {
+            "upload"
+        } else {
+            "folder"
+        }
+        .to_string(),
+        status: "indexed".to_string(),
+        reason: None,
+        message: None,
+        ingested_at: Some(e.ingested_at),
+    }
+}
+
+fn apply_job(view: &mut DocumentView, job: &Job) {
+    let (status, reason, message) = match &job.status {
+        JobStatus::Queued => ("queued", None, None),
+        JobStatus::Indexing => ("indexing", None, None),
+        JobStatus::Rejected { reason, message } => {
+            ("rejected", Some(reason.clone()), Some(message.clone()))
+        }
+    };
+    view.status = status.to_string();
+    view.reason = reason;
+    view.message = message;
+    view.size = job.size;
+}
+
+fn view_of_job(id: &str, job: &Job) -> DocumentView {
+    let mut v = DocumentView {
+        id: id.to_string(),
+        name: job.name.clone(),
+        title: job.name.clone(),
+        format: job.format.as_str().to_string(),
+        lang: None,
+        pages: None,
+        chunks: None,
+        size: job.size,
+        origin: "upload".to_string(),
+        status: String::new(),
+        reason: None,
+        message: None,
+        ingested_at: None,
+    };
+    apply_job(&mut v, job);
+    v
+}
+
+/// Every document the caller may see, and every upload in flight.
+fn all_documents(state: &AppState) -> Vec<DocumentView> {
+    let mut out: BTreeMap<String, DocumentView> = BTreeMap::new();
+    {
+        let m = state.engine.collection.manifest();
+        for (id, e) in &m.documents {
+            if state.access.allows(&e.groups) {
+                out.insert(id.clone(), view_of_entry(id, e, &state.uploads));
+            }
+        }
+    }
+    for (id, job) in state.uploads.lock().iter() {
+        match out.get_mut(id) {
+            Some(v) => apply_job(v, job),
+            None => {
+                out.insert(id.clone(), view_of_job(id, job));
+            }
+        }
+    }
+    let mut docs: Vec<DocumentView> = out.into_values().collect();
+    docs.sort_by_key(|d| d.name.to_lowercase());
+    docs
+}
+
+fn find_document(state: &AppState, id: &str) -> Result<DocumentView, ApiError> {
+    all_documents(state)
+        .into_iter()
+        .find(|d| d.id == id)
+        .ok_or_else(|| ApiError::not_found(format!("no document with id `{id}`")))
+}
+
+/// The acknowledged entry of `id`, if the caller may see it.
+fn entry(state: &AppState, id: &str) -> Result<DocumentEntry, ApiError> {
+    state
+        .engine
+        .collection
+        .manifest()
+        .documents
+        .get(id)
+        .filter(|e| state.access.allows(&e.groups))
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("no indexed document with id `{id}`")))
+}
+
+#[utoipa::path(get, path = "/api/documents", tag = "documents",
+    responses((status = 200, body = DocumentList)))]
+pub async fn list(state: web::Data<AppState>) -> web::Json<DocumentList> {
+    web::Json(DocumentList {
+        documents: all_documents(&state),
+        queue_depth: state.uploads.depth(),
+    })
+}
+
+#[utoipa::path(get, path = "/api/documents/{id}", tag = "documents",
+    params(("id" = String, Path, description = "document id")),
+    responses((status = 200, body = DocumentView), (status = 404, body = super::error::ErrorBody)))]
+pub async fn get(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<web::Json<DocumentView>, ApiError> {
+    Ok(web::Json(find_document(&state, &id)?))
+}
+
+/// A safe file name for an upload: the last path component, without control characters,
+/// separators or leading dots, at most [`MAX_NAME_BYTES`].
+pub fn sanitize_name(raw: &str) -> Option<String> {
+    let last = raw.rsplit(['/', '\\']).next().unwrap_or("");
+    let mut name: String = last
+        .chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, ':' | '*' | '?' | '"' | '<' | '>' | '|') {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    name = name.trim().trim_start_matches('.').trim().to_string();
+    if name.len() > MAX_NAME_BYTES {
+        // Keep the extension: it decides the format.
+        let ext = Path::new(&name)
+            .extension()
+            .map(|e| e.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let keep = MAX_NAME_BYTES.saturating_sub(ext.len() + 1);
+        let mut stem: String = String::new();
+        for c in name.chars() {
+            if stem.len() + c.len_utf8() > keep {
+                break;
+            }
+            stem.push(c);
+        }
+        name = if ext.is_empty() {
+            stem
+        } else {
+            format!("{stem}.{ext}")
+        };
+    }
+    (!name.is_empty()).then_some(name)
+}
+
+fn multipart_error(e: actix_multipart::MultipartError) -> ApiError {
+    use actix_multipart::MultipartError as M;
+    match e {
+        M::ContentTypeMissing | M::ContentTypeParse | M::ContentTypeIncompatible => {
+            ApiError::unsupported("upload files as multipart/form-data, in parts named `file`")
+        }
+        other => ApiError::bad_request(format!("reading the upload: {other}")),
+    }
+}
+
+#[utoipa::path(post, path = "/api/documents", tag = "documents",
+    request_body(content_type = "multipart/form-data", description = "one or more parts named `file`"),
+    responses((status = 202, body = DocumentList),
+              (status = 413, body = super::error::ErrorBody),
+              (status = 415, body = super::error::ErrorBody)))]
+pub async fn upload(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let max = state.max_upload_bytes;
+    let limit_message = || {
+        format!(
+            "the upload is larger than the limit of {} MB",
+            state.engine.config.server.max_upload_mb
+        )
+    };
+    // Refuse on the declared length, before reading a byte of the body.
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > max + MULTIPART_SLACK {
+            return Err(ApiError::too_large(limit_message()));
+        }
+    }
+    let mut parts = Multipart::new(req.headers(), payload);
+    let incoming = state.uploads.dir.join(INCOMING_DIR);
+    let mut accepted = Vec::new();
+    let mut total: u64 = 0;
+    while let Some(mut field) = parts.try_next().await.map_err(multipart_error)? {
+        if field.name() != Some("file") {
+            continue; // other form fields are ignored (the stream skips their bytes)
+        }
+        let raw = field
+            .content_disposition()
+            .and_then(|cd| cd.get_filename())
+            .map(str::to_string)
+            .ok_or_else(|| ApiError::bad_request("a `file` part needs a file name"))?;
+        let name = sanitize_name(&raw)
+            .ok_or_else(|| ApiError::bad_request(format!("`{raw}` is not a usable file name")))?;
+        let format = Format::from_path(Path::new(&name)).ok_or_else(|| {
+            ApiError::unsupported(format!(
+                "`{name}` is not a format Tanya reads (PDF, DOCX, HTML, Markdown or text)"
+            ))
+        })?;
+        let part = incoming.join(format!("{}.part", uuid::Uuid::new_v4()));
+        let mut file = std::fs::File::create(&part)
+            .map_err(|e| ApiError::internal(format!("storing the upload: {e}")))?;
+        let cleanup = |e: ApiError| {
+            let _ = std::fs::remove_file(&part);
+            e
+        };
+        let mut size: u64 = 0;
+        loop {
+            let chunk = match field.try_next().await {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(e) => return Err(cleanup(multipart_error(e))),
+            };
+            size += chunk.len() as u64;
+            total += chunk.len() as u64;
+            if total > max {
+                return Err(cleanup(ApiError::too_large(limit_message())));
+            }
+            file.write_all(&chunk)
+                .map_err(|e| cleanup(ApiError::internal(format!("storing the upload: {e}"))))?;
+        }
+        file.sync_all()
+            .map_err(|e| cleanup(ApiError::internal(format!("storing the upload: {e}"))))?;
+        drop(file);
+        let dest = state.uploads.dir.join(&name);
+        std::fs::rename(&part, &dest)
+            .map_err(|e| cleanup(ApiError::internal(format!("storing the upload: {e}"))))?;
+        let id = state.uploads.enqueue(name, dest, size, format);
+        accepted.push(id);
+    }
+    if accepted.is_empty() {
+        return Err(ApiError::bad_request(
+            "no file in the upload: send multipart/form-data with parts named `file`",
+        ));
+    }
+    let docs = all_documents(&state);
+    let documents = accepted
+        .iter()
+        .filter_map(|id| docs.iter().find(|d| &d.id == id).cloned())
+        .collect();
+    Ok(HttpResponse::Accepted().json(DocumentList {
+        documents,
+        queue_depth: state.uploads.depth(),
+    }))
+}
+
+#[utoipa::path(delete, path = "/api/documents/{id}", tag = "documents",
+    params(("id" = String, Path, description = "document id")),
+    responses((status = 200, body = Deleted), (status = 404, body = super::error::ErrorBody),
+              (status = 409, body = super::error::ErrorBody)))]
+pub async fn delete(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<web::Json<Deleted>, ApiError> {
+    let id = id.into_inner();
+    let job = state.uploads.lock().get(&id).cloned();
+    if let Some(job) = &job {
+        if matches!(job.status, JobStatus::Indexing) {
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::CONFLICT,
+                "conflict",
+                "the document is being indexed; delete it when that is done",
+            ));
+        }
+    }
+    let acknowledged = entry(&state, &id).ok();
+    if job.is_none() && acknowledged.is_none() {
+        return Err(ApiError::not_found(format!("no document with id `{id}`")));
+    }
+    state.uploads.lock().remove(&id);
+    if let Some(e) = acknowledged {
+        let engine = Arc::clone(&state.engine);
+        let doc = id.clone();
+        web::block(move || -> crate::Result<()> {
+            engine.collection.remove_document(&doc)?;
+            engine.collection.finish()
+        })
+        .await??;
+        if state.uploads.is_upload(&e.source) {
+            let _ = std::fs::remove_file(&e.source);
+        }
+    } else if let Some(job) = job {
+        let _ = std::fs::remove_file(&job.path);
+    }
+    Ok(web::Json(Deleted { deleted: id }))
+}
+
+/// Content type and disposition of a served original: only PDFs are shown inline (to
+/// pdf.js); everything else is plain text or a download, never a page of this origin.
+fn source_type(format: Format) -> (&'static str, bool) {
+    match format {
+        Format::Pdf => ("application/pdf", true),
+        Format::Docx => (
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            false,
+        ),
+        Format::Html | Format::Markdown | Format::Text => ("text/plain; charset=utf-8", true),
+    }
+}
+
+#[utoipa::path(get, path = "/api/documents/{id}/source", tag = "documents",
+    params(("id" = String, Path, description = "document id")),
+    responses((status = 200, description = "the original file"),
+              (status = 404, body = super::error::ErrorBody)))]
+pub async fn source(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let e = entry(&state, &id)?;
+    let path = e.source.clone();
+    let bytes = web::block(move || std::fs::read(&path))
+        .await?
+        .map_err(|err| {
+            ApiError::not_found(format!(
+                "the original of `{}` is no longer at {}: {err}",
+                e.rel_path,
+                e.source.display()
+            ))
+        })?;
+    let (content_type, inline) = source_type(e.format);
+    let file_name = Path::new(&e.rel_path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "document".into());
+    let disposition = header::ContentDisposition {
+        disposition: if inline {
+            header::DispositionType::Inline
+        } else {
+            header::DispositionType::Attachment
+        },
+        parameters: vec![header::DispositionParam::Filename(file_name)],
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header(disposition)
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "sandbox; default-src 'none'",
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(bytes))
+}
+
+#[utoipa::path(get, path = "/api/documents/{id}/text", tag = "documents",
+    params(("id" = String, Path, description = "document id")),
+    responses((status = 200, body = DocumentText), (status = 404, body = super::error::ErrorBody)))]
+pub async fn text(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<web::Json<DocumentText>, ApiError> {
+    let e = entry(&state, &id)?;
+    let limits = ParseLimits {
+        max_file_bytes: state.engine.config.ingest.max_file_mb * 1024 * 1024,
+        ..ParseLimits::default()
+    };
+    let path = e.source.clone();
+    let format = e.format;
+    let parsed = web::block(move || -> Result<tanya_ingest::ParsedDocument, String> {
+        let bytes = std::fs::read(&path).map_err(|err| err.to_string())?;
+        tanya_ingest::parse(format, &bytes, &limits).map_err(|err| err.to_string())
+    })
+    .await?
+    .map_err(|err| {
+        ApiError::not_found(format!(
+            "the original of `{}` cannot be read: {err}",
+            e.rel_path
+        ))
+    })?;
+    let mut pages: Vec<PageSpan> = Vec::new();
+    let mut offset = 0usize;
+    for (i, b) in parsed.blocks.iter().enumerate() {
+        if i > 0 {
+            offset += 2;
+        }
+        let len = b.text.chars().count();
+        if let Some(page) = b.page {
+            match pages.last_mut() {
+                Some(last) if last.page == page => last.char_end = offset + len,
+                _ => pages.push(PageSpan {
+                    page,
+                    char_start: offset,
+                    char_end: offset + len,
+                }),
+            }
+        }
+        offset += len;
+    }
+    Ok(web::Json(DocumentText {
+        id: id.into_inner(),
+        title: e.title,
+        format: format.as_str().to_string(),
+        text: parsed.full_text(),
+        pages,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_sanitized() {
+        assert_eq!(sanitize_name("a.pdf").as_deref(), Some("a.pdf"));
+        assert_eq!(
+            sanitize_name("../../etc/passwd.txt").as_deref(),
+            Some("passwd.txt")
+        );
+        assert_eq!(sanitize_name("C:\\x\\evil.md").as_deref(), Some("evil.md"));
+        assert_eq!(sanitize_name("..hidden.txt").as_deref(), Some("hidden.txt"));
+        assert_eq!(
+            sanitize_name("a\u{0}b\nc.txt").as_deref(),
+            Some("a_b_c.txt")
+        );
+        assert_eq!(
+            sanitize_name("polisi cuti.pdf").as_deref(),
+            Some("polisi cuti.pdf")
+        );
+        assert!(sanitize_name("..").is_none());
+        assert!(sanitize_name("/").is_none());
+        let long = format!("{}.pdf", "é".repeat(200));
+        let s = sanitize_name(&long).unwrap();
+        assert!(s.len() <= MAX_NAME_BYTES && s.ends_with(".pdf"), "{s}");
+    }
+}

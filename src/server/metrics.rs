@@ -1,0 +1,209 @@
+//! Prometheus metrics in the text exposition format, kept by hand: a few counters and
+//! one latency histogram per route need no framework.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the latency histogram's buckets.
+const BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+#[derive(Default)]
+struct Histogram {
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    requests: BTreeMap<(String, String, u16), u64>,
+    latency: BTreeMap<String, Histogram>,
+    ingest: BTreeMap<String, u64>,
+    ingest_chunks: u64,
+    answers: BTreeMap<(String, bool), u64>,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+}
+
+/// Values read at scrape time.
+pub struct Gauges {
+    pub queue_depth: usize,
+    pub documents: usize,
+    pub conversations: usize,
+    pub answering: usize,
+}
+
+impl Metrics {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn request(&self, route: &str, method: &str, status: u16, took: Duration) {
+        let mut m = self.lock();
+        *m.requests
+            .entry((route.to_string(), method.to_string(), status))
+            .or_default() += 1;
+        let h = m.latency.entry(route.to_string()).or_default();
+        if h.counts.is_empty() {
+            h.counts = vec![0; BUCKETS.len()];
+        }
+        let s = took.as_secs_f64();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if s <= *b {
+                h.counts[i] += 1;
+            }
+        }
+        h.sum += s;
+        h.count += 1;
+    }
+
+    /// One file's ingest outcome (`indexed`, `rejected`, `unchanged`).
+    pub fn ingested(&self, outcome: &str, chunks: usize) {
+        let mut m = self.lock();
+        *m.ingest.entry(outcome.to_string()).or_default() += 1;
+        m.ingest_chunks += chunks as u64;
+    }
+
+    pub fn answered(&self, mode: &str, abstained: bool) {
+        *self
+            .lock()
+            .answers
+            .entry((mode.to_string(), abstained))
+            .or_default() += 1;
+    }
+
+    /// The exposition text.
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let m = self.lock();
+        let mut out = String::new();
+        let w = &mut out;
+        let _ = writeln!(
+            w,
+            "# HELP tanya_http_requests_total HTTP requests by route, method and status."
+        );
+        let _ = writeln!(w, "# TYPE tanya_http_requests_total counter");
+        for ((route, method, status), n) in &m.requests {
+            let _ = writeln!(
+                w,
+                "tanya_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{status}\"}} {n}",
+                escape(route),
+                escape(method)
+            );
+        }
+        let _ = writeln!(
+            w,
+            "# HELP tanya_http_request_duration_seconds Time to the response head, by route."
+        );
+        let _ = writeln!(w, "# TYPE tanya_http_request_duration_seconds histogram");
+        for (route, h) in &m.latency {
+            let route = escape(route);
+            for (b, n) in BUCKETS.iter().zip(&h.counts) {
+                let _ = writeln!(
+                    w,
+                    "tanya_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{b}\"}} {n}"
+                );
+            }
+            let _ = writeln!(
+                w,
+                "tanya_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                w,
+                "tanya_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                w,
+                "tanya_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                h.count
+            );
+        }
+        let _ = writeln!(
+            w,
+            "# HELP tanya_ingest_files_total Files ingested through the server, by outcome."
+        );
+        let _ = writeln!(w, "# TYPE tanya_ingest_files_total counter");
+        for outcome in ["indexed", "rejected", "unchanged"] {
+            let n = m.ingest.get(outcome).copied().unwrap_or(0);
+            let _ = writeln!(w, "tanya_ingest_files_total{{outcome=\"{outcome}\"}} {n}");
+        }
+        let _ = writeln!(
+            w,
+            "# HELP tanya_ingest_chunks_total Chunks embedded and stored by the server."
+        );
+        let _ = writeln!(w, "# TYPE tanya_ingest_chunks_total counter");
+        let _ = writeln!(w, "tanya_ingest_chunks_total {}", m.ingest_chunks);
+        let _ = writeln!(
+            w,
+            "# HELP tanya_answers_total Answers given, by mode and whether Tanya abstained."
+        );
+        let _ = writeln!(w, "# TYPE tanya_answers_total counter");
+        for ((mode, abstained), n) in &m.answers {
+            let _ = writeln!(
+                w,
+                "tanya_answers_total{{mode=\"{mode}\",abstained=\"{abstained}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            w,
+            "# HELP tanya_ingest_queue_depth Uploads waiting to be ingested."
+        );
+        let _ = writeln!(w, "# TYPE tanya_ingest_queue_depth gauge");
+        let _ = writeln!(w, "tanya_ingest_queue_depth {}", gauges.queue_depth);
+        let _ = writeln!(
+            w,
+            "# HELP tanya_documents Acknowledged (searchable) documents."
+        );
+        let _ = writeln!(w, "# TYPE tanya_documents gauge");
+        let _ = writeln!(w, "tanya_documents {}", gauges.documents);
+        let _ = writeln!(
+            w,
+            "# HELP tanya_conversations Conversations held in memory."
+        );
+        let _ = writeln!(w, "# TYPE tanya_conversations gauge");
+        let _ = writeln!(w, "tanya_conversations {}", gauges.conversations);
+        let _ = writeln!(w, "# HELP tanya_answers_in_flight Answers being worked on.");
+        let _ = writeln!(w, "# TYPE tanya_answers_in_flight gauge");
+        let _ = writeln!(w, "tanya_answers_in_flight {}", gauges.answering);
+        out
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let m = Metrics::default();
+        m.request("/api/ask", "POST", 200, Duration::from_millis(20));
+        m.request("/api/ask", "POST", 200, Duration::from_secs(3));
+        let text = m.render(&Gauges {
+            queue_depth: 2,
+            documents: 5,
+            conversations: 1,
+            answering: 0,
+        });
+        assert!(text.contains(
+            "tanya_http_requests_total{route=\"/api/ask\",method=\"POST\",status=\"200\"} 2"
+        ));
+        assert!(text.contains("route=\"/api/ask\",le=\"0.025\"} 1"));
+        assert!(text.contains("route=\"/api/ask\",le=\"5\"} 2"));
+        assert!(text.contains("route=\"/api/ask\",le=\"+Inf\"} 2"));
+        assert!(text.contains("tanya_ingest_queue_depth 2"));
+    }
+}

@@ -1,0 +1,355 @@
+//! An OpenAI-compatible chat endpoint, so that existing chat clients can use Tanya as
+//! their backend: the last user message is the question, the earlier turns are the
+//! conversation, and the answer comes from the documents with its sources.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::answering::{self, sse_data, CancelOnDrop, Job, Out, SseStream};
+use super::api::{event_stream, record, wants_stream};
+use super::error::{ApiError, ErrorBody};
+use super::types::CitationView;
+use super::AppState;
+use crate::answer::Answer;
+use crate::config::AnswerMode;
+use crate::engine::Turn;
+
+pub const MODEL_EXTRACTIVE: &str = "tanya-extractive";
+pub const MODEL_GENERATIVE: &str = "tanya-generative";
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ChatRequest {
+    /// `tanya-extractive`, `tanya-generative`, or anything else for the configured mode.
+    #[serde(default)]
+    pub model: Option<String>,
+    pub messages: Vec<ChatMessageIn>,
+    #[serde(default)]
+    pub stream: Option<bool>,
+    // Other options clients send (temperature, max_tokens, ...) are accepted and
+    // ignored: answers are grounded in the documents, not sampled.
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ChatMessageIn {
+    pub role: String,
+    #[schema(value_type = Object)]
+    pub content: Content,
+}
+
+/// Message content: a string, or the array-of-parts form newer clients send.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Content {
+    Text(String),
+    Parts(Vec<Part>),
+    Null(()),
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Part {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+impl Content {
+    fn text(&self) -> String {
+        match self {
+            Content::Text(s) => s.clone(),
+            Content::Parts(parts) => parts
+                .iter()
+                .filter(|p| p.kind == "text")
+                .filter_map(|p| p.text.clone())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Content::Null(()) => String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChatResponse {
+    pub id: String,
+    pub object: String,
+    pub created: u64,
+    pub model: String,
+    pub choices: Vec<Choice>,
+    pub usage: Usage,
+    /// Tanya's extension: the sources of the answer.
+    pub citations: Vec<CitationView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Choice {
+    pub index: u32,
+    pub message: MessageOut,
+    pub finish_reason: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageOut {
+    pub role: String,
+    pub content: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelList {
+    pub object: String,
+    pub data: Vec<ModelInfo>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelInfo {
+    pub id: String,
+    pub object: String,
+    pub created: u64,
+    pub owned_by: String,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[utoipa::path(get, path = "/v1/models", tag = "openai",
+    responses((status = 200, body = ModelList)))]
+pub async fn models(state: web::Data<AppState>) -> web::Json<ModelList> {
+    let mut ids = vec![MODEL_EXTRACTIVE];
+    if state.engine.config.gguf_path().is_file() {
+        ids.push(MODEL_GENERATIVE);
+    }
+    web::Json(ModelList {
+        object: "list".into(),
+        data: ids
+            .into_iter()
+            .map(|id| ModelInfo {
+                id: id.into(),
+                object: "model".into(),
+                created: 0,
+                owned_by: "tanya".into(),
+            })
+            .collect(),
+    })
+}
+
+/// The sources list appended to the answer text for clients that show only text.
+fn sources_text(answer: &Answer) -> String {
+    if answer.citations.is_empty() {
+        return String::new();
+    }
+    let heading = match answer.lang {
+        tanya_ingest::Lang::Ms => "Sumber",
+        tanya_ingest::Lang::En => "Sources",
+    };
+    let mut s = format!("\n\n{heading}:");
+    for c in &answer.citations {
+        s.push_str(&format!("\n[{}] {}", c.n, c.rel_path));
+        if let Some(p) = c.page {
+            s.push_str(&format!(", p. {p}"));
+        }
+        if let Some(h) = &c.heading {
+            s.push_str(&format!(" — {h}"));
+        }
+    }
+    s
+}
+
+/// The question and the earlier turns of an OpenAI-style message list.
+fn conversation(messages: &[ChatMessageIn]) -> Result<(String, Vec<Turn>), ApiError> {
+    let last_user = messages
+        .iter()
+        .rposition(|m| m.role == "user")
+        .ok_or_else(|| ApiError::bad_request("`messages` has no message with role `user`"))?;
+    let question = messages[last_user].content.text();
+    let mut history = Vec::new();
+    let mut pending: Option<String> = None;
+    for m in &messages[..last_user] {
+        match m.role.as_str() {
+            "user" => pending = Some(m.content.text()),
+            "assistant" => {
+                if let Some(q) = pending.take() {
+                    history.push(Turn {
+                        question: q,
+                        answer: m.content.text(),
+                    });
+                }
+            }
+            _ => {} // system prompts: Tanya's own instructions apply
+        }
+    }
+    if let Some(q) = pending {
+        history.push(Turn {
+            question: q,
+            answer: String::new(),
+        });
+    }
+    Ok((question, history))
+}
+
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "openai",
+    request_body = ChatRequest,
+    responses((status = 200, body = ChatResponse, description = "or `chat.completion.chunk` events with `stream: true`"),
+              (status = 400, body = ErrorBody)))]
+pub async fn chat(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<ChatRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let (question, history) = conversation(&body.messages)?;
+    let model = body
+        .model
+        .clone()
+        .unwrap_or_else(|| MODEL_EXTRACTIVE.into());
+    let mode = match model.as_str() {
+        MODEL_EXTRACTIVE => Some(AnswerMode::Extractive),
+        MODEL_GENERATIVE => Some(AnswerMode::Generative),
+        _ => None,
+    };
+    let job = Job::new(&state, &question, history, mode)?;
+    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+    let created = now();
+    let (rx, cancel) = answering::spawn(&state, job);
+    // A conversation id is not part of this protocol: each request carries its history.
+    let conversation_id = uuid::Uuid::new_v4().to_string();
+
+    if !body.stream.unwrap_or_else(|| wants_stream(&req)) {
+        let _guard = CancelOnDrop(cancel);
+        let answer = answering::finish(rx).await?;
+        record(&state, &conversation_id, &question, &answer);
+        return Ok(HttpResponse::Ok().json(ChatResponse {
+            id,
+            object: "chat.completion".into(),
+            created,
+            model,
+            choices: vec![Choice {
+                index: 0,
+                message: MessageOut {
+                    role: "assistant".into(),
+                    content: format!("{}{}", answer.text, sources_text(&answer)),
+                },
+                finish_reason: "stop".into(),
+            }],
+            usage: Usage {
+                prompt_tokens: 0,
+                completion_tokens: 0,
+                total_tokens: 0,
+            },
+            citations: answer.citations.iter().map(CitationView::from).collect(),
+        }));
+    }
+
+    let state = state.into_inner();
+    let mut streamed_tokens = false;
+    let chunk =
+        move |delta: serde_json::Value, finish: Option<&str>, extra: Option<serde_json::Value>| {
+            let mut v = serde_json::json!({
+                "id": id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            });
+            if let (Some(extra), Some(obj)) = (extra, v.as_object_mut()) {
+                obj.insert("citations".into(), extra);
+            }
+            sse_data(&v.to_string())
+        };
+    let format = move |out: Out| -> Vec<Bytes> {
+        match out {
+            Out::Passages(_) => vec![chunk(
+                serde_json::json!({"role": "assistant", "content": ""}),
+                None,
+                None,
+            )],
+            Out::Token(text) => {
+                streamed_tokens = true;
+                vec![chunk(serde_json::json!({ "content": text }), None, None)]
+            }
+            Out::Finished(answer) => {
+                record(&state, &conversation_id, &question, &answer);
+                let mut frames = Vec::new();
+                if !streamed_tokens {
+                    frames.push(chunk(
+                        serde_json::json!({ "content": answer.text }),
+                        None,
+                        None,
+                    ));
+                }
+                let sources = sources_text(&answer);
+                if !sources.is_empty() {
+                    frames.push(chunk(serde_json::json!({ "content": sources }), None, None));
+                }
+                let citations: Vec<CitationView> =
+                    answer.citations.iter().map(CitationView::from).collect();
+                frames.push(chunk(
+                    serde_json::json!({}),
+                    Some("stop"),
+                    Some(serde_json::to_value(citations).unwrap_or_default()),
+                ));
+                frames.push(sse_data("[DONE]"));
+                frames
+            }
+            Out::Failed(e) => vec![
+                sse_data(&serde_json::to_string(&e.body()).unwrap_or_default()),
+                sse_data("[DONE]"),
+            ],
+        }
+    };
+    Ok(event_stream(SseStream::new(rx, cancel, format)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(role: &str, content: &str) -> ChatMessageIn {
+        ChatMessageIn {
+            role: role.into(),
+            content: Content::Text(content.into()),
+        }
+    }
+
+    #[test]
+    fn the_last_user_message_is_the_question() {
+        let (q, history) = conversation(&[
+            msg("system", "be nice"),
+            msg("user", "q1"),
+            msg("assistant", "a1"),
+            msg("user", "q2"),
+        ])
+        .unwrap();
+        assert_eq!(q, "q2");
+        assert_eq!(
+            history,
+            vec![Turn {
+                question: "q1".into(),
+                answer: "a1".into()
+            }]
+        );
+        assert!(conversation(&[msg("system", "x")]).is_err());
+    }
+
+    #[test]
+    fn content_parts_are_joined() {
+        let c: Content = serde_json::from_str(
+            r#"[{"type":"text","text":"a"},{"type":"image_url"},{"type":"text","text":"b"}]"#,
+        )
+        .unwrap();
+        assert_eq!(c.text(), "a\nb");
+    }
+}
