@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
 # Installs the system packages Tanya needs to build and test (Debian/Ubuntu, as root or
 # with sudo). Idempotent: does nothing when everything is present.
+#   scripts/setup_system.sh            # build and run
+#   scripts/setup_system.sh --browser  # also Chromium, for the browser tests
 set -euo pipefail
 
 packages=(cmake libclang-dev clang pkg-config python3-venv poppler-utils fonts-dejavu-core)
+# Node.js and npm install the page's pdf.js (and the browser-test driver).
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
+if [ "${1:-}" = "--browser" ]; then
+  packages+=(chromium)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

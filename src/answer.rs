@@ -18,8 +18,8 @@ use crate::bm25::{analyze, Analyzer};
 use crate::config::AnswerMode;
 use crate::retrieve::SearchHit;
 
-/// A source an answer relies on.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A source an answer relies on (also the API's citation shape).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Citation {
     /// The number used in the answer text: `[n]`.
     pub n: usize,

@@ -12,7 +12,6 @@ use actix_web::http::{header, StatusCode};
 use actix_web::test::{self, TestRequest};
 use actix_web::web;
 use serde_json::{json, Value};
-use tanya::pipeline::{IngestOptions, Quiet};
 use tanya::server::{self, AppState};
 use tanya::Engine;
 
@@ -39,15 +38,7 @@ fn fixture() -> &'static Fixture {
         config.server.max_upload_mb = UPLOAD_LIMIT_MB;
         config.generator.max_new_tokens = 24;
         let engine = Engine::open(config).unwrap();
-        let report = engine
-            .ingest(
-                &docs,
-                &IngestOptions {
-                    groups: vec!["public".into()],
-                },
-                &Quiet,
-            )
-            .unwrap();
+        let report = common::ingest_public(&engine, &docs);
         assert_eq!(report.indexed.len(), 3, "{report:?}");
         let state = AppState::new(Arc::new(engine), None).unwrap();
         Fixture {
@@ -77,6 +68,19 @@ fn post_json(path: &str, body: Value) -> TestRequest {
         .uri(path)
         .insert_header((header::HOST, "localhost:8080"))
         .set_json(body)
+}
+
+/// A POST with a hand-made body and content type.
+fn raw_post(
+    path: &str,
+    content_type: impl Into<String>,
+    body: impl Into<bytes::Bytes>,
+) -> TestRequest {
+    TestRequest::post()
+        .uri(path)
+        .insert_header((header::HOST, "localhost"))
+        .insert_header((header::CONTENT_TYPE, content_type.into()))
+        .set_payload(body.into())
 }
 
 fn get(path: &str) -> TestRequest {
@@ -314,12 +318,7 @@ async fn search_returns_located_passages() {
 async fn bad_requests_get_clear_errors_in_one_shape() {
     let app = service!();
     // Malformed JSON names the problem.
-    let req = TestRequest::post()
-        .uri("/api/ask")
-        .insert_header((header::HOST, "localhost"))
-        .insert_header((header::CONTENT_TYPE, "application/json"))
-        .set_payload("{\"question\": ")
-        .to_request();
+    let req = raw_post("/api/ask", "application/json", "{\"question\": ").to_request();
     let (status, code, message) = error_of(test::call_service(&app, req).await).await;
     assert_eq!(
         (status, code.as_str()),
@@ -341,12 +340,7 @@ async fn bad_requests_get_clear_errors_in_one_shape() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(message.contains("qestion"), "{message}");
     // Not JSON at all.
-    let req = TestRequest::post()
-        .uri("/api/ask")
-        .insert_header((header::HOST, "localhost"))
-        .insert_header((header::CONTENT_TYPE, "text/plain"))
-        .set_payload("question")
-        .to_request();
+    let req = raw_post("/api/ask", "text/plain", "question").to_request();
     let (status, code, _) = error_of(test::call_service(&app, req).await).await;
     assert_eq!(
         (status, code.as_str()),
@@ -565,12 +559,7 @@ async fn uploads_are_ingested_in_the_background_and_can_be_deleted() {
     let fact = "Polisi Bilik Server\n\nKod akses bilik server ialah ZEBRA-7731. Kod ini ditukar \
                 setiap bulan oleh Jabatan Teknologi Maklumat.\n\n<script>window.__xss=1</script>\n";
     let (ct, body) = multipart(&[("bilik server.txt", fact.as_bytes())]);
-    let req = TestRequest::post()
-        .uri("/api/documents")
-        .insert_header((header::HOST, "localhost"))
-        .insert_header((header::CONTENT_TYPE, ct))
-        .set_payload(body)
-        .to_request();
+    let req = raw_post("/api/documents", ct, body).to_request();
     let res = test::call_service(&app, req).await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let accepted: Value = test::read_body_json(res).await;
@@ -650,24 +639,14 @@ async fn bad_uploads_are_refused_or_rejected_with_reasons() {
     // Over the limit while streaming (the declared length said nothing).
     let big = vec![b'a'; (UPLOAD_LIMIT_MB * 1024 * 1024 + 1) as usize];
     let (ct, body) = multipart(&[("big.txt", &big)]);
-    let req = TestRequest::post()
-        .uri("/api/documents")
-        .insert_header((header::HOST, "localhost"))
-        .insert_header((header::CONTENT_TYPE, ct))
-        .set_payload(body)
-        .to_request();
+    let req = raw_post("/api/documents", ct, body).to_request();
     let mut req = req;
     req.headers_mut().remove(header::CONTENT_LENGTH);
     let (status, _, _) = error_of(test::call_service(&app, req).await).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     // An unsupported type.
     let (ct, body) = multipart(&[("setup.exe", b"MZ\x90\x00")]);
-    let req = TestRequest::post()
-        .uri("/api/documents")
-        .insert_header((header::HOST, "localhost"))
-        .insert_header((header::CONTENT_TYPE, ct))
-        .set_payload(body)
-        .to_request();
+    let req = raw_post("/api/documents", ct, body).to_request();
     let (status, code, message) = error_of(test::call_service(&app, req).await).await;
     assert_eq!(
         (status, code.as_str()),
@@ -682,12 +661,7 @@ async fn bad_uploads_are_refused_or_rejected_with_reasons() {
     );
     // A text file calling itself a PDF is accepted, then rejected by the parser.
     let (ct, body) = multipart(&[("../../fake.pdf", b"this is not a pdf at all")]);
-    let req = TestRequest::post()
-        .uri("/api/documents")
-        .insert_header((header::HOST, "localhost"))
-        .insert_header((header::CONTENT_TYPE, ct))
-        .set_payload(body)
-        .to_request();
+    let req = raw_post("/api/documents", ct, body).to_request();
     let res = test::call_service(&app, req).await;
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let accepted: Value = test::read_body_json(res).await;

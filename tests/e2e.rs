@@ -287,15 +287,7 @@ fn bad_files_are_skipped_with_reasons_and_the_rest_goes_in() {
         }
     }
     let engine = Engine::open(config(&dir.path().join("data"))).unwrap();
-    let r = engine
-        .ingest(
-            &docs,
-            &IngestOptions {
-                groups: vec!["public".into()],
-            },
-            &Quiet,
-        )
-        .unwrap();
+    let r = common::ingest_public(&engine, &docs);
     assert!(r.indexed.iter().any(|d| d.rel_path == "good.txt"));
     let reason = |name: &str| {
         r.rejected

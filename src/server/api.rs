@@ -11,8 +11,7 @@ use super::answering::{self, answer_pieces, sse_event, CancelOnDrop, Job, Out, S
 use super::error::{ApiError, ErrorBody};
 use super::metrics::Gauges;
 use super::types::{
-    timings, AskRequest, AskResponse, CitationView, Health, Info, PassageView, SearchRequest,
-    SearchResponse,
+    timings, AskRequest, AskResponse, Health, Info, PassageView, SearchRequest, SearchResponse,
 };
 use super::AppState;
 use crate::engine::Turn;
@@ -96,8 +95,7 @@ pub async fn ask(
                         frames.push(sse_event("token", &serde_json::json!({ "text": piece })));
                     }
                 }
-                let citations: Vec<CitationView> =
-                    answer.citations.iter().map(CitationView::from).collect();
+                let citations = &answer.citations;
                 frames.push(sse_event(
                     "citations",
                     &serde_json::json!({

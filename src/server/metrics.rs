@@ -84,11 +84,12 @@ impl Metrics {
         let m = self.lock();
         let mut out = String::new();
         let w = &mut out;
-        let _ = writeln!(
+        family(
             w,
-            "# HELP tanya_http_requests_total HTTP requests by route, method and status."
+            "tanya_http_requests_total",
+            "counter",
+            "HTTP requests by route, method and status.",
         );
-        let _ = writeln!(w, "# TYPE tanya_http_requests_total counter");
         for ((route, method, status), n) in &m.requests {
             let _ = writeln!(
                 w,
@@ -97,84 +98,92 @@ impl Metrics {
                 escape(method)
             );
         }
-        let _ = writeln!(
+        family(
             w,
-            "# HELP tanya_http_request_duration_seconds Time to the response head, by route."
+            "tanya_http_request_duration_seconds",
+            "histogram",
+            "Time to the response head, by route.",
         );
-        let _ = writeln!(w, "# TYPE tanya_http_request_duration_seconds histogram");
         for (route, h) in &m.latency {
             let route = escape(route);
+            let name = "tanya_http_request_duration_seconds";
             for (b, n) in BUCKETS.iter().zip(&h.counts) {
-                let _ = writeln!(
-                    w,
-                    "tanya_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{b}\"}} {n}"
-                );
+                let _ = writeln!(w, "{name}_bucket{{route=\"{route}\",le=\"{b}\"}} {n}");
             }
             let _ = writeln!(
                 w,
-                "tanya_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                "{name}_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
                 h.count
             );
-            let _ = writeln!(
-                w,
-                "tanya_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                w,
-                "tanya_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
-                h.count
-            );
+            let _ = writeln!(w, "{name}_sum{{route=\"{route}\"}} {}", h.sum);
+            let _ = writeln!(w, "{name}_count{{route=\"{route}\"}} {}", h.count);
         }
-        let _ = writeln!(
+        family(
             w,
-            "# HELP tanya_ingest_files_total Files ingested through the server, by outcome."
+            "tanya_ingest_files_total",
+            "counter",
+            "Files ingested through the server, by outcome.",
         );
-        let _ = writeln!(w, "# TYPE tanya_ingest_files_total counter");
         for outcome in ["indexed", "rejected", "unchanged"] {
             let n = m.ingest.get(outcome).copied().unwrap_or(0);
             let _ = writeln!(w, "tanya_ingest_files_total{{outcome=\"{outcome}\"}} {n}");
         }
-        let _ = writeln!(
+        family(
             w,
-            "# HELP tanya_ingest_chunks_total Chunks embedded and stored by the server."
+            "tanya_answers_total",
+            "counter",
+            "Answers given, by mode and whether Tanya abstained.",
         );
-        let _ = writeln!(w, "# TYPE tanya_ingest_chunks_total counter");
-        let _ = writeln!(w, "tanya_ingest_chunks_total {}", m.ingest_chunks);
-        let _ = writeln!(
-            w,
-            "# HELP tanya_answers_total Answers given, by mode and whether Tanya abstained."
-        );
-        let _ = writeln!(w, "# TYPE tanya_answers_total counter");
         for ((mode, abstained), n) in &m.answers {
             let _ = writeln!(
                 w,
                 "tanya_answers_total{{mode=\"{mode}\",abstained=\"{abstained}\"}} {n}"
             );
         }
-        let _ = writeln!(
-            w,
-            "# HELP tanya_ingest_queue_depth Uploads waiting to be ingested."
-        );
-        let _ = writeln!(w, "# TYPE tanya_ingest_queue_depth gauge");
-        let _ = writeln!(w, "tanya_ingest_queue_depth {}", gauges.queue_depth);
-        let _ = writeln!(
-            w,
-            "# HELP tanya_documents Acknowledged (searchable) documents."
-        );
-        let _ = writeln!(w, "# TYPE tanya_documents gauge");
-        let _ = writeln!(w, "tanya_documents {}", gauges.documents);
-        let _ = writeln!(
-            w,
-            "# HELP tanya_conversations Conversations held in memory."
-        );
-        let _ = writeln!(w, "# TYPE tanya_conversations gauge");
-        let _ = writeln!(w, "tanya_conversations {}", gauges.conversations);
-        let _ = writeln!(w, "# HELP tanya_answers_in_flight Answers being worked on.");
-        let _ = writeln!(w, "# TYPE tanya_answers_in_flight gauge");
-        let _ = writeln!(w, "tanya_answers_in_flight {}", gauges.answering);
+        let singles: [(&str, &str, &str, u64); 5] = [
+            (
+                "tanya_ingest_chunks_total",
+                "counter",
+                "Chunks embedded and stored by the server.",
+                m.ingest_chunks,
+            ),
+            (
+                "tanya_ingest_queue_depth",
+                "gauge",
+                "Uploads waiting to be ingested.",
+                gauges.queue_depth as u64,
+            ),
+            (
+                "tanya_documents",
+                "gauge",
+                "Acknowledged (searchable) documents.",
+                gauges.documents as u64,
+            ),
+            (
+                "tanya_conversations",
+                "gauge",
+                "Conversations held in memory.",
+                gauges.conversations as u64,
+            ),
+            (
+                "tanya_answers_in_flight",
+                "gauge",
+                "Answers being worked on.",
+                gauges.answering as u64,
+            ),
+        ];
+        for (name, kind, help, value) in singles {
+            family(w, name, kind, help);
+            let _ = writeln!(w, "{name} {value}");
+        }
         out
     }
+}
+
+/// The HELP and TYPE lines of a metric family.
+fn family(w: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(w, "# HELP {name} {help}");
+    let _ = writeln!(w, "# TYPE {name} {kind}");
 }
 
 fn escape(s: &str) -> String {

@@ -241,7 +241,7 @@ async fn guard(
         types::SearchRequest,
         types::SearchResponse,
         types::PassageView,
-        types::CitationView,
+        crate::answer::Citation,
         types::Timings,
         types::DocumentView,
         types::DocumentList,

@@ -12,7 +12,6 @@ use utoipa::ToSchema;
 use super::answering::{self, sse_data, CancelOnDrop, Job, Out, SseStream};
 use super::api::{event_stream, record, wants_stream};
 use super::error::{ApiError, ErrorBody};
-use super::types::CitationView;
 use super::AppState;
 use crate::answer::Answer;
 use crate::config::AnswerMode;
@@ -81,7 +80,7 @@ pub struct ChatResponse {
     pub choices: Vec<Choice>,
     pub usage: Usage,
     /// Tanya's extension: the sources of the answer.
-    pub citations: Vec<CitationView>,
+    pub citations: Vec<crate::answer::Citation>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -249,7 +248,7 @@ pub async fn chat(
                 completion_tokens: 0,
                 total_tokens: 0,
             },
-            citations: answer.citations.iter().map(CitationView::from).collect(),
+            citations: answer.citations.clone(),
         }));
     }
 
@@ -294,8 +293,7 @@ pub async fn chat(
                 if !sources.is_empty() {
                     frames.push(chunk(serde_json::json!({ "content": sources }), None, None));
                 }
-                let citations: Vec<CitationView> =
-                    answer.citations.iter().map(CitationView::from).collect();
+                let citations = &answer.citations;
                 frames.push(chunk(
                     serde_json::json!({}),
                     Some("stop"),

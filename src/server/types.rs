@@ -99,37 +99,6 @@ fn snippet(text: &str) -> String {
     format!("{}…", cut.trim_end())
 }
 
-/// A source the answer relies on; `n` is the number of its `[n]` marker.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct CitationView {
-    pub n: usize,
-    pub doc_id: String,
-    pub rel_path: String,
-    pub title: String,
-    pub page: Option<u32>,
-    pub heading: Option<String>,
-    /// The cited words as they appear in the document.
-    pub quote: String,
-    pub char_start: usize,
-    pub char_end: usize,
-}
-
-impl From<&Citation> for CitationView {
-    fn from(c: &Citation) -> Self {
-        CitationView {
-            n: c.n,
-            doc_id: c.doc_id.clone(),
-            rel_path: c.rel_path.clone(),
-            title: c.title.clone(),
-            page: c.page,
-            heading: c.heading.clone(),
-            quote: c.quote.clone(),
-            char_start: c.char_start,
-            char_end: c.char_end,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Timings {
     pub retrieval_ms: f64,
@@ -148,7 +117,7 @@ pub struct AskResponse {
     pub mode: String,
     /// Language of the question and the answer: `ms` or `en`.
     pub lang: String,
-    pub citations: Vec<CitationView>,
+    pub citations: Vec<Citation>,
     pub passages: Vec<PassageView>,
     pub timings: Timings,
 }
@@ -161,7 +130,7 @@ impl AskResponse {
             abstained: a.abstained,
             mode: a.mode.as_str().to_string(),
             lang: a.lang.as_str().to_string(),
-            citations: a.citations.iter().map(CitationView::from).collect(),
+            citations: a.citations.clone(),
             passages: PassageView::from_hits(&a.passages),
             timings: timings(a),
         }

@@ -64,21 +64,26 @@ pub fn corpus_engine() -> &'static Shared {
     SHARED.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::open(config(&dir.path().join("data"))).unwrap();
-        let report = engine
-            .ingest(
-                &corpus_dir(),
-                &IngestOptions {
-                    groups: vec!["public".into()],
-                },
-                &Quiet,
-            )
-            .unwrap();
+        let report = ingest_public(&engine, &corpus_dir());
         Shared {
             engine,
             report,
             _dir: dir,
         }
     })
+}
+
+/// Ingests `path` for the "public" group.
+pub fn ingest_public(engine: &Engine, path: &Path) -> IngestReport {
+    engine
+        .ingest(
+            path,
+            &IngestOptions {
+                groups: vec!["public".into()],
+            },
+            &Quiet,
+        )
+        .unwrap()
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,530 @@
+// End-to-end tests of the browser page against the real `tanya serve`, driven through Debian's
+// Chromium with playwright-core (installed in web/node_modules: `cd web && npm ci`).
+//
+//   source scripts/env.sh && node --test tests/browser/
+//
+// The suite builds its own world: a temporary data directory, a folder with a few sample
+// documents ingested by `tanya ingest`, and `tanya serve --bind 127.0.0.1:0`. Screenshots go to
+// artifacts/browser/. Every request the page makes is recorded and must stay on the server's
+// origin; a Content-Security-Policy violation or an uncaught page error fails the run.
+//
+// Environment:
+//   TANYA_BIN               the binary (default ~/.cache/tanya/target/release/tanya)
+//   TANYA_SAMPLES_DIR       the sample corpus (default samples/corpus; made by
+//                           `python3 scripts/make_samples.py --out samples/corpus --quiet`)
+//   TANYA_BROWSER_BASE_URL  test an already running server (or a mock) instead of spawning one
+//   CHROMIUM                the browser (default /usr/bin/chromium)
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const require = createRequire(path.join(ROOT, 'web', 'package.json'));
+const { chromium } = require('playwright-core');
+
+const BIN = process.env.TANYA_BIN || path.join(os.homedir(), '.cache/tanya/target/release/tanya');
+const SAMPLES = process.env.TANYA_SAMPLES_DIR || path.join(ROOT, 'samples/corpus');
+const BASE_OVERRIDE = process.env.TANYA_BROWSER_BASE_URL;
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const ARTIFACTS = path.join(ROOT, 'artifacts', 'browser');
+const SAMPLE_FILES = ['cuti-tahunan.pdf', 'cuti-sakit.docx', 'travel-claims.pdf'];
+
+const Q_LEAVE = 'Berapa hari cuti tahunan selepas 3 tahun berkhidmat?';
+const ANSWER_TIMEOUT = 90_000; // generation on a busy 2-core machine: ~7 s to the first token
+const LAUNCH_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  // Without these Chromium keeps calling home, which a closed network answers with errors.
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+let base; // "http://127.0.0.1:PORT"
+let origin;
+let server; // the spawned `tanya serve`
+let serverLog = '';
+let workDir;
+let browser;
+const requests = []; // {test, url, method}
+const violations = []; // CSP violations, from the page and from Chromium's console
+const pageErrors = [];
+const consoleErrors = [];
+let currentTest = '(setup)';
+
+// ---- the server ---------------------------------------------------------------------------
+
+function run(cmd, args, { env, timeoutMs }) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else reject(new Error(`${path.basename(cmd)} ${args.join(' ')} exited ${code ?? signal}:\n${out}`));
+    });
+  });
+}
+
+async function startServer() {
+  assert.ok(
+    fs.existsSync(BIN),
+    `no tanya binary at ${BIN}: build it (scripts/test.sh) or set TANYA_BIN (source scripts/env.sh)`,
+  );
+  for (const f of SAMPLE_FILES) {
+    assert.ok(
+      fs.existsSync(path.join(SAMPLES, f)),
+      `missing ${f} in ${SAMPLES}: python3 scripts/make_samples.py --out samples/corpus --quiet`,
+    );
+  }
+  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tanya-browser-'));
+  const dataDir = path.join(workDir, 'data');
+  const docsDir = path.join(workDir, 'docs');
+  fs.mkdirSync(docsDir);
+  for (const f of SAMPLE_FILES) fs.copyFileSync(path.join(SAMPLES, f), path.join(docsDir, f));
+
+  const env = { ...process.env, TANYA__GENERATOR__MAX_NEW_TOKENS: '40' };
+  await run(BIN, ['--data-dir', dataDir, 'ingest', docsDir], { env, timeoutMs: 300_000 });
+
+  server = spawn(BIN, ['--data-dir', dataDir, 'serve', '--bind', '127.0.0.1:0'], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  base = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no URL from tanya serve in 120 s:\n${serverLog}`)), 120_000);
+    // "Tanya is serving on http://127.0.0.1:PORT/" (looked for on stderr too, should logging move).
+    const scan = (d) => {
+      serverLog += d;
+      const m = /http:\/\/127\.0\.0\.1:\d+/.exec(serverLog);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[0]);
+      }
+    };
+    server.stdout.on('data', scan);
+    server.stderr.on('data', scan);
+    server.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`tanya serve exited ${code} before serving:\n${serverLog}`));
+    });
+  });
+  // The URL is printed before the models may be loaded: wait for readiness.
+  const deadline = Date.now() + 180_000;
+  for (;;) {
+    try {
+      if ((await fetch(`${base}/readyz`)).ok) break;
+    } catch {
+      // not listening yet
+    }
+    assert.ok(Date.now() < deadline, `tanya serve not ready within 180 s:\n${serverLog}`);
+    await sleep(500);
+  }
+}
+
+async function stopServer() {
+  if (server && server.exitCode !== null) {
+    console.error(`tanya serve had exited (${server.exitCode}); its last output:\n${serverLog.slice(-4000)}`);
+  } else if (server) {
+    const exited = new Promise((r) => server.once('exit', r));
+    server.kill('SIGTERM');
+    const timer = setTimeout(() => server.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+  if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
+}
+
+// ---- the browser --------------------------------------------------------------------------
+
+/** A fresh context and page, with every request, CSP violation and page error recorded. */
+async function openPage({ viewport = { width: 1280, height: 860 }, locale = 'ms-MY' } = {}) {
+  const context = await browser.newContext({ viewport, locale, acceptDownloads: false });
+  await context.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || '(inline)'}`);
+    });
+  });
+  const page = await context.newPage();
+  page.on('request', (r) => requests.push({ test: currentTest, url: r.url(), method: r.method() }));
+  page.on('console', (m) => {
+    const text = m.text();
+    if (/Content[- ]Security[- ]Policy|CSP violation/i.test(text)) violations.push(`${currentTest}: ${text}`);
+    else if (m.type() === 'error') consoleErrors.push(`${currentTest}: ${text}`);
+  });
+  page.on('pageerror', (e) => pageErrors.push(`${currentTest}: ${e.message}`));
+  await page.goto(`${base}/`);
+  await page.locator('#doc-list .doc').first().waitFor({ timeout: 30_000 });
+  return page;
+}
+
+/** A screenshot of what the user sees (the composer is sticky, so a full-page capture would
+ * show it over the middle of the thread), or of the whole page with `full`. */
+async function shot(page, name, { full = false, scrollTo } = {}) {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  const file = path.join(ARTIFACTS, `${name}.png`);
+  if (scrollTo) await scrollTo.evaluate((e) => e.scrollIntoView({ block: 'start' }));
+  await page.screenshot({ path: file, fullPage: full });
+  return path.relative(ROOT, file);
+}
+
+/** Ask `question` in `mode` and wait for the turn to finish; returns the turn's locator. */
+async function ask(page, question, { mode = 'extractive', wait = true, submit = 'enter' } = {}) {
+  await page.locator(`input[name="mode"][value="${mode}"]`).check();
+  const turns = await page.locator('#thread > .turn').count();
+  await page.locator('#question').fill(question);
+  if (submit === 'enter') await page.locator('#question').press('Enter');
+  else await page.locator('#ask-button').click();
+  const turn = page.locator('#thread > .turn').nth(turns);
+  await turn.waitFor();
+  if (wait) await finished(turn);
+  return turn;
+}
+
+async function finished(turn) {
+  await turn.page().waitForFunction(
+    (el) => ['done', 'error', 'stopped'].includes(el.dataset.state),
+    await turn.elementHandle(),
+    { timeout: ANSWER_TIMEOUT },
+  );
+  const state = await turn.getAttribute('data-state');
+  if (state === 'error') {
+    assert.fail(`the answer failed: ${await turn.locator('.error-box').innerText()}`);
+  }
+}
+
+/** Make every source of a turn visible (the uncited tail folds behind a button). */
+async function unfoldSources(turn) {
+  const more = turn.locator('.more-sources');
+  if (await more.count()) await more.click();
+}
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+// ---- the tests ----------------------------------------------------------------------------
+
+describe('browser page', { timeout: 900_000 }, () => {
+  let page; // shared by the first two tests: the viewer opens citations of the first answer
+
+  before(async () => {
+    if (BASE_OVERRIDE) base = BASE_OVERRIDE.replace(/\/+$/, '');
+    else await startServer();
+    origin = new URL(base).origin;
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await stopServer();
+  });
+
+  test('an extractive question: sources at once, then a cited answer', { timeout: 120_000 }, async (t) => {
+    currentTest = 'extractive';
+    page = await openPage();
+    assert.equal(await page.evaluate(() => document.documentElement.lang), 'ms');
+    const turn = await ask(page, Q_LEAVE, { wait: false, submit: 'button' });
+    await turn.locator('.source-item').first().waitFor({ timeout: 30_000 });
+    const sources = await turn.locator('.source-item').count();
+    await finished(turn);
+    const answer = await turn.locator('.answer').innerText();
+    assert.match(answer, /16 hari/, `answer: ${answer}`);
+    const chips = turn.locator('.answer button.cite');
+    assert.ok((await chips.count()) >= 1, 'no citation chip in the answer');
+    const label = await chips.first().getAttribute('aria-label');
+    assert.match(label, /Rujukan \d+: .+/);
+    t.diagnostic(`${sources} sources; answer: ${answer.replace(/\s+/g, ' ').slice(0, 120)}…`);
+    t.diagnostic(`screenshot ${await shot(page, 'ask-extractive', { scrollTo: turn })}`);
+  });
+
+  test('a citation opens the cited PDF page with the quote highlighted; DOCX as marked text', { timeout: 120_000 }, async (t) => {
+    currentTest = 'viewer';
+    assert.ok(page, 'needs the page of the previous test');
+    let turn = page.locator('#thread > .turn').last();
+    const chip = turn.locator('.answer button.cite[data-rel-path$="cuti-tahunan.pdf"]').first();
+    assert.ok(await chip.count(), 'no citation of cuti-tahunan.pdf');
+    await chip.click();
+    const viewer = page.locator('#viewer');
+    await page.locator('#viewer[data-state="ready"]').waitFor({ timeout: 30_000 });
+    assert.equal(await viewer.getAttribute('data-view'), 'pdf', 'pdf.js did not render the PDF');
+    assert.equal(await viewer.getAttribute('data-page'), '2');
+    assert.match(await page.locator('#viewer-page').innerText(), /\b2\b/);
+    const canvas = page.locator('#pdf-canvas');
+    assert.ok(await canvas.isVisible());
+    const inked = await canvas.evaluate((c) => {
+      const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let dark = 0;
+      for (let i = 0; i < data.length; i += 16) if (data[i] < 128) dark++;
+      return dark;
+    });
+    assert.ok(inked > 500, `the canvas looks blank (${inked} dark samples)`);
+    const highlights = page.locator('#pdf-highlights .highlight');
+    const n = await highlights.count();
+    assert.ok(n >= 1, 'no highlight over the cited quote');
+    assert.ok(await highlights.first().isVisible());
+    const box = await highlights.first().boundingBox();
+    const cbox = await canvas.boundingBox();
+    assert.ok(box.y >= cbox.y && box.y + box.height <= cbox.y + cbox.height + 4, 'highlight outside the page');
+    t.diagnostic(`page 2 rendered, ${n} highlight boxes; screenshot ${await shot(page, 'viewer-pdf')}`);
+
+    // Next page and back, then Esc closes and gives focus back to the chip.
+    await page.locator('#viewer-next').click();
+    await page.locator('#viewer[data-page="3"][data-state="ready"]').waitFor();
+    await page.locator('#viewer-prev').click();
+    await page.locator('#viewer[data-page="2"][data-state="ready"]').waitFor();
+    await page.keyboard.press('Escape');
+    assert.equal(await viewer.evaluate((d) => d.open), false, 'Esc did not close the viewer');
+    await page.waitForFunction((c) => c === document.activeElement, await chip.elementHandle(), { timeout: 5000 });
+
+    // A DOCX source: the text view with the passage marked.
+    await unfoldSources(turn);
+    let docx = turn.locator('.source-item[data-rel-path$=".docx"] .src-open');
+    if (!(await docx.count())) {
+      turn = await ask(page, 'Berapa hari cuti sakit bagi pekerja yang berkhidmat 3 tahun?');
+      await unfoldSources(turn);
+      docx = turn.locator('.source-item[data-rel-path$=".docx"] .src-open');
+    }
+    assert.ok(await docx.count(), 'no DOCX source to open');
+    await docx.first().click();
+    await page.locator('#viewer[data-state="ready"][data-view="text"]').waitFor({ timeout: 30_000 });
+    const mark = page.locator('#text-view mark').first();
+    await mark.waitFor();
+    assert.ok(await mark.isVisible(), 'the marked passage is not scrolled into view');
+    assert.ok((await mark.innerText()).trim().length > 20);
+    t.diagnostic(`DOCX text view marked; screenshot ${await shot(page, 'viewer-docx-text')}`);
+    await page.locator('#viewer-close').click();
+    await page.context().close();
+  });
+
+  test('generative answers stream: sources first, then a growing answer', { timeout: 180_000 }, async (t) => {
+    currentTest = 'generative';
+    const p = await openPage({ locale: 'en-GB' });
+    const gen = p.locator('#mode-generative');
+    assert.equal(await gen.isDisabled(), false, 'generative mode is disabled: /api/info says no model');
+    await p.evaluate(() => {
+      // Record how the newest turn changes, with timestamps, from inside the page.
+      window.__trace = [];
+      const thread = document.getElementById('thread');
+      const t0 = performance.now();
+      new MutationObserver(() => {
+        const turn = thread.lastElementChild;
+        if (!turn) return;
+        const row = {
+          t: performance.now() - t0,
+          state: turn.dataset.state,
+          sources: turn.querySelectorAll('.source-item').length,
+          answer: turn.querySelector('.answer')?.textContent.length ?? 0,
+          status: turn.querySelector('.status-text')?.textContent ?? '',
+        };
+        const last = window.__trace.at(-1);
+        if (!last || ['state', 'sources', 'answer', 'status'].some((k) => last[k] !== row[k])) window.__trace.push(row);
+      }).observe(thread, { subtree: true, childList: true, characterData: true, attributes: true });
+    });
+    const turn = await ask(p, 'How many days of annual leave do I get after 3 years of service?', {
+      mode: 'generative',
+    });
+    const trace = await p.evaluate(() => window.__trace);
+    const firstSources = trace.find((r) => r.sources > 0);
+    const firstToken = trace.find((r) => r.answer > 0);
+    assert.ok(firstSources, 'no passages were shown');
+    assert.ok(firstToken, 'no answer text appeared');
+    assert.ok(firstSources.t <= firstToken.t, 'the answer began before the sources were shown');
+    assert.ok(trace.some((r) => r.status === 'The model is thinking…'), 'no "thinking" status');
+    const growing = new Set(trace.filter((r) => r.state === 'streaming' && r.answer > 0).map((r) => r.answer));
+    assert.ok(growing.size >= 2, `the answer did not grow while streaming: ${JSON.stringify(trace)}`);
+    assert.equal(await turn.locator('.mode-tag').innerText(), 'Generated by the model');
+    t.diagnostic(
+      `sources at ${Math.round(firstSources.t)} ms, first text at ${Math.round(firstToken.t)} ms, ` +
+        `${growing.size} distinct lengths while streaming`,
+    );
+    t.diagnostic(`screenshot ${await shot(p, 'ask-generative', { scrollTo: turn })}`);
+    await p.context().close();
+  });
+
+  test('upload: progress, indexing, a cited answer from the file, markup shown as text', { timeout: 240_000 }, async (t) => {
+    currentTest = 'upload';
+    const p = await openPage();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tanya-upload-'));
+    try {
+      const name = 'nota-bilik-server.txt';
+      const file = path.join(dir, name);
+      fs.writeFileSync(
+        file,
+        'Nota Keselamatan Bilik Server\n\n' +
+          'Kod akses bilik server ialah ZEBRA-7731. ' +
+          '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">\n\n' +
+          'The server room access code is ZEBRA-7731.\n',
+      );
+      await p.evaluate(() => {
+        window.__uploadStates = [];
+        new MutationObserver(() => {
+          for (const li of document.querySelectorAll('#uploads .upload')) {
+            const s = `${li.dataset.name}:${li.dataset.state}`;
+            if (window.__uploadStates.at(-1) !== s) window.__uploadStates.push(s);
+          }
+        }).observe(document.getElementById('uploads'), { subtree: true, attributes: true, childList: true });
+      });
+      await p.locator('#file-input').setInputFiles(file);
+      const row = p.locator(`#uploads .upload[data-name="${name}"]`);
+      await row.waitFor();
+      assert.ok(await row.locator('progress').count(), 'no progress bar');
+      await p.locator(`#uploads .upload[data-name="${name}"][data-final="true"]`).waitFor({ timeout: 180_000 });
+      const status = await row.locator('.upload-status').innerText();
+      assert.equal(await row.getAttribute('data-state'), 'indexed', `upload ended: ${status}`);
+      assert.match(status, /Sedia/);
+      const states = await p.evaluate(() => window.__uploadStates);
+      assert.ok(states.includes(`${name}:uploading`), `no upload progress shown: ${states}`);
+      const docId = await row.getAttribute('data-doc-id');
+      await p.locator(`#doc-list .doc[data-doc-id="${docId}"][data-status="indexed"]`).waitFor({ timeout: 10_000 });
+
+      const turn = await ask(p, 'Apakah kod akses bilik server?');
+      const answer = await turn.locator('.answer').innerText();
+      assert.match(answer, /ZEBRA-7731/, `answer: ${answer}`);
+      assert.ok(await turn.locator(`.answer button.cite[data-doc-id="${docId}"]`).count(), 'the answer does not cite the upload');
+      assert.equal(await p.evaluate(() => window.__xss), undefined, 'markup from the document ran');
+      assert.equal(await turn.locator('script, img').count(), 0, 'markup from the document became elements');
+      const literal = turn.locator('.src-snippet, .answer').filter({ hasText: '<script>window.__xss=1</script>' });
+      assert.ok(await literal.count(), 'the literal <script> text is not shown');
+      assert.ok(await literal.first().isVisible());
+      t.diagnostic(`uploaded ${name} (${states.join(' → ')}); answer cites it; markup stayed text`);
+      t.diagnostic(`screenshot ${await shot(p, 'upload-answer', { scrollTo: turn })}`);
+
+      // An unsupported format, dropped on the drop zone, is refused with a clear message.
+      await p.evaluate(() => {
+        const bytes = new Uint8Array(2048).fill(0x90);
+        bytes.set([0x4d, 0x5a]); // "MZ": a Windows executable
+        const files = new DataTransfer();
+        files.items.add(new File([bytes], 'alat.exe', { type: 'application/octet-stream' }));
+        const zone = document.getElementById('drop-zone');
+        for (const type of ['dragenter', 'dragover', 'drop']) {
+          zone.dispatchEvent(new DragEvent(type, { dataTransfer: files, bubbles: true, cancelable: true }));
+        }
+      });
+      const bad = p.locator('#uploads .upload[data-name="alat.exe"][data-final="true"]');
+      await bad.waitFor({ timeout: 60_000 });
+      assert.match(await bad.getAttribute('data-state'), /^(error|rejected)$/);
+      const why = await bad.innerText();
+      assert.match(why, /tidak disokong|Ditolak/i, `rejection shown as: ${why}`);
+      t.diagnostic(`alat.exe refused: ${why.replace(/\s+/g, ' ')}`);
+      t.diagnostic(`screenshot ${await shot(p, 'upload-rejected')}`);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+      await p.context().close();
+    }
+  });
+
+  test('the language switch changes every string at once and persists', { timeout: 120_000 }, async (t) => {
+    currentTest = 'language';
+    const p = await openPage();
+    const lang = () => p.evaluate(() => document.documentElement.lang);
+    const turn = await ask(p, Q_LEAVE);
+    assert.equal(await lang(), 'ms');
+    assert.equal(await p.locator('#ask-button').innerText(), 'Tanya');
+    assert.equal(await p.locator('#docs-heading').innerText(), 'Dokumen');
+    assert.equal(await turn.locator('.mode-tag').innerText(), 'Petikan terus');
+
+    await p.getByRole('button', { name: 'EN', exact: true }).click();
+    assert.equal(await lang(), 'en');
+    assert.equal(await p.locator('#ask-button').innerText(), 'Ask');
+    assert.equal(await p.locator('#docs-heading').innerText(), 'Documents');
+    assert.equal(await p.locator('label[for="question"]').innerText(), 'Your question');
+    assert.equal(await turn.locator('.mode-tag').innerText(), 'Direct quotes');
+    assert.match(await turn.locator('.sources summary').innerText(), /^Sources \(\d+\)$/);
+    assert.match(await turn.locator('.answer button.cite').first().getAttribute('aria-label'), /^Reference \d+: /);
+    assert.equal(await p.getByRole('button', { name: 'EN', exact: true }).getAttribute('aria-pressed'), 'true');
+    assert.match(await p.title(), /ask your documents/);
+    t.diagnostic(`screenshot ${await shot(p, 'language-en', { scrollTo: turn })}`);
+
+    await p.reload();
+    await p.locator('#doc-list .doc').first().waitFor();
+    assert.equal(await lang(), 'en', 'the choice did not persist');
+
+    await p.getByRole('button', { name: 'BM', exact: true }).click();
+    assert.equal(await lang(), 'ms');
+    assert.equal(await p.locator('#ask-button').innerText(), 'Tanya');
+    assert.equal(await p.locator('label[for="question"]').innerText(), 'Soalan anda');
+    await p.context().close();
+
+    // Without a stored choice the browser's languages decide.
+    const en = await openPage({ locale: 'en-US' });
+    assert.equal(await en.evaluate(() => document.documentElement.lang), 'en');
+    await en.context().close();
+    t.diagnostic('ms → en → (reload) en → ms; en-US browser defaults to English');
+  });
+
+  test('a follow-up continues the conversation; "new conversation" starts afresh', { timeout: 180_000 }, async (t) => {
+    currentTest = 'follow-up';
+    const p = await openPage();
+    const asked = [];
+    p.on('request', (r) => {
+      if (r.url().endsWith('/api/ask')) asked.push(r.postDataJSON());
+    });
+    await ask(p, Q_LEAVE);
+    const conversation = await p.locator('#thread').getAttribute('data-conversation-id');
+    assert.ok(conversation, 'no conversation id from the first answer');
+    const second = await ask(p, 'Dan selepas 6 tahun?');
+    assert.equal(await p.locator('#thread > .turn').count(), 2);
+    assert.ok(await p.locator('#thread > .turn').first().isVisible());
+    assert.ok((await second.locator('.answer').innerText()).trim().length > 0, 'empty follow-up answer');
+    assert.equal(asked[0].conversation_id, undefined);
+    assert.equal(asked[1].conversation_id, conversation, 'the follow-up did not send the conversation id');
+    t.diagnostic(`follow-up answer: ${(await second.locator('.answer').innerText()).replace(/\s+/g, ' ').slice(0, 100)}…`);
+    t.diagnostic(`screenshot ${await shot(p, 'follow-up', { scrollTo: p.locator('#thread > .turn').first() })}`);
+
+    await p.getByRole('button', { name: 'Perbualan baharu' }).click();
+    assert.equal(await p.locator('#thread > .turn').count(), 0);
+    assert.ok(await p.locator('#empty-state').isVisible());
+    assert.equal(await p.locator('#thread').getAttribute('data-conversation-id'), null);
+    await ask(p, Q_LEAVE);
+    assert.equal(asked[2].conversation_id, undefined, 'a new conversation still sent the old id');
+    await p.context().close();
+  });
+
+  test('at phone size (375×667) nothing scrolls sideways and asking works', { timeout: 120_000 }, async (t) => {
+    currentTest = 'phone';
+    const p = await openPage({ viewport: { width: 375, height: 667 } });
+    const width = () => p.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok((await width()) <= 375, `scrollWidth ${await width()} before asking`);
+    const turn = await ask(p, Q_LEAVE);
+    assert.match(await turn.locator('.answer').innerText(), /16 hari/);
+    assert.ok((await width()) <= 375, `scrollWidth ${await width()} with an answer`);
+    t.diagnostic(`screenshot ${await shot(p, 'phone-answer', { full: true })}`);
+    await turn.locator('.answer button.cite').first().click();
+    await p.locator('#viewer[data-state="ready"]').waitFor({ timeout: 30_000 });
+    const vbox = await p.locator('#viewer').boundingBox();
+    assert.ok(vbox.width <= 375, `viewer ${vbox.width}px wide`);
+    assert.ok(await p.locator('#viewer-close').isVisible());
+    t.diagnostic(`screenshot ${await shot(p, 'phone-viewer')}`);
+    await p.context().close();
+  });
+
+  test('no request left the origin, no CSP violation, no page error', (t) => {
+    currentTest = '(summary)';
+    const foreign = requests.filter((r) => {
+      if (r.url.startsWith('data:')) return false; // never leaves the page
+      try {
+        return new URL(r.url).origin !== origin;
+      } catch {
+        return true;
+      }
+    });
+    assert.ok(requests.length > 20, `only ${requests.length} requests were recorded`);
+    assert.deepEqual(foreign, [], 'requests left the origin');
+    assert.deepEqual(violations, [], 'Content-Security-Policy violations');
+    assert.deepEqual(pageErrors, [], 'uncaught errors in the page');
+    for (const e of consoleErrors) t.diagnostic(`console: ${e}`);
+    t.diagnostic(`${requests.length} requests, all to ${origin}; no CSP violation`);
+  });
+});
