@@ -413,8 +413,8 @@ mod tests {
 
     fn doc(blocks: Vec<Block>) -> ParsedDocument {
         ParsedDocument {
-            title: None,
             blocks,
+            ..ParsedDocument::default()
         }
     }
 

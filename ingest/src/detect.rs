@@ -1,5 +1,6 @@
 //! Format detection: the file extension picks the parser, and the first bytes must agree where a
-//! wrong guess would feed garbage to a binary parser (PDF and DOCX).
+//! wrong guess would feed garbage to a binary parser (PDF, and the zip packages DOCX, XLSX and
+//! PPTX). CSV and email are text and accept anything.
 
 use std::path::Path;
 
@@ -18,22 +19,34 @@ pub enum Format {
     Pdf,
     /// `.docx` (Office Open XML word processing)
     Docx,
+    /// `.xlsx` (Office Open XML spreadsheet): one paragraph per row, headed by the header row.
+    Xlsx,
+    /// `.pptx` (Office Open XML presentation): a block's `page` is its slide number.
+    Pptx,
     /// `.html`, `.htm`
     Html,
     /// `.md`, `.markdown`
     Markdown,
     /// `.txt`, `.text`
     Text,
+    /// `.csv`, `.tsv` (delimiter detected): one paragraph per row, headed by the first row.
+    Csv,
+    /// `.eml` (RFC 822 / MIME email): its attachments are returned to be read on their own.
+    Eml,
 }
 
 impl Format {
     /// Every format, in a stable order.
-    pub const ALL: [Format; 5] = [
+    pub const ALL: [Format; 9] = [
         Format::Pdf,
         Format::Docx,
+        Format::Xlsx,
+        Format::Pptx,
         Format::Html,
         Format::Markdown,
         Format::Text,
+        Format::Csv,
+        Format::Eml,
     ];
 
     /// The format for a file extension (without the dot, any case), if it is supported.
@@ -41,9 +54,13 @@ impl Format {
         match ext.to_ascii_lowercase().as_str() {
             "pdf" => Some(Format::Pdf),
             "docx" => Some(Format::Docx),
+            "xlsx" => Some(Format::Xlsx),
+            "pptx" => Some(Format::Pptx),
             "html" | "htm" => Some(Format::Html),
             "md" | "markdown" => Some(Format::Markdown),
             "txt" | "text" => Some(Format::Text),
+            "csv" | "tsv" => Some(Format::Csv),
+            "eml" => Some(Format::Eml),
             _ => None,
         }
     }
@@ -60,15 +77,29 @@ impl Format {
         match self {
             Format::Pdf => "pdf",
             Format::Docx => "docx",
+            Format::Xlsx => "xlsx",
+            Format::Pptx => "pptx",
             Format::Html => "html",
             Format::Markdown => "markdown",
             Format::Text => "text",
+            Format::Csv => "csv",
+            Format::Eml => "eml",
+        }
+    }
+
+    /// The usual file extension, without the dot (`"pdf"`, `"md"`, …).
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Markdown => "md",
+            Format::Text => "txt",
+            other => other.as_str(),
         }
     }
 
     /// Checks that `bytes` plausibly are this format: a PDF must contain `%PDF-` within its first
-    /// 1024 bytes, a DOCX must start like a zip archive (an OLE container there means a
-    /// password-protected document: [`ParseError::Encrypted`]). Text formats accept anything.
+    /// 1024 bytes, a DOCX, XLSX or PPTX must start like a zip archive (an OLE container there
+    /// means a password-protected document: [`ParseError::Encrypted`]). Text formats (HTML,
+    /// Markdown, text, CSV, email) accept anything.
     pub fn check_magic(self, bytes: &[u8]) -> Result<(), ParseError> {
         match self {
             Format::Pdf => {
@@ -79,7 +110,7 @@ impl Format {
                     Err(ParseError::NotPdf)
                 }
             }
-            Format::Docx => {
+            Format::Docx | Format::Xlsx | Format::Pptx => {
                 if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") {
                     Ok(())
                 } else if bytes.starts_with(&OLE_MAGIC) && has_encryption_info(bytes) {
@@ -89,7 +120,7 @@ impl Format {
                     Err(ParseError::NotZip)
                 }
             }
-            Format::Html | Format::Markdown | Format::Text => Ok(()),
+            Format::Html | Format::Markdown | Format::Text | Format::Csv | Format::Eml => Ok(()),
         }
     }
 }
@@ -125,6 +156,12 @@ mod tests {
         assert_eq!(detect(Path::new("x.markdown")), Some(Format::Markdown));
         assert_eq!(detect(Path::new("x.text")), Some(Format::Text));
         assert_eq!(detect(Path::new("x.docx")), Some(Format::Docx));
+        assert_eq!(detect(Path::new("x.XLSX")), Some(Format::Xlsx));
+        assert_eq!(detect(Path::new("x.pptx")), Some(Format::Pptx));
+        assert_eq!(detect(Path::new("x.csv")), Some(Format::Csv));
+        assert_eq!(detect(Path::new("x.tsv")), Some(Format::Csv));
+        assert_eq!(detect(Path::new("x.eml")), Some(Format::Eml));
+        assert_eq!(detect(Path::new("x.xls")), None);
         assert_eq!(detect(Path::new("x.doc")), None);
         assert_eq!(detect(Path::new("README")), None);
         assert_eq!(detect(Path::new(".pdf")), None);
@@ -159,6 +196,12 @@ mod tests {
             Err(ParseError::Encrypted)
         ));
         assert!(Format::Text.check_magic(b"").is_ok());
+        assert!(Format::Eml.check_magic(b"").is_ok());
+        assert!(Format::Xlsx.check_magic(b"PK\x03\x04").is_ok());
+        assert!(matches!(
+            Format::Pptx.check_magic(b"%PDF-1.4"),
+            Err(ParseError::NotZip)
+        ));
     }
 
     #[test]
@@ -169,6 +212,7 @@ mod tests {
         );
         for f in Format::ALL {
             assert_eq!(serde_json::to_string(&f).unwrap(), format!("\"{f}\""));
+            assert_eq!(Format::from_extension(f.extension()), Some(f));
         }
     }
 }

@@ -1,11 +1,14 @@
 //! `tanya-ingest`: files → located chunks.
 //!
 //! [`walk`] lists the supported files under a folder safely, [`parse`] turns the bytes of one
-//! file into headings and paragraphs (with page numbers for PDFs), [`chunk`] cuts those into
-//! located [`Chunk`]s, and [`read_document`] does all of it for one [`SourceFile`].
+//! file into headings and paragraphs (with page numbers for PDFs and slide numbers for PPTX),
+//! [`chunk`] cuts those into located [`Chunk`]s, and [`read_document`] does all of it for one
+//! [`SourceFile`].
 //!
-//! Deliberately absent: models, stores, HTTP, threads. Everything here is pure and
-//! deterministic: the same bytes and settings always give the same chunks.
+//! Deliberately absent: models, stores, HTTP, threads. Everything here is deterministic: the
+//! same bytes and settings always give the same chunks. The one impurity is OCR of PDF pages
+//! without a text layer, which runs Debian's `pdftoppm` and `tesseract` as child processes
+//! with a deadline ([`parse::ocr`]); [`ParseLimits::ocr`] turns it off.
 
 pub mod chunk;
 pub mod detect;
@@ -21,7 +24,9 @@ use sha2::{Digest, Sha256};
 
 pub use chunk::{chunk, Chunk, ChunkerConfig, TokenCounter, WordEstimate};
 pub use detect::{detect, Format};
-pub use parse::{parse, Block, BlockKind, ParseError, ParseLimits, ParsedDocument};
+pub use parse::{
+    parse, Attachment, Block, BlockKind, OcrOptions, ParseError, ParseLimits, ParsedDocument,
+};
 pub use text::{detect_lang, Lang, ENGLISH_STOPWORDS, MALAY_STOPWORDS};
 pub use walk::{walk, SkipReason, Skipped, SourceFile, Walk, WalkError, WalkOptions};
 
@@ -40,8 +45,12 @@ pub struct Document {
     pub content_hash: String,
     /// The language of most of the text (chunks weighted by length).
     pub lang: Lang,
-    /// Number of the last page with text (PDFs only).
+    /// Number of the last page (PDF) or slide (PPTX) with text; `None` for other formats.
     pub pages: Option<u32>,
+    /// Pages whose text came from OCR (PDFs only), ascending.
+    pub ocr_pages: Vec<u32>,
+    /// Attachments of an email, for the caller to read as documents of their own.
+    pub attachments: Vec<Attachment>,
     /// [`ParsedDocument::full_text`]: chunk offsets index into this by `char`.
     pub full_text: String,
     /// The chunks, in order.
@@ -79,7 +88,7 @@ pub enum ReadError {
 
 impl ReadError {
     /// A short machine code: `unsupported`, `encrypted`, `too_large`, `decompression_limit`,
-    /// `parse_error`, `no_text` or `io`.
+    /// `parse_error`, `timeout`, `no_text`, `ocr_unavailable` or `io`.
     pub fn reason(&self) -> &'static str {
         match self {
             ReadError::Io { .. } => "io",
@@ -90,17 +99,38 @@ impl ReadError {
     }
 }
 
-/// Reads, parses and chunks one file.
+/// Reads, parses and chunks one file: [`read_and_parse`] then [`build_document`].
 pub fn read_document(
     file: &SourceFile,
     limits: &ParseLimits,
     cfg: &ChunkerConfig,
     counter: &dyn TokenCounter,
 ) -> Result<Document, ReadError> {
+    let (content_hash, parsed) = read_and_parse(file, limits)?;
+    Ok(build_document(file, content_hash, parsed, cfg, counter))
+}
+
+/// The part of reading that touches untrusted bytes: reads the file (bounded) and
+/// parses it. Returns the content hash and the parsed document. This is what an
+/// isolated worker process runs.
+pub fn read_and_parse(
+    file: &SourceFile,
+    limits: &ParseLimits,
+) -> Result<(String, ParsedDocument), ReadError> {
     let bytes = read_bounded(file, limits.max_file_bytes)?;
     let content_hash = content_hash(&bytes);
     let parsed = parse(file.format, &bytes, limits)?;
-    drop(bytes);
+    Ok((content_hash, parsed))
+}
+
+/// Chunks a parsed document and fills in its metadata (title, language, pages).
+pub fn build_document(
+    file: &SourceFile,
+    content_hash: String,
+    mut parsed: ParsedDocument,
+    cfg: &ChunkerConfig,
+    counter: &dyn TokenCounter,
+) -> Document {
     let chunks = chunk(&parsed, cfg, counter);
     let full_text = parsed.full_text();
     let lang = majority_lang(&chunks).unwrap_or_else(|| detect_lang(&full_text));
@@ -109,7 +139,7 @@ pub fn read_document(
         .clone()
         .filter(|t| !t.trim().is_empty())
         .unwrap_or_else(|| file_stem(&file.rel_path));
-    Ok(Document {
+    Document {
         doc_id: doc_id(&file.rel_path),
         rel_path: file.rel_path.clone(),
         title,
@@ -117,12 +147,14 @@ pub fn read_document(
         content_hash,
         lang,
         pages: match file.format {
-            Format::Pdf => parsed.last_page(),
+            Format::Pdf | Format::Pptx => parsed.last_page(),
             _ => None,
         },
+        ocr_pages: std::mem::take(&mut parsed.ocr_pages),
+        attachments: std::mem::take(&mut parsed.attachments),
         full_text,
         chunks,
-    })
+    }
 }
 
 /// SHA-256 of `bytes`, lowercase hex.
@@ -237,5 +269,21 @@ mod tests {
             "decompression_limit"
         );
         assert_eq!(ReadError::Unsupported("x".into()).reason(), "unsupported");
+        assert_eq!(
+            ReadError::from(ParseError::OcrUnavailable("x".into())).reason(),
+            "ocr_unavailable"
+        );
+        assert_eq!(
+            ReadError::from(ParseError::Timeout("x".into())).reason(),
+            "timeout"
+        );
+        assert_eq!(
+            ReadError::from(ParseError::TableTooLarge {
+                what: "rows",
+                max: 1
+            })
+            .reason(),
+            "too_large"
+        );
     }
 }

@@ -317,7 +317,7 @@ fn consider_file(
         out.skipped.push(skip(
             rel,
             SkipReason::Unsupported,
-            "unsupported file type (Tanya reads PDF, DOCX, HTML, Markdown and text files)".into(),
+            "unsupported file type (Tanya reads PDF, DOCX, XLSX, PPTX, CSV, email, HTML, Markdown and text files)".into(),
         ));
         return;
     };

@@ -132,6 +132,13 @@ fn sample_corpus_reads_and_pdfs_have_later_pages() {
                 multi_page += 1;
                 assert!(pages.last().is_some_and(|&p| p > 1), "{}", file.rel_path);
             }
+        } else if file.format == Format::Pptx {
+            // A PPTX chunk's page is its slide.
+            assert!(
+                doc.chunks.iter().all(|c| c.page.is_some()),
+                "{}",
+                file.rel_path
+            );
         } else {
             assert!(doc.chunks.iter().all(|c| c.page.is_none()));
         }

@@ -4,126 +4,35 @@
 //! becomes a heading; each top-level table row becomes one `cell | cell` paragraph. The title
 //! is `dc:title` from `docProps/core.xml`, else the first `Title`-styled paragraph.
 //!
-//! Hostile input: the entry count is capped, every part is decompressed through a counting
-//! `take()` reader (never trusting the sizes in the zip headers) against both an absolute
-//! budget and a compression-ratio cap, and XML entities are never expanded: `quick-xml` does
-//! not process DTDs, and unknown entity references are dropped.
+//! Hostile input: the package is read through [`super::package`] (entry count, decompression
+//! budget and ratio checked while inflating, never trusting the zip headers; XML entities never
+//! expanded).
 
-use std::borrow::Cow;
 use std::collections::HashMap;
-use std::io::{Cursor, Read};
 
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
-use zip::result::ZipError;
-use zip::ZipArchive;
 
+use super::package::{attr, cdata_of, expect_root, text_of, xml_error, Package};
 use super::{Blocks, ParseError, ParseLimits, ParsedDocument};
 use crate::text;
 
-/// Parts under this size are never rejected for their compression ratio.
-const RATIO_FLOOR: u64 = 1024 * 1024;
-
 pub(crate) fn parse(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedDocument, ParseError> {
-    let mut zip = ZipArchive::new(Cursor::new(bytes)).map_err(zip_error)?;
-    if zip.len() > limits.max_zip_entries {
-        return Err(ParseError::TooManyEntries {
-            count: zip.len(),
-            max: limits.max_zip_entries,
-        });
-    }
-    let mut budget = Budget {
-        left: limits.max_uncompressed_bytes,
-        ratio: limits.max_ratio,
-    };
-    let main = read_part(&mut zip, "_rels/.rels", &mut budget)?
-        .and_then(|rels| main_document_target(&rels))
-        .unwrap_or_else(|| "word/document.xml".to_owned());
-    let document = read_part(&mut zip, &main, &mut budget)?
-        .ok_or_else(|| ParseError::MissingPart(main.clone()))?;
-    let styles = match read_part(&mut zip, "word/styles.xml", &mut budget)? {
+    let mut pkg = Package::open(bytes, limits)?;
+    let main = pkg.main_part("word/document.xml")?;
+    let document = pkg.read_required(&main)?;
+    expect_root(&document, &main, "document")?;
+    let styles = match pkg.read("word/styles.xml")? {
         Some(xml) => heading_styles(&xml),
         None => HashMap::new(),
     };
-    let core_title = match read_part(&mut zip, "docProps/core.xml", &mut budget)? {
-        Some(xml) => core_title(&xml),
-        None => None,
-    };
-    let (blocks, styled_title) = body_blocks(&document, &styles)?;
+    let core_title = pkg.core_title()?;
+    let (blocks, styled_title) = body_blocks(&document, &main, &styles)?;
     Ok(ParsedDocument {
         title: core_title.or(styled_title),
         blocks,
+        ..ParsedDocument::default()
     })
-}
-
-struct Budget {
-    left: u64,
-    ratio: u64,
-}
-
-/// Decompresses one part, or `None` when the archive has no such entry.
-fn read_part(
-    zip: &mut ZipArchive<Cursor<&[u8]>>,
-    name: &str,
-    budget: &mut Budget,
-) -> Result<Option<Vec<u8>>, ParseError> {
-    let file = match zip.by_name(name) {
-        Ok(f) => f,
-        Err(ZipError::FileNotFound) => return Ok(None),
-        Err(e) => return Err(zip_error(e)),
-    };
-    // The compressed size only ever lowers the cap, so a lying header cannot raise it.
-    let ratio_cap = file
-        .compressed_size()
-        .saturating_mul(budget.ratio)
-        .max(RATIO_FLOOR);
-    let cap = budget.left.min(ratio_cap);
-    let mut out = Vec::new();
-    file.take(cap.saturating_add(1))
-        .read_to_end(&mut out)
-        .map_err(|e| ParseError::Zip(format!("{name}: {e}")))?;
-    let n = out.len() as u64;
-    if n > cap {
-        return Err(ParseError::DecompressionLimit {
-            part: name.to_owned(),
-            limit: cap,
-        });
-    }
-    budget.left -= n;
-    Ok(Some(out))
-}
-
-fn zip_error(e: ZipError) -> ParseError {
-    match e {
-        ZipError::UnsupportedArchive(msg) if msg.contains("ncrypt") || msg.contains("assword") => {
-            ParseError::Encrypted
-        }
-        e => ParseError::Zip(e.to_string()),
-    }
-}
-
-/// The `officeDocument` relationship target in `_rels/.rels`.
-fn main_document_target(rels: &[u8]) -> Option<String> {
-    let mut reader = Reader::from_reader(rels);
-    let mut buf = Vec::new();
-    loop {
-        match reader.read_event_into(&mut buf) {
-            Ok(Event::Start(e)) | Ok(Event::Empty(e))
-                if e.local_name().as_ref() == b"Relationship" =>
-            {
-                let ty = attr(&e, b"Type").unwrap_or_default();
-                if ty.ends_with("/officeDocument") {
-                    let target = attr(&e, b"Target")?;
-                    let target = target.trim_start_matches('/');
-                    return (!target.is_empty() && !target.contains(".."))
-                        .then(|| target.to_owned());
-                }
-            }
-            Ok(Event::Eof) | Err(_) => return None,
-            _ => {}
-        }
-        buf.clear();
-    }
 }
 
 /// Maps style ids to heading levels (0 = the `Title` style) using style names and outline
@@ -184,28 +93,6 @@ fn outline(val: String) -> Option<u8> {
     }
 }
 
-fn core_title(xml: &[u8]) -> Option<String> {
-    let mut reader = Reader::from_reader(xml);
-    let mut buf = Vec::new();
-    let mut in_title = false;
-    let mut title = String::new();
-    loop {
-        match reader.read_event_into(&mut buf) {
-            Ok(Event::Start(e)) if e.local_name().as_ref() == b"title" => in_title = true,
-            Ok(Event::End(e)) if e.local_name().as_ref() == b"title" => break,
-            Ok(Event::Text(t)) if in_title => title.push_str(&unescape_lenient(&t.into_inner())),
-            Ok(Event::CData(t)) if in_title => {
-                title.push_str(&String::from_utf8_lossy(&t.into_inner()))
-            }
-            Ok(Event::Eof) | Err(_) => break,
-            _ => {}
-        }
-        buf.clear();
-    }
-    let title = text::normalize(&title);
-    (!title.is_empty()).then_some(title)
-}
-
 #[derive(Default)]
 struct Paragraph {
     text: String,
@@ -215,6 +102,7 @@ struct Paragraph {
 /// Walks `word/document.xml`; returns the blocks and the text of the first `Title` paragraph.
 fn body_blocks(
     xml: &[u8],
+    part: &str,
     styles: &HashMap<String, u8>,
 ) -> Result<(Vec<super::Block>, Option<String>), ParseError> {
     let mut reader = Reader::from_reader(xml);
@@ -233,7 +121,7 @@ fn body_blocks(
     loop {
         let event = reader
             .read_event_into(&mut buf)
-            .map_err(|e| ParseError::Xml(e.to_string()))?;
+            .map_err(|e| xml_error(part, e))?;
         match event {
             Event::Start(e) => {
                 let name = e.local_name();
@@ -259,10 +147,10 @@ fn body_blocks(
                 _ => paragraph_property(&e, in_ppr, &mut paras, styles),
             },
             Event::Text(t) if in_text && skip_depth == 0 => {
-                push(&mut paras, &unescape_lenient(&t.into_inner()));
+                push(&mut paras, &text_of(t));
             }
             Event::CData(t) if in_text && skip_depth == 0 => {
-                push(&mut paras, &String::from_utf8_lossy(&t.into_inner()));
+                push(&mut paras, &cdata_of(t));
             }
             Event::End(e) => {
                 if skip_depth > 0 {
@@ -362,70 +250,9 @@ fn push(paras: &mut [Paragraph], s: &str) {
     }
 }
 
-/// An attribute by local name, unescaped leniently.
-fn attr(e: &BytesStart<'_>, local: &[u8]) -> Option<String> {
-    e.attributes()
-        .flatten()
-        .find(|a| a.key.local_name().as_ref() == local)
-        .map(|a| unescape_lenient(&a.value).into_owned())
-}
-
-/// Unescapes the five XML entities and numeric character references; any other entity
-/// reference (one a DTD would have to define) is dropped, never expanded.
-fn unescape_lenient(raw: &[u8]) -> Cow<'_, str> {
-    let s = String::from_utf8_lossy(raw);
-    if !s.contains('&') {
-        return s;
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut rest = &*s;
-    while let Some(amp) = rest.find('&') {
-        out.push_str(&rest[..amp]);
-        let after = &rest[amp + 1..];
-        match after.find(';').filter(|&end| end <= 32) {
-            Some(end) => {
-                let name = &after[..end];
-                let decoded = match name {
-                    "amp" => Some('&'),
-                    "lt" => Some('<'),
-                    "gt" => Some('>'),
-                    "quot" => Some('"'),
-                    "apos" => Some('\''),
-                    _ => name
-                        .strip_prefix("#x")
-                        .or_else(|| name.strip_prefix("#X"))
-                        .and_then(|h| u32::from_str_radix(h, 16).ok())
-                        .or_else(|| name.strip_prefix('#').and_then(|d| d.parse().ok()))
-                        .and_then(char::from_u32),
-                };
-                if let Some(c) = decoded {
-                    out.push(c);
-                }
-                rest = &after[end + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    Cow::Owned(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lenient_unescape_never_expands_custom_entities() {
-        assert_eq!(
-            unescape_lenient(b"a &amp; b &lt;c&gt; &#65;&#x42;"),
-            "a & b <c> AB"
-        );
-        assert_eq!(unescape_lenient(b"x &lol9; y"), "x  y");
-        assert_eq!(unescape_lenient(b"R&D"), "R&D");
-    }
 
     #[test]
     fn style_names_give_levels() {
@@ -443,14 +270,5 @@ mod tests {
         let map = heading_styles(styles);
         assert_eq!(map.get("Tajuk1"), Some(&1));
         assert_eq!(map.get("Custom"), Some(&2));
-    }
-
-    #[test]
-    fn finds_main_document_through_rels() {
-        let rels = br#"<Relationships><Relationship Id="r1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="/word/document2.xml"/></Relationships>"#;
-        assert_eq!(
-            main_document_target(rels).as_deref(),
-            Some("word/document2.xml")
-        );
     }
 }

@@ -80,6 +80,7 @@ pub(crate) fn parse(input: &str, limits: &ParseLimits) -> ParsedDocument {
     ParsedDocument {
         title,
         blocks: state.out.blocks,
+        ..ParsedDocument::default()
     }
 }
 

@@ -92,6 +92,7 @@ pub(crate) fn parse(input: &str, limits: &ParseLimits) -> ParsedDocument {
     ParsedDocument {
         title: title.or(first_h1),
         blocks: out.blocks,
+        ..ParsedDocument::default()
     }
 }
 

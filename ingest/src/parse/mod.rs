@@ -1,17 +1,32 @@
 //! Parsers: bytes of one format → a [`ParsedDocument`] of headings and paragraphs (with page
-//! numbers for PDFs), all text normalised by [`crate::text`].
+//! numbers for PDFs and slide numbers for PPTX), all text normalised by [`crate::text`].
 //!
 //! Every parser treats its input as hostile: sizes are checked before work, compressed parts
-//! are read through a counting limit rather than trusting their headers, XML entities are never
-//! expanded, markup nesting is bounded, and PDF extraction runs under `catch_unwind`.
+//! are inflated through a counting limit rather than trusting their headers (`package`), XML
+//! entities are never expanded, markup nesting, table rows and email attachments are bounded,
+//! PDF extraction and email parsing run under `catch_unwind`, and the OCR tools run as child
+//! processes that are killed at their deadline ([`ocr`]).
+//!
+//! Tables (XLSX sheets, CSV) become one paragraph per row that repeats the header row
+//! (`Nama: Ali; Jabatan: Kewangan; Baki cuti: 12`), so every row can be found and quoted on
+//! its own.
 
+mod delimited;
 mod docx;
+mod eml;
 mod html;
 mod markdown;
+pub mod ocr;
+mod package;
 mod pdf;
 mod plain;
+mod pptx;
+mod table;
+mod xlsx;
 
 use serde::{Deserialize, Serialize};
+
+pub use ocr::OcrOptions;
 
 use crate::detect::Format;
 use crate::text;
@@ -21,15 +36,31 @@ use crate::text;
 pub struct ParseLimits {
     /// Largest input accepted, in bytes. Default 100 MiB.
     pub max_file_bytes: u64,
-    /// Most bytes decompressed from a DOCX, all parts together. Default 200 MiB.
+    /// Most bytes decompressed from a zip package (DOCX, XLSX, PPTX), all parts together.
+    /// Default 200 MiB.
     pub max_uncompressed_bytes: u64,
-    /// Most entries a DOCX zip may have. Default 10 000.
+    /// Most entries a zip package may have. Default 10 000.
     pub max_zip_entries: usize,
-    /// Largest decompressed/compressed ratio of a DOCX part (beyond its first MiB). Default 200.
+    /// Largest decompressed/compressed ratio of a zip part, checked while inflating once the
+    /// part is past its first MiB. Default 200.
     pub max_ratio: u64,
     /// Markup nesting beyond which HTML and Markdown structure is flattened into the
     /// enclosing paragraph (the text is kept). Default 256.
     pub max_depth: usize,
+    /// Most non-empty rows read from a spreadsheet (all sheets together) or a CSV file; more is
+    /// [`ParseError::TableTooLarge`]. Default 100 000.
+    pub max_table_rows: usize,
+    /// Most non-empty cells read from a spreadsheet or CSV file; more is
+    /// [`ParseError::TableTooLarge`]. Default 2 000 000.
+    pub max_table_cells: usize,
+    /// Most attachments returned from one email; further ones are left out. Default 32.
+    pub max_attachments: usize,
+    /// Most bytes of attachments returned from one email, all together; an attachment that
+    /// would pass this is left out. Default 100 MiB.
+    pub max_attachment_bytes: u64,
+    /// OCR for PDF pages without a text layer; `None` turns it off (such pages are then
+    /// skipped, and a PDF with no text at all is [`ParseError::NoText`]). Default: on.
+    pub ocr: Option<OcrOptions>,
 }
 
 impl Default for ParseLimits {
@@ -40,6 +71,11 @@ impl Default for ParseLimits {
             max_zip_entries: 10_000,
             max_ratio: 200,
             max_depth: 256,
+            max_table_rows: 100_000,
+            max_table_cells: 2_000_000,
+            max_attachments: 32,
+            max_attachment_bytes: 100 * 1024 * 1024,
+            ocr: Some(OcrOptions::default()),
         }
     }
 }
@@ -50,8 +86,8 @@ pub enum ParseError {
     /// A `.pdf` without `%PDF-` in its first 1024 bytes.
     #[error("not a PDF: the file does not start with a PDF header")]
     NotPdf,
-    /// A `.docx` that is not a zip archive.
-    #[error("not a DOCX: the file is not a zip archive (is it an old .doc renamed?)")]
+    /// A `.docx`, `.xlsx` or `.pptx` that is not a zip archive.
+    #[error("not an Office document: the file is not a zip archive (is it an old .doc, .xls or .ppt renamed?)")]
     NotZip,
     /// Password-protected or encrypted with a key we do not have.
     #[error("the document is encrypted or password-protected: save an unprotected copy and add it again")]
@@ -82,6 +118,9 @@ pub enum ParseError {
         /// The limit.
         max: usize,
     },
+    /// A zip package of another kind than its extension says (a DOCX renamed `.xlsx`).
+    #[error("the file is another kind of Office document than its extension says: {0}")]
+    WrongKind(String),
     /// A required part of a container format is missing.
     #[error("the file is damaged: {0} is missing")]
     MissingPart(String),
@@ -91,34 +130,67 @@ pub enum ParseError {
     /// Malformed XML.
     #[error("the file is damaged (XML): {0}")]
     Xml(String),
+    /// A spreadsheet or CSV file with more rows or cells than the limits allow.
+    #[error("the table has more than {max} {what}, over the limit")]
+    TableTooLarge {
+        /// `"rows"` or `"cells"`.
+        what: &'static str,
+        /// The limit that was passed.
+        max: usize,
+    },
+    /// A damaged CSV file.
+    #[error("the file is damaged (CSV): {0}")]
+    Csv(String),
+    /// Not an email: no header could be read.
+    #[error("not an email: no message headers found")]
+    NotEmail,
     /// The PDF could not be read.
     #[error("the PDF could not be read: {0}")]
     Pdf(String),
     /// The parser panicked; the panic was caught.
     #[error("the parser crashed on this file ({0}); it may be damaged")]
     Panicked(String),
-    /// Parsed, but no text was found (for example a scanned PDF without a text layer).
-    #[error("no text found (a scanned PDF without a text layer needs OCR first)")]
+    /// Parsed, but no text was found (for example a scanned PDF without a text layer, with
+    /// OCR turned off or finding nothing).
+    #[error(
+        "no text found (in a PDF, scanned pages have no text layer: OCR found none or is off)"
+    )]
     NoText,
+    /// The PDF has no text layer and needs OCR, but the OCR tools (`tesseract` with its
+    /// Malay and English data, `pdftoppm`) are not installed.
+    #[error("the PDF has no text layer and OCR is unavailable: {0}")]
+    OcrUnavailable(String),
+    /// OCR ran out of time on every page that needed it.
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// The OCR tools failed for another reason.
+    #[error("OCR failed: {0}")]
+    Ocr(String),
 }
 
 impl ParseError {
-    /// A short machine code: `encrypted`, `too_large`, `decompression_limit`, `no_text` or
-    /// `parse_error`.
+    /// A short machine code: `encrypted`, `too_large`, `decompression_limit`, `no_text`,
+    /// `ocr_unavailable`, `timeout` or `parse_error`.
     pub fn reason(&self) -> &'static str {
         match self {
             ParseError::Encrypted => "encrypted",
-            ParseError::TooLarge { .. } => "too_large",
+            ParseError::TooLarge { .. } | ParseError::TableTooLarge { .. } => "too_large",
             ParseError::DecompressionLimit { .. } | ParseError::TooManyEntries { .. } => {
                 "decompression_limit"
             }
             ParseError::NoText => "no_text",
+            ParseError::OcrUnavailable(_) => "ocr_unavailable",
+            ParseError::Timeout(_) => "timeout",
             ParseError::NotPdf
             | ParseError::NotZip
+            | ParseError::NotEmail
             | ParseError::MissingPart(_)
+            | ParseError::WrongKind(_)
             | ParseError::Zip(_)
             | ParseError::Xml(_)
+            | ParseError::Csv(_)
             | ParseError::Pdf(_)
+            | ParseError::Ocr(_)
             | ParseError::Panicked(_) => "parse_error",
         }
     }
@@ -144,7 +216,8 @@ pub struct Block {
     pub kind: BlockKind,
     /// Normalised text.
     pub text: String,
-    /// 1-based page number, for PDFs only.
+    /// 1-based location: the page of a PDF, the slide of a PPTX (in presentation order);
+    /// `None` for other formats.
     pub page: Option<u32>,
 }
 
@@ -176,13 +249,46 @@ impl Block {
     }
 }
 
-/// A parsed document: an optional title and its blocks in reading order.
+/// A parsed document: an optional title and its blocks in reading order, plus what the caller
+/// must know about how it was read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParsedDocument {
     /// The title from metadata or the first top heading, if any.
     pub title: Option<String>,
     /// Headings and paragraphs in reading order.
     pub blocks: Vec<Block>,
+    /// Pages whose text was recognised by OCR rather than read from a text layer (PDFs only),
+    /// ascending.
+    pub ocr_pages: Vec<u32>,
+    /// Files attached to an email, in a supported format, for the caller to read as documents
+    /// of their own (emails only; never emails themselves: a nested email's text is part of
+    /// this document).
+    pub attachments: Vec<Attachment>,
+}
+
+/// A file attached to an email.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// The file name, unique within the email: no folders, no control characters, with an
+    /// extension that gives `format` (`lampiran-2.pdf` when the email named none).
+    pub name: String,
+    /// The format to parse it as.
+    pub format: Format,
+    /// The decoded content (serialised as a hex string: a parse worker process sends the
+    /// document as JSON, where an array of numbers would take twice the room).
+    #[serde(with = "hex_bytes")]
+    pub bytes: Vec<u8>,
+}
+
+mod hex_bytes {
+    pub(super) fn serialize<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(bytes))
+    }
+
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+        hex::decode(text.as_bytes()).map_err(serde::de::Error::custom)
+    }
 }
 
 impl ParsedDocument {
@@ -200,7 +306,7 @@ impl ParsedDocument {
         out
     }
 
-    /// The highest page number of any block (PDFs only).
+    /// The highest page (PDF) or slide (PPTX) number of any block.
     pub fn last_page(&self) -> Option<u32> {
         self.blocks.iter().filter_map(|b| b.page).max()
     }
@@ -224,6 +330,10 @@ pub fn parse(
     let mut doc = match format {
         Format::Pdf => pdf::parse(bytes, limits)?,
         Format::Docx => docx::parse(bytes, limits)?,
+        Format::Xlsx => xlsx::parse(bytes, limits)?,
+        Format::Pptx => pptx::parse(bytes, limits)?,
+        Format::Csv => delimited::parse(&decode_text(bytes, false), limits)?,
+        Format::Eml => eml::parse(bytes, limits)?,
         Format::Html => html::parse(&decode_text(bytes, true), limits),
         Format::Markdown => markdown::parse(&decode_text(bytes, false), limits),
         Format::Text => plain::parse(&decode_text(bytes, false)),
@@ -237,6 +347,17 @@ pub fn parse(
         return Err(ParseError::NoText);
     }
     Ok(doc)
+}
+
+/// The message of a caught panic.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_owned()
+    }
 }
 
 /// Decodes a text file: BOM first (UTF-8, UTF-16), then UTF-8, then (HTML) a declared
@@ -502,11 +623,28 @@ mod tests {
     #[test]
     fn full_text_joins_blocks() {
         let doc = ParsedDocument {
-            title: None,
             blocks: vec![Block::heading(1, "A", None), Block::paragraph("b c", None)],
+            ..ParsedDocument::default()
         };
         assert_eq!(doc.full_text(), "A\n\nb c");
         assert_eq!(ParsedDocument::default().full_text(), "");
+    }
+
+    #[test]
+    fn a_parsed_document_survives_json_with_its_attachments() {
+        let doc = ParsedDocument {
+            title: Some("T".into()),
+            blocks: vec![Block::paragraph("b", Some(2))],
+            ocr_pages: vec![2],
+            attachments: vec![Attachment {
+                name: "a.pdf".into(),
+                format: Format::Pdf,
+                bytes: vec![0, 0xff, b'%'],
+            }],
+        };
+        let json = serde_json::to_string(&doc).unwrap();
+        assert!(json.contains("\"bytes\":\"00ff25\""), "{json}");
+        assert_eq!(serde_json::from_str::<ParsedDocument>(&json).unwrap(), doc);
     }
 
     #[test]

@@ -12,6 +12,12 @@
 //! that make pdf-extract recurse without end (cyclic or very deep form XObjects, a looping page
 //! tree) and skipped if found. Other endless loops or overflows are still possible in lopdf or
 //! pdf-extract: a worker process with limits is the robust answer for untrusted PDFs.
+//!
+//! A page without a text layer (fewer than [`MIN_TEXT_LAYER_CHARS`] letters and digits) that
+//! paints an image or form XObject is a scanned page: with [`ParseLimits::ocr`] set it is
+//! rendered and read by [`super::ocr`], and its number is listed in
+//! [`ParsedDocument::ocr_pages`]. When a PDF yields no text at all, the reason says why: OCR
+//! unavailable (`ocr_unavailable`), OCR out of time on every page (`timeout`), or `no_text`.
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -19,12 +25,18 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use lopdf::{Dictionary, Document, Object, ObjectId};
 use pdf_extract::PlainTextOutput;
 
+use super::ocr::{OcrFailure, OcrRun};
 use super::{
-    blocks_from_paras, paras_from_lines, Block, Para, ParseError, ParseLimits, ParsedDocument,
+    blocks_from_paras, panic_message, paras_from_lines, Block, Para, ParseError, ParseLimits,
+    ParsedDocument,
 };
 use crate::text;
 
-pub(crate) fn parse(bytes: &[u8], _limits: &ParseLimits) -> Result<ParsedDocument, ParseError> {
+/// A page with fewer letters and digits than this in its text layer has none worth keeping
+/// (a scanner's page number or stamp) and is OCR'd when it paints an image.
+const MIN_TEXT_LAYER_CHARS: usize = 16;
+
+pub(crate) fn parse(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedDocument, ParseError> {
     let doc = match catch_unwind(AssertUnwindSafe(|| Document::load_mem(bytes))) {
         Ok(Ok(doc)) => doc,
         Ok(Err(e)) => return Err(load_error(e)),
@@ -39,11 +51,19 @@ pub(crate) fn parse(bytes: &[u8], _limits: &ParseLimits) -> Result<ParsedDocumen
     let mut failed = 0usize;
     let mut last_failure = String::new();
     let mut guard = Guard::new(&doc);
+    // Pages without a text layer that paint something: candidates for OCR.
+    let mut scanned: Vec<(u32, ObjectId)> = Vec::new();
     for (&number, &page_id) in &pages {
         let checked = catch_unwind(AssertUnwindSafe(|| guard.check_page(page_id)));
         if let Ok(Err(why)) | Err(why) = checked.map_err(|p| panic_message(&*p)) {
             failed += 1;
             last_failure = format!("page {number}: {why}");
+            continue;
+        }
+        // pdf-extract panics on a page without a usable MediaBox, or with a short ArtBox.
+        if media_box(&doc, page_id).is_none() || !art_box_ok(&doc, page_id) {
+            failed += 1;
+            last_failure = format!("page {number} has no usable MediaBox or ArtBox");
             continue;
         }
         let rendered = catch_unwind(AssertUnwindSafe(|| {
@@ -66,8 +86,16 @@ pub(crate) fn parse(bytes: &[u8], _limits: &ParseLimits) -> Result<ParsedDocumen
             }
         };
         let normalized = text::normalize_lines(&page_text);
+        let chars = normalized.chars().filter(|c| c.is_alphanumeric()).count();
+        if chars < MIN_TEXT_LAYER_CHARS && paints(&doc, page_id) {
+            scanned.push((number, page_id));
+        }
         pages_paras.push((number, paras_from_lines(&normalized, Some(number))));
     }
+    let ocr = match (&limits.ocr, scanned.is_empty()) {
+        (Some(opts), false) => ocr_pages(bytes, &doc, &scanned, opts, &mut pages_paras),
+        _ => OcrOutcome::default(),
+    };
     drop_running_lines(&mut pages_paras);
     drop_numbered_running_lines(&mut pages_paras);
     let mut paras = Vec::new();
@@ -77,6 +105,18 @@ pub(crate) fn parse(bytes: &[u8], _limits: &ParseLimits) -> Result<ParsedDocumen
     }
     let mut blocks = blocks_from_paras(paras, true);
     if blocks.is_empty() {
+        if let Some(why) = ocr.unavailable {
+            return Err(ParseError::OcrUnavailable(why));
+        }
+        if ocr.timeouts > 0 {
+            return Err(ParseError::Timeout(format!(
+                "OCR of {} scanned page(s): {}",
+                ocr.timeouts, ocr.last_failure
+            )));
+        }
+        if ocr.failures > 0 {
+            return Err(ParseError::Ocr(ocr.last_failure));
+        }
         if failed > 0 && failed == pages.len() {
             return Err(if last_failure.starts_with("panic: ") {
                 ParseError::Panicked(last_failure.trim_start_matches("panic: ").to_owned())
@@ -93,6 +133,16 @@ pub(crate) fn parse(bytes: &[u8], _limits: &ParseLimits) -> Result<ParsedDocumen
             "some PDF pages could not be read: {last_failure}"
         );
     }
+    if ocr.timeouts + ocr.failures + ocr.skipped > 0 || ocr.unavailable.is_some() {
+        tracing::warn!(
+            timeouts = ocr.timeouts,
+            failures = ocr.failures,
+            skipped = ocr.skipped,
+            unavailable = ?ocr.unavailable,
+            "some scanned PDF pages could not be OCR'd: {}",
+            ocr.last_failure
+        );
+    }
     let title = info_title(&doc).or_else(|| first_heading(&blocks));
     // The title shown as a heading on page 1 is the top of the outline.
     if let Some(t) = &title {
@@ -106,7 +156,155 @@ pub(crate) fn parse(bytes: &[u8], _limits: &ParseLimits) -> Result<ParsedDocumen
             }
         }
     }
-    Ok(ParsedDocument { title, blocks })
+    Ok(ParsedDocument {
+        title,
+        blocks,
+        ocr_pages: ocr.pages,
+        ..ParsedDocument::default()
+    })
+}
+
+/// What OCR made of the scanned pages.
+#[derive(Debug, Default)]
+struct OcrOutcome {
+    /// Pages whose text came from OCR.
+    pages: Vec<u32>,
+    /// Why no page could be OCR'd, when a tool is missing.
+    unavailable: Option<String>,
+    timeouts: usize,
+    failures: usize,
+    /// Scanned pages past [`super::OcrOptions::max_pages`].
+    skipped: usize,
+    last_failure: String,
+}
+
+/// OCRs the scanned pages, replacing their (near-empty) paragraphs in `pages_paras`.
+fn ocr_pages(
+    bytes: &[u8],
+    doc: &Document,
+    scanned: &[(u32, ObjectId)],
+    opts: &super::OcrOptions,
+    pages_paras: &mut [(u32, Vec<Para>)],
+) -> OcrOutcome {
+    let mut outcome = OcrOutcome {
+        skipped: scanned.len().saturating_sub(opts.max_pages),
+        ..OcrOutcome::default()
+    };
+    let run = match OcrRun::new(bytes, opts) {
+        Ok(run) => run,
+        Err(e) => {
+            outcome.failures += 1;
+            outcome.last_failure = format!("{e:?}");
+            return outcome;
+        }
+    };
+    for &(number, page_id) in scanned.iter().take(opts.max_pages) {
+        match run.page(number, media_box(doc, page_id)) {
+            Ok(raw) => {
+                let normalized = text::normalize_lines(&raw);
+                let paras = paras_from_lines(&normalized, Some(number));
+                if paras.is_empty() {
+                    continue;
+                }
+                if let Some((_, slot)) = pages_paras.iter_mut().find(|(n, _)| *n == number) {
+                    *slot = paras;
+                    outcome.pages.push(number);
+                }
+            }
+            Err(OcrFailure::Unavailable(why)) => {
+                outcome.last_failure.clone_from(&why);
+                outcome.unavailable = Some(why);
+                break;
+            }
+            Err(OcrFailure::Timeout(why)) => {
+                outcome.timeouts += 1;
+                outcome.last_failure = format!("page {number}: {why}");
+            }
+            Err(OcrFailure::Failed(why)) => {
+                outcome.failures += 1;
+                outcome.last_failure = format!("page {number}: {why}");
+            }
+        }
+    }
+    outcome
+}
+
+/// Whether a page's content paints an XObject (`Do`: a scanned page is an image) or an
+/// inline image (`BI`).
+fn paints(doc: &Document, page_id: ObjectId) -> bool {
+    let Ok(content) = catch_unwind(AssertUnwindSafe(|| doc.get_page_content(page_id))) else {
+        return false;
+    };
+    let Ok(content) = content else {
+        return false;
+    };
+    match catch_unwind(AssertUnwindSafe(|| {
+        lopdf::content::Content::decode(&content)
+    })) {
+        Ok(Ok(ops)) => ops
+            .operations
+            .iter()
+            .any(|op| matches!(op.operator.as_str(), "Do" | "BI" | "ID" | "EI")),
+        // Undecodable content: look for the operators as words.
+        _ => content
+            .split(|b| b.is_ascii_whitespace())
+            .any(|w| w == b"Do" || w == b"BI"),
+    }
+}
+
+/// A page's size in points, from its (possibly inherited) `MediaBox` as pdf-extract looks it
+/// up: the nearest one that is an array; `None` when that array does not start with four
+/// numbers (pdf-extract would panic) or there is none.
+fn media_box(doc: &Document, page_id: ObjectId) -> Option<(f64, f64)> {
+    let mut dict = doc.get_dictionary(page_id).ok()?;
+    for _ in 0..MAX_PARENT_CHAIN {
+        if let Ok(obj) = dict.get(b"MediaBox") {
+            if let Ok(arr) = deref_once(doc, obj)?.as_array() {
+                let [x0, y0, x1, y1] = four_numbers(arr)?;
+                return Some(((x1 - x0).abs(), (y1 - y0).abs()));
+            }
+        }
+        let parent = dict.get(b"Parent").and_then(Object::as_reference).ok()?;
+        dict = doc.get_dictionary(parent).ok()?;
+    }
+    None
+}
+
+/// Whether the page's own `ArtBox`, if it is an array, starts with four numbers (pdf-extract
+/// indexes it blindly).
+fn art_box_ok(doc: &Document, page_id: ObjectId) -> bool {
+    let Ok(obj) = doc.get_dictionary(page_id).and_then(|d| d.get(b"ArtBox")) else {
+        return true;
+    };
+    match deref_once(doc, obj).map(Object::as_array) {
+        Some(Ok(arr)) => four_numbers(arr).is_some(),
+        Some(Err(_)) => true,
+        None => false,
+    }
+}
+
+/// A reference resolved once, as pdf-extract does (which panics where this gives `None`).
+fn deref_once<'a>(doc: &'a Document, obj: &'a Object) -> Option<&'a Object> {
+    match obj {
+        Object::Reference(id) => doc.get_object(*id).ok(),
+        other => Some(other),
+    }
+}
+
+/// The first four of an array of direct numbers.
+fn four_numbers(arr: &[Object]) -> Option<[f64; 4]> {
+    let mut out = [0.0; 4];
+    for (i, o) in arr.iter().enumerate() {
+        let n = match o {
+            Object::Integer(n) => *n as f64,
+            Object::Real(r) => f64::from(*r),
+            _ => return None,
+        };
+        if let Some(slot) = out.get_mut(i) {
+            *slot = n;
+        }
+    }
+    (arr.len() >= 4).then_some(out)
 }
 
 /// Most nested XObject invocations on one page; pdf-extract recurses once per level.
@@ -265,16 +463,6 @@ fn load_error(e: lopdf::Error) -> ParseError {
                 ParseError::Pdf(msg)
             }
         }
-    }
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".to_owned()
     }
 }
 

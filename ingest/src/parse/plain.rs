@@ -22,6 +22,7 @@ pub(crate) fn parse(input: &str) -> ParsedDocument {
         return ParsedDocument {
             title: None,
             blocks: blocks_from_paras(paras, false),
+            ..ParsedDocument::default()
         };
     };
     let rest = paras.split_off(at + 1);
@@ -33,6 +34,7 @@ pub(crate) fn parse(input: &str) -> ParsedDocument {
     ParsedDocument {
         title: Some(title),
         blocks,
+        ..ParsedDocument::default()
     }
 }
 

@@ -57,8 +57,8 @@ fn document() -> impl Strategy<Value = ParsedDocument> {
             })
             .collect();
         ParsedDocument {
-            title: None,
             blocks,
+            ..ParsedDocument::default()
         }
     })
 }

@@ -3,7 +3,11 @@
 
 mod chunk_props;
 mod docx_limits;
+mod email;
 mod formats;
+mod ocr;
 mod pdf_attacks;
+mod tables_slides;
 mod util;
 mod walk;
+mod zip_bombs;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use lopdf::content::{Content, Operation};
 use lopdf::{dictionary, Dictionary, Document, Object, ObjectId, Stream};
-use tanya_ingest::{parse, Format, ParseLimits};
+use tanya_ingest::{parse, Format, ParseError, ParseLimits};
 
 /// A document whose pages are made by `pages`, given the pages node id and a font resource
 /// dictionary; each returned dictionary becomes a page under the root `Pages` node.
@@ -180,4 +180,37 @@ fn looping_parent_chain_without_media_box_is_skipped() {
     });
     let err = quick(&bytes).unwrap_err();
     assert!(err.contains("loops") || err.contains("PDF"), "{err}");
+}
+
+/// Found by fuzzing: pdf-extract panics (`expect("MediaBox")`, `wrong type`, an index out of
+/// bounds) on a page without a MediaBox, with a non-number in it, or with a short ArtBox. The
+/// panic was caught, but such a page is now a typed failure before pdf-extract sees it.
+#[test]
+fn pages_with_unusable_boxes_are_typed_failures_not_panics() {
+    let bytes = build(|doc, parent, fonts| {
+        let content_id = doc.add_object(Stream::new(dictionary! {}, text_ops("Tiada kotak")));
+        vec![dictionary! {
+            "Type" => "Page", "Parent" => parent, "Contents" => content_id,
+            "Resources" => dictionary! { "Font" => fonts.clone() },
+        }]
+    });
+    let err = parse(Format::Pdf, &bytes, &ParseLimits::default()).unwrap_err();
+    assert!(
+        matches!(&err, ParseError::Pdf(m) if m.contains("MediaBox")),
+        "{err:?}"
+    );
+
+    let bytes = build(|doc, parent, fonts| {
+        let font = dictionary! { "Font" => fonts.clone() };
+        let mut short_art = page(doc, parent, text_ops("Kotak pendek"), font.clone());
+        short_art.set("ArtBox", vec![0.into(), 0.into()]);
+        let mut odd_media = page(doc, parent, text_ops("Kotak pelik"), font.clone());
+        odd_media.set(
+            "MediaBox",
+            vec![0.into(), 0.into(), 595.into(), Object::Reference((999, 0))],
+        );
+        let good = page(doc, parent, text_ops("Halaman yang baik"), font);
+        vec![short_art, odd_media, good]
+    });
+    assert_eq!(quick(&bytes).unwrap(), "Halaman yang baik");
 }

@@ -177,3 +177,177 @@ pub fn outline(doc: &tanya_ingest::ParsedDocument) -> Vec<(Option<u8>, String)> 
         .map(|b| (b.heading_level(), b.text.clone()))
         .collect()
 }
+
+/// A zip package of the given parts, deflated.
+pub fn package(parts: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
+    let opts = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);
+    for (name, body) in parts {
+        zip.start_file(*name, opts).unwrap();
+        zip.write_all(body).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+const REL_NS: &str = "http://schemas.openxmlformats.org/officeDocument/2006/relationships";
+const PKG_REL_NS: &str = "http://schemas.openxmlformats.org/package/2006/relationships";
+
+fn rels(entries: &[(String, &str, String)]) -> String {
+    let mut out =
+        format!(r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="{PKG_REL_NS}">"#);
+    for (id, ty, target) in entries {
+        out.push_str(&format!(
+            r#"<Relationship Id="{id}" Type="{REL_NS}/{ty}" Target="{target}"/>"#
+        ));
+    }
+    out.push_str("</Relationships>");
+    out
+}
+
+pub const SHEET_NS: &str = "http://schemas.openxmlformats.org/spreadsheetml/2006/main";
+
+/// A worksheet part with the given `<row>` elements.
+pub fn sheet_xml(rows: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="{SHEET_NS}"><sheetData>{rows}</sheetData></worksheet>"#
+    )
+}
+
+/// An XLSX: named sheets (worksheet XML each), a shared string table, optional styles.
+pub fn xlsx(sheets: &[(&str, &str)], shared: &[&str], styles: Option<&str>) -> Vec<u8> {
+    let mut workbook = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="{SHEET_NS}" xmlns:r="{REL_NS}"><sheets>"#
+    );
+    let mut wb_rels = Vec::new();
+    let mut parts: Vec<(String, Vec<u8>)> = Vec::new();
+    for (i, (name, xml)) in sheets.iter().enumerate() {
+        let n = i + 1;
+        workbook.push_str(&format!(
+            r#"<sheet name="{name}" sheetId="{n}" r:id="rId{n}"/>"#
+        ));
+        wb_rels.push((
+            format!("rId{n}"),
+            "worksheet",
+            format!("worksheets/sheet{n}.xml"),
+        ));
+        parts.push((
+            format!("xl/worksheets/sheet{n}.xml"),
+            xml.as_bytes().to_vec(),
+        ));
+    }
+    workbook.push_str("</sheets></workbook>");
+    if !shared.is_empty() {
+        let mut sst = format!(
+            r#"<sst xmlns="{SHEET_NS}" count="{0}" uniqueCount="{0}">"#,
+            shared.len()
+        );
+        for s in shared {
+            sst.push_str(&format!("<si><t>{s}</t></si>"));
+        }
+        sst.push_str("</sst>");
+        wb_rels.push(("rIdS".into(), "sharedStrings", "sharedStrings.xml".into()));
+        parts.push(("xl/sharedStrings.xml".into(), sst.into_bytes()));
+    }
+    if let Some(styles) = styles {
+        wb_rels.push(("rIdT".into(), "styles", "styles.xml".into()));
+        parts.push(("xl/styles.xml".into(), styles.as_bytes().to_vec()));
+    }
+    let root = rels(&[("rId1".into(), "officeDocument", "xl/workbook.xml".into())]);
+    let wb_rels = rels(&wb_rels);
+    let mut all: Vec<(&str, &[u8])> = vec![
+        ("_rels/.rels", root.as_bytes()),
+        ("xl/workbook.xml", workbook.as_bytes()),
+        ("xl/_rels/workbook.xml.rels", wb_rels.as_bytes()),
+    ];
+    all.extend(parts.iter().map(|(n, b)| (n.as_str(), b.as_slice())));
+    package(&all)
+}
+
+pub const P_NS: &str = "http://schemas.openxmlformats.org/presentationml/2006/main";
+pub const A_NS: &str = "http://schemas.openxmlformats.org/drawingml/2006/main";
+
+/// A shape: `ph` is the placeholder type (`Some("")` for an untyped one), each string a
+/// paragraph.
+pub fn p_sp(ph: Option<&str>, paragraphs: &[&str]) -> String {
+    let ph = match ph {
+        Some("") => "<p:ph idx=\"1\"/>".to_owned(),
+        Some(t) => format!(r#"<p:ph type="{t}"/>"#),
+        None => String::new(),
+    };
+    let paras: String = paragraphs
+        .iter()
+        .map(|p| format!("<a:p><a:r><a:t>{p}</a:t></a:r></a:p>"))
+        .collect();
+    format!(
+        r#"<p:sp><p:nvSpPr><p:cNvPr id="2" name="s"/><p:cNvSpPr/><p:nvPr>{ph}</p:nvPr></p:nvSpPr><p:txBody><a:bodyPr/>{paras}</p:txBody></p:sp>"#
+    )
+}
+
+/// A slide (or, with `root = "notes"`, a notes slide) holding the given shapes.
+pub fn slide_xml(root: &str, shapes: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><p:{root} xmlns:p="{P_NS}" xmlns:a="{A_NS}" xmlns:r="{REL_NS}"><p:cSld><p:spTree>{shapes}</p:spTree></p:cSld></p:{root}>"#
+    )
+}
+
+/// A PPTX: slides as (slide XML, notes XML), numbered in part names 1…n, listed in the
+/// presentation in `order` (indices into `slides`).
+pub fn pptx(
+    slides: &[(String, Option<String>)],
+    order: &[usize],
+    core_title: Option<&str>,
+) -> Vec<u8> {
+    let mut pres = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><p:presentation xmlns:p="{P_NS}" xmlns:r="{REL_NS}"><p:sldIdLst>"#
+    );
+    for (k, &i) in order.iter().enumerate() {
+        pres.push_str(&format!(
+            r#"<p:sldId id="{}" r:id="rId{}"/>"#,
+            256 + k,
+            i + 1
+        ));
+    }
+    pres.push_str("</p:sldIdLst></p:presentation>");
+    let mut pres_rels = Vec::new();
+    let mut parts: Vec<(String, Vec<u8>)> = Vec::new();
+    for (i, (slide, notes)) in slides.iter().enumerate() {
+        let n = i + 1;
+        pres_rels.push((format!("rId{n}"), "slide", format!("slides/slide{n}.xml")));
+        parts.push((
+            format!("ppt/slides/slide{n}.xml"),
+            slide.clone().into_bytes(),
+        ));
+        if let Some(notes) = notes {
+            let r = rels(&[(
+                "rId1".into(),
+                "notesSlide",
+                format!("../notesSlides/notesSlide{n}.xml"),
+            )]);
+            parts.push((
+                format!("ppt/slides/_rels/slide{n}.xml.rels"),
+                r.into_bytes(),
+            ));
+            parts.push((
+                format!("ppt/notesSlides/notesSlide{n}.xml"),
+                notes.clone().into_bytes(),
+            ));
+        }
+    }
+    let root = rels(&[(
+        "rId1".into(),
+        "officeDocument",
+        "ppt/presentation.xml".into(),
+    )]);
+    let pres_rels = rels(&pres_rels);
+    let core = core_title.map(core_xml);
+    let mut all: Vec<(&str, &[u8])> = vec![
+        ("_rels/.rels", root.as_bytes()),
+        ("ppt/presentation.xml", pres.as_bytes()),
+        ("ppt/_rels/presentation.xml.rels", pres_rels.as_bytes()),
+    ];
+    if let Some(core) = &core {
+        all.push(("docProps/core.xml", core.as_bytes()));
+    }
+    all.extend(parts.iter().map(|(n, b)| (n.as_str(), b.as_slice())));
+    package(&all)
+}
