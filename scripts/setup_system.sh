@@ -5,7 +5,9 @@
 #   scripts/setup_system.sh --browser  # also Chromium, for the browser tests
 set -euo pipefail
 
-packages=(cmake libclang-dev clang pkg-config python3-venv poppler-utils fonts-dejavu-core)
+# poppler-utils renders scanned PDF pages for OCR; tesseract reads them (Malay + English).
+packages=(cmake libclang-dev clang pkg-config python3-venv poppler-utils fonts-dejavu-core
+          tesseract-ocr tesseract-ocr-eng tesseract-ocr-msa)
 # Node.js and npm install the page's pdf.js (and the browser-test driver).
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)

@@ -18,6 +18,28 @@ use crate::store::edge::EdgeStore;
 use crate::store::VectorStore;
 
 const LOCK_FILE: &str = "tanya.lock";
+/// Folder of write intents: one file per document whose new version is being written,
+/// naming that version. Written (and fsynced) before either store is touched, removed
+/// after the manifest acknowledges the version; what is left after a crash tells the
+/// next start exactly what to clean up.
+const PENDING_DIR: &str = "pending";
+
+/// Test-only: milliseconds to pause inside the commit protocol (between the stores'
+/// writes and the manifest), so that a crash test can land its kills there.
+pub const COMMIT_PAUSE_ENV: &str = "TANYA_TEST_COMMIT_PAUSE_MS";
+
+fn test_pause() {
+    static PAUSE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let ms = *PAUSE.get_or_init(|| {
+        std::env::var(COMMIT_PAUSE_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    });
+    if ms > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+}
 
 /// The stores and manifest of one data directory.
 pub struct Collection {
@@ -60,13 +82,81 @@ impl Collection {
         };
         let vectors = EdgeStore::open_in_dir(&data_dir.join("vectors"), dim)?;
         let bm25 = Bm25Index::open_in_dir(&data_dir.join("bm25"))?;
-        Ok(Collection {
+        let collection = Collection {
             dir: data_dir.to_path_buf(),
             _lock: lock,
             manifest: RwLock::new(manifest),
             vectors: Box::new(vectors),
             bm25,
-        })
+        };
+        // Searches never see unacknowledged chunks anyway (they filter by the manifest),
+        // so a failed clean-up (a full disk) must not stop the index from opening.
+        match collection.reconcile() {
+            Ok(0) => {}
+            Ok(cleaned) => tracing::warn!(
+                documents = cleaned,
+                "removed the chunks of unacknowledged writes left by an interrupted run"
+            ),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "could not yet remove what an interrupted run left; will retry at the next start"
+            ),
+        }
+        Ok(collection)
+    }
+
+    fn pending_dir(&self) -> PathBuf {
+        self.dir.join(PENDING_DIR)
+    }
+
+    /// Records that `version` of `doc_id` is about to be written (durably, before the
+    /// stores are touched).
+    fn begin_write(&self, doc_id: &str, version: &str) -> Result<()> {
+        let dir = self.pending_dir();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        crate::manifest::write_atomic(&dir.join(doc_id), version.as_bytes())
+    }
+
+    fn end_write(&self, doc_id: &str) {
+        let _ = std::fs::remove_file(self.pending_dir().join(doc_id));
+    }
+
+    /// Removes from both stores whatever unacknowledged writes left behind (a crash or
+    /// `kill -9` between the first store write and the manifest), keeping each
+    /// document's acknowledged version. Returns how many documents needed it. The source
+    /// files are untouched, so the next ingest of their folder redoes the work.
+    pub fn reconcile(&self) -> Result<usize> {
+        let dir = self.pending_dir();
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(0);
+        };
+        let mut cleaned = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                // A temp file of an interrupted intent write: nothing was stored yet.
+                let _ = std::fs::remove_file(entry.path());
+                continue;
+            }
+            let acknowledged = self
+                .manifest()
+                .documents
+                .get(&name)
+                .map(|d| d.version.clone());
+            self.vectors
+                .delete_document(&name, acknowledged.as_deref())?;
+            self.bm25.delete_document(&name, acknowledged.as_deref())?;
+            cleaned.push(name);
+        }
+        if cleaned.is_empty() {
+            return Ok(0);
+        }
+        self.finish()?;
+        for name in &cleaned {
+            self.end_write(name);
+        }
+        Ok(cleaned.len())
     }
 
     pub fn dir(&self) -> &Path {
@@ -93,13 +183,16 @@ impl Collection {
             .documents
             .get(doc_id)
             .map(|d| d.version.clone());
+        self.begin_write(doc_id, &entry.version)?;
         // Drop leftovers of any unacknowledged attempt, keep the acknowledged version.
         self.bm25.delete_document(doc_id, previous.as_deref())?;
         self.vectors.upsert(items)?;
+        test_pause();
         let passages: Vec<Passage> = items.iter().map(|(p, _)| p.clone()).collect();
         self.bm25.add(&passages)?;
         self.vectors.flush()?;
         self.bm25.commit()?;
+        test_pause();
         let version = entry.version.clone();
         {
             let mut m = self.manifest.write().unwrap_or_else(|p| p.into_inner());
@@ -110,6 +203,8 @@ impl Collection {
         }
         self.vectors.delete_document(doc_id, Some(&version))?;
         self.bm25.delete_document(doc_id, Some(&version))?;
+        // The superseded chunks are deleted in memory; the intent stays until that is
+        // durable too, so a crash before then still cleans them up at the next start.
         Ok(())
     }
 
@@ -120,6 +215,8 @@ impl Collection {
             if !m.documents.contains_key(doc_id) {
                 return Ok(());
             }
+            // An empty version: the intent is to have none.
+            self.begin_write(doc_id, "")?;
             let mut next = m.clone();
             next.documents.remove(doc_id);
             next.save(&self.dir)?;
@@ -130,10 +227,27 @@ impl Collection {
         Ok(())
     }
 
-    /// Makes pending deletions durable.
+    /// Makes pending deletions durable and clears the intents they belonged to.
     pub fn finish(&self) -> Result<()> {
         self.vectors.flush()?;
-        self.bm25.commit()
+        self.bm25.commit()?;
+        if let Ok(entries) = std::fs::read_dir(self.pending_dir()) {
+            let m = self.manifest();
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let version = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                // Only intents whose version is acknowledged are done; others belong to a
+                // write still in progress on another thread, or to a crash.
+                let done = match m.documents.get(&name) {
+                    Some(d) => d.version == version,
+                    None => version.is_empty(),
+                };
+                if done {
+                    self.end_write(&name);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Dense search restricted to `access` and to acknowledged versions.
@@ -177,6 +291,28 @@ impl Collection {
     /// Stored vectors of chunks (see [`VectorStore::vectors`]).
     pub fn vectors(&self, ids: &[u64]) -> Result<std::collections::HashMap<u64, Vec<Vec<f32>>>> {
         self.vectors.vectors(ids)
+    }
+
+    /// Fails with [`Error::DiskFull`] when the data directory's disk has less than
+    /// `min_free_mb` free: writing into a memory map on a full disk would kill the
+    /// process mid-write.
+    pub fn check_free_space(&self, min_free_mb: u64) -> Result<()> {
+        let available = fs4::available_space(&self.dir)
+            .map_err(|e| Error::io(format!("checking free space of {}", self.dir.display()), e))?;
+        let available_mb = available / (1024 * 1024);
+        if available_mb < min_free_mb {
+            return Err(Error::DiskFull {
+                dir: self.dir.clone(),
+                available_mb,
+                required_mb: min_free_mb,
+            });
+        }
+        Ok(())
+    }
+
+    /// Chunks in (vector store, BM25 index), all documents and versions.
+    pub fn total_counts(&self) -> Result<(usize, usize)> {
+        Ok((self.vectors.count()?, self.bm25.count() as usize))
     }
 
     /// Chunk counts of a document in (vector store, BM25 index), all versions.

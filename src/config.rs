@@ -52,6 +52,24 @@ pub struct IngestConfig {
     pub overlap_tokens: usize,
     pub max_file_mb: u64,
     pub default_groups: Vec<String>,
+    /// Wall-clock and CPU-time limit of parsing one file (in its worker process).
+    pub parse_timeout_secs: u64,
+    /// Memory (address space) limit of one parse worker, in MiB.
+    pub parse_memory_mb: u64,
+    /// Free space (MiB) the data directory's disk must keep: a document is not written
+    /// when less is left.
+    pub min_free_disk_mb: u64,
+}
+
+impl IngestConfig {
+    /// The limits of one parse worker.
+    pub fn worker_limits(&self) -> crate::isolate::WorkerLimits {
+        crate::isolate::WorkerLimits {
+            memory_bytes: self.parse_memory_mb * 1024 * 1024,
+            cpu_seconds: self.parse_timeout_secs,
+            wall: std::time::Duration::from_secs(self.parse_timeout_secs),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -261,6 +279,12 @@ impl Config {
                 "server.bind = `{}` is not an address like 127.0.0.1:8080",
                 self.server.bind
             ));
+        }
+        if self.ingest.parse_timeout_secs == 0 {
+            return bad("ingest.parse_timeout_secs must be at least 1".into());
+        }
+        if self.ingest.parse_memory_mb < 256 {
+            return bad("ingest.parse_memory_mb must be at least 256".into());
         }
         if self.server.allowed_hosts.is_empty() {
             return bad("server.allowed_hosts must name at least one host".into());

@@ -70,6 +70,66 @@ impl Engine {
         )
     }
 
+    /// Follows `root` until `stop` is set: an ingest pass now, then one after every burst
+    /// of file-system changes (creates, edits, renames, deletes; 500 ms of quiet ends a
+    /// burst), and a full pass every `rescan` even without events (events can be lost:
+    /// network folders, overflowing kernel queues). Each pass is an ordinary incremental
+    /// ingest, so an edited document's old version stays searchable until the new one is
+    /// committed. `on_pass` receives every pass's report.
+    pub fn watch(
+        &self,
+        root: &Path,
+        options: &IngestOptions,
+        rescan: std::time::Duration,
+        stop: &AtomicBool,
+        on_pass: &mut dyn FnMut(&IngestReport),
+    ) -> Result<()> {
+        use notify::Watcher as _;
+        use std::sync::atomic::Ordering;
+        use std::time::Duration;
+        let (tx, rx) = std::sync::mpsc::channel::<notify::Result<notify::Event>>();
+        let mut watcher = notify::recommended_watcher(tx)
+            .map_err(|e| Error::BadRequest(format!("cannot watch {}: {e}", root.display())))?;
+        watcher
+            .watch(root, notify::RecursiveMode::Recursive)
+            .map_err(|e| Error::BadRequest(format!("cannot watch {}: {e}", root.display())))?;
+        let quiet = Duration::from_millis(500);
+        let tick = Duration::from_millis(100);
+        let mut last_pass = Instant::now();
+        on_pass(&self.ingest(root, options, &crate::pipeline::Quiet)?);
+        let mut dirty_since: Option<Instant> = None;
+        let mut last_event = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            match rx.recv_timeout(tick) {
+                Ok(Ok(event)) => {
+                    // Reads and metadata-only events change nothing we index.
+                    if !matches!(event.kind, notify::EventKind::Access(_)) {
+                        dirty_since.get_or_insert_with(Instant::now);
+                        last_event = Instant::now();
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "watch error; a full pass follows");
+                    dirty_since.get_or_insert_with(Instant::now);
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(Error::BadRequest(format!(
+                        "stopped watching {}: the watcher went away",
+                        root.display()
+                    )))
+                }
+            }
+            let burst_over = dirty_since.is_some() && last_event.elapsed() >= quiet;
+            if burst_over || last_pass.elapsed() >= rescan {
+                dirty_since = None;
+                last_pass = Instant::now();
+                on_pass(&self.ingest(root, options, &crate::pipeline::Quiet)?);
+            }
+        }
+        Ok(())
+    }
+
     /// Hybrid search as seen by `access`.
     pub fn search(&self, query: &str, access: &Access, limit: usize) -> Result<Retrieval> {
         retrieve::search(
@@ -104,6 +164,17 @@ impl Engine {
         })?);
         *slot = Some(gen.clone());
         Ok(gen)
+    }
+
+    /// Unloads the generator (its worker thread is joined and the model freed); the next
+    /// generative answer loads it again.
+    pub fn unload_generator(&self) {
+        let taken = self
+            .generator
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        drop(taken);
     }
 
     /// Answers `question` for `access` in `mode`, reporting progress through `on_event`

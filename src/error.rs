@@ -65,6 +65,17 @@ pub enum Error {
     #[error("BM25 index: {0}")]
     Bm25(String),
 
+    /// The data directory's disk is (nearly) full.
+    #[error(
+        "no space left for the index: {available_mb} MiB free on the disk of {dir}, \
+         {required_mb} MiB required (ingest.min_free_disk_mb)"
+    )]
+    DiskFull {
+        dir: PathBuf,
+        available_mb: u64,
+        required_mb: u64,
+    },
+
     /// Reading or writing a file failed.
     #[error("{context}: {source}")]
     Io {
@@ -83,7 +94,8 @@ impl Error {
             | Error::PathNotFound(_)
             | Error::BadRequest(_)
             | Error::EmbedderMismatch { .. }
-            | Error::Locked(_) => true,
+            | Error::Locked(_)
+            | Error::DiskFull { .. } => true,
             Error::Generate(e) => matches!(
                 e,
                 GenerateError::ModelNotFound { .. }

@@ -12,6 +12,8 @@ pub mod collection;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod eval;
+pub mod isolate;
 pub mod manifest;
 pub mod models;
 pub mod passage;

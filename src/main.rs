@@ -39,7 +39,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Index files and folders (PDF, DOCX, HTML, Markdown, text). Re-running only
+    /// Index files and folders (PDF, DOCX, XLSX, PPTX, CSV, email, HTML, Markdown, text). Re-running only
     /// processes what changed; files deleted from a folder leave the index.
     Ingest {
         #[arg(required = true)]
@@ -50,6 +50,13 @@ enum Command {
         /// Also write the run's summary as JSON to this file.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Keep following the folder: re-ingest after every burst of changes, and do a
+        /// full pass every --rescan seconds. Ctrl+C stops (safely at any moment).
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between full passes in --watch mode.
+        #[arg(long, default_value_t = 300)]
+        rescan: u64,
     },
     /// Hybrid search: ranked passages with document, page and a snippet.
     Search {
@@ -83,10 +90,36 @@ enum Command {
         #[arg(long)]
         bind: Option<String>,
     },
+    /// Measure retrieval or answer quality on a data set in BEIR layout.
+    Eval {
+        #[command(subcommand)]
+        what: EvalCommand,
+    },
+    /// (Internal) Parse one file in this process under resource limits and print the
+    /// result as JSON: the isolated worker that `ingest` runs for every file.
+    #[command(hide = true)]
+    ParseWorker {
+        #[arg(long)]
+        format: String,
+        #[arg(long)]
+        rel_path: String,
+        #[arg(long)]
+        max_file_bytes: u64,
+        #[arg(long)]
+        memory_bytes: u64,
+        #[arg(long)]
+        cpu_seconds: u64,
+        path: PathBuf,
+    },
     /// List the indexed documents.
     Documents {
         #[arg(long)]
         json: bool,
+        /// Check that every document is whole in both stores (its chunk count in the
+        /// vector store and the BM25 index equals the manifest's) and that nothing else
+        /// is stored; exits with 1 when not.
+        #[arg(long)]
+        verify: bool,
     },
     /// Print the effective configuration.
     Config,
@@ -104,6 +137,205 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "public")]
         groups: Vec<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// Ingest a corpus into a scratch index and score ranked retrieval: nDCG@10,
+    /// recall@10, recall@100, MRR@10 and latency percentiles, per mode.
+    Retrieval {
+        /// corpus.jsonl: {"_id","title","text"} per line.
+        #[arg(long)]
+        corpus: PathBuf,
+        /// queries.jsonl: {"_id","text"} per line.
+        #[arg(long)]
+        queries: PathBuf,
+        /// qrels TSV: query-id, corpus-id, score (with a header line).
+        #[arg(long)]
+        qrels: PathBuf,
+        /// Modes to score (default: all of bm25, dense, hybrid).
+        #[arg(long, value_delimiter = ',')]
+        mode: Vec<tanya::eval::RetrievalMode>,
+        /// Scratch index folder, reused (incrementally) across runs (default: under
+        /// ~/.cache/tanya/eval/, one per corpus file).
+        #[arg(long)]
+        index: Option<PathBuf>,
+        /// Also write the scores as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Ingest a corpus and ask every question: SQuAD exact match and F1, "contains a
+    /// gold answer", citation accuracy and abstention, per answer mode.
+    Answers {
+        #[arg(long)]
+        corpus: PathBuf,
+        /// queries.jsonl with the questions.
+        #[arg(long)]
+        questions: PathBuf,
+        /// answers.jsonl: {"qid","answers":[...],"gold_doc"} per line.
+        #[arg(long)]
+        answers: PathBuf,
+        /// Answer modes (default: extractive).
+        #[arg(long, value_delimiter = ',')]
+        mode: Vec<AnswerMode>,
+        /// Ask at most this many questions (generative answers take seconds each).
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long)]
+        index: Option<PathBuf>,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+}
+
+/// The scratch index of a corpus file: `index` or a folder under the cache named by
+/// the corpus path.
+fn eval_index(index: Option<PathBuf>, corpus: &std::path::Path) -> PathBuf {
+    index.unwrap_or_else(|| {
+        let canonical = corpus
+            .canonicalize()
+            .unwrap_or_else(|_| corpus.to_path_buf());
+        let id = tanya::pipeline::doc_id_for(&canonical);
+        tanya::config::expand_home(std::path::Path::new("~/.cache/tanya/eval")).join(id)
+    })
+}
+
+/// Loads the corpus, writes it into the scratch folder and ingests it.
+fn eval_engine(
+    mut config: Config,
+    corpus: &std::path::Path,
+    index: Option<PathBuf>,
+) -> anyhow::Result<(Engine, tanya::eval::Materialized)> {
+    let index = eval_index(index, corpus);
+    let docs: Vec<tanya::eval::CorpusDoc> = tanya::eval::read_jsonl(corpus)?;
+    eprintln!(
+        "{} documents from {}; scratch index {}",
+        docs.len(),
+        corpus.display(),
+        index.display()
+    );
+    let materialized = tanya::eval::materialize(&docs, &index.join("docs"))?;
+    config.paths.data_dir = index.join("data");
+    let engine = Engine::open(config)?;
+    let observer = Progress::new();
+    let report = tanya::eval::ingest(&engine, &materialized, &observer)?;
+    observer.finish();
+    eprintln!(
+        "ingest: {} indexed, {} unchanged, {} rejected, {} chunks embedded in {:.0} s",
+        report.indexed.len(),
+        report.unchanged,
+        report.rejected.len(),
+        report.chunks_embedded,
+        report.elapsed_seconds
+    );
+    Ok((engine, materialized))
+}
+
+fn run_eval(config: Config, what: EvalCommand) -> anyhow::Result<()> {
+    let access = Access::for_groups(config.ingest.default_groups.clone())?;
+    match what {
+        EvalCommand::Retrieval {
+            corpus,
+            queries,
+            qrels,
+            mode,
+            index,
+            json,
+        } => {
+            let queries: Vec<tanya::eval::Query> = tanya::eval::read_jsonl(&queries)?;
+            let qrels = tanya::eval::read_qrels(&qrels)?;
+            let (engine, m) = eval_engine(config, &corpus, index)?;
+            let modes = if mode.is_empty() {
+                tanya::eval::RetrievalMode::ALL.to_vec()
+            } else {
+                mode
+            };
+            println!(
+                "{:<8} {:>7} {:>8} {:>6} {:>7} {:>7} {:>9} {:>9}",
+                "mode", "queries", "nDCG@10", "R@10", "R@100", "MRR@10", "p50 ms", "p95 ms"
+            );
+            let mut all = Vec::new();
+            for mode in modes {
+                let s = tanya::eval::evaluate_retrieval(
+                    &engine, mode, &queries, &qrels, &m.ids, &access,
+                )?;
+                println!(
+                    "{:<8} {:>7} {:>8.4} {:>6.4} {:>7.4} {:>7.4} {:>9.1} {:>9.1}",
+                    mode.as_str(),
+                    s.queries,
+                    s.ndcg_at_10,
+                    s.recall_at_10,
+                    s.recall_at_100,
+                    s.mrr_at_10,
+                    s.latency_ms.p50,
+                    s.latency_ms.p95
+                );
+                all.push(s);
+            }
+            if let Some(file) = json {
+                std::fs::write(&file, serde_json::to_vec_pretty(&all)?)
+                    .with_context(|| format!("writing {}", file.display()))?;
+            }
+            Ok(())
+        }
+        EvalCommand::Answers {
+            corpus,
+            questions,
+            answers,
+            mode,
+            limit,
+            index,
+            json,
+        } => {
+            let queries: Vec<tanya::eval::Query> = tanya::eval::read_jsonl(&questions)?;
+            let gold: Vec<tanya::eval::Gold> = tanya::eval::read_jsonl(&answers)?;
+            let gold = gold.into_iter().map(|g| (g.qid.clone(), g)).collect();
+            let (engine, m) = eval_engine(config, &corpus, index)?;
+            let modes = if mode.is_empty() {
+                vec![AnswerMode::Extractive]
+            } else {
+                mode
+            };
+            println!(
+                "{:<11} {:>9} {:>6} {:>6} {:>8} {:>9} {:>10} {:>9} {:>9} {:>9}",
+                "mode",
+                "questions",
+                "EM",
+                "F1",
+                "contains",
+                "cite-acc",
+                "cite-first",
+                "gold-ret",
+                "abstain",
+                "p50 ms"
+            );
+            let mut all = Vec::new();
+            for mode in modes {
+                let s = tanya::eval::evaluate_answers(
+                    &engine, mode, &queries, &gold, &m.ids, &access, limit,
+                )?;
+                println!(
+                    "{:<11} {:>9} {:>6.3} {:>6.3} {:>8.3} {:>9.3} {:>10.3} {:>9.3} {:>9.3} {:>9.0}",
+                    mode.as_str(),
+                    s.questions,
+                    s.exact_match,
+                    s.f1,
+                    s.contains,
+                    s.citation_accuracy,
+                    s.first_citation_accuracy,
+                    s.gold_retrieved,
+                    s.abstained,
+                    s.latency_ms.p50
+                );
+                all.push(s);
+            }
+            if let Some(file) = json {
+                std::fs::write(&file, serde_json::to_vec_pretty(&all)?)
+                    .with_context(|| format!("writing {}", file.display()))?;
+            }
+            Ok(())
+        }
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -225,6 +457,20 @@ fn main() {
         .init();
     if let Err(err) = run(cli) {
         eprintln!("error: {err:#}");
+        if err.chain().any(|e| {
+            e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.raw_os_error() == Some(28))
+                || e.to_string().contains("No space left on device")
+                || matches!(
+                    e.downcast_ref::<tanya::Error>(),
+                    Some(tanya::Error::DiskFull { .. })
+                )
+        }) {
+            eprintln!(
+                "  The disk holding the data directory is full. Documents indexed before this \
+                 stay searchable; free some space and run the same command again to continue."
+            );
+        }
         let user = err
             .chain()
             .find_map(|e| e.downcast_ref::<tanya::Error>())
@@ -234,6 +480,25 @@ fn main() {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::ParseWorker {
+        format,
+        rel_path,
+        max_file_bytes,
+        memory_bytes,
+        cpu_seconds,
+        path,
+    } = cli.command
+    {
+        // No configuration, no models: only the parser runs here.
+        std::process::exit(tanya::isolate::worker_main(tanya::isolate::WorkerArgs {
+            path,
+            rel_path,
+            format,
+            max_file_bytes,
+            memory_bytes,
+            cpu_seconds,
+        }));
+    }
     let mut config = Config::load(cli.config.as_deref())?;
     if let Some(dir) = cli.data_dir {
         config.paths.data_dir = dir;
@@ -255,6 +520,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })?;
             Ok(())
         }
+        Command::Eval { what } => run_eval(config, what),
+        Command::ParseWorker { .. } => unreachable!("handled before the configuration is read"),
         Command::Config => {
             print!("{}", toml::to_string_pretty(&config)?);
             Ok(())
@@ -263,6 +530,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             paths,
             groups,
             report,
+            watch,
+            rescan,
         } => {
             let groups = if groups.is_empty() {
                 config.ingest.default_groups.clone()
@@ -271,6 +540,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             Access::for_groups(groups.clone())?;
             let engine = Engine::open(config)?;
+            if watch {
+                let [root] = paths.as_slice() else {
+                    anyhow::bail!(tanya::Error::BadRequest(
+                        "--watch follows one folder at a time".into()
+                    ));
+                };
+                println!("watching {} (Ctrl+C stops)", root.display());
+                let stop = AtomicBool::new(false);
+                return Ok(engine.watch(
+                    root,
+                    &IngestOptions { groups },
+                    Duration::from_secs(rescan.max(1)),
+                    &stop,
+                    &mut |r| {
+                        let changed = !r.indexed.is_empty()
+                            || !r.removed.is_empty()
+                            || !r.rejected.is_empty();
+                        if changed {
+                            print_report(root, r);
+                        }
+                    },
+                )?);
+            }
             let mut reports = Vec::new();
             for path in &paths {
                 let observer = Progress::new();
@@ -372,8 +664,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let engine = Engine::open(config)?;
             bench(&engine, &qs, runs, generative, &access)
         }
-        Command::Documents { json } => {
+        Command::Documents { json, verify } => {
             let engine = Engine::open(config)?;
+            if verify {
+                return verify_documents(&engine, json);
+            }
             let m = engine.collection.manifest();
             if json {
                 println!("{}", serde_json::to_string_pretty(&m.documents)?);
@@ -393,6 +688,54 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `tanya documents --verify`: per document, the manifest's chunk count against both
+/// stores; in total, what is stored against what is acknowledged.
+fn verify_documents(engine: &Engine, json: bool) -> anyhow::Result<()> {
+    let m = engine.collection.manifest().clone();
+    let mut rows = Vec::new();
+    let mut whole = true;
+    for (id, d) in &m.documents {
+        let (vectors, bm25) = engine.collection.chunk_counts(id)?;
+        let ok = vectors == d.chunks as usize && bm25 == d.chunks as usize;
+        whole &= ok;
+        rows.push(serde_json::json!({
+            "id": id, "rel_path": d.rel_path, "chunks": d.chunks,
+            "stored_vectors": vectors, "stored_bm25": bm25, "whole": ok,
+        }));
+        if !json && !ok {
+            println!(
+                "NOT WHOLE {}: manifest {} chunks, vector store {vectors}, BM25 {bm25}",
+                d.rel_path, d.chunks
+            );
+        }
+    }
+    let acknowledged: usize = m.documents.values().map(|d| d.chunks as usize).sum();
+    let (total_vectors, total_bm25) = engine.collection.total_counts()?;
+    let clean = total_vectors == acknowledged && total_bm25 == acknowledged;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "documents": rows,
+                "acknowledged_chunks": acknowledged,
+                "stored_vectors_total": total_vectors,
+                "stored_bm25_total": total_bm25,
+                "ok": whole && clean,
+            }))?
+        );
+    } else {
+        println!(
+            "{} documents, {acknowledged} acknowledged chunks; stored: {total_vectors} vectors, {total_bm25} BM25 entries: {}",
+            m.documents.len(),
+            if whole && clean { "consistent" } else { "INCONSISTENT" }
+        );
+    }
+    if !(whole && clean) {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 fn snippet(text: &str, max: usize) -> String {
@@ -444,13 +787,21 @@ fn print_report(path: &std::path::Path, r: &IngestReport) {
         r.chunks_per_second()
     );
     if r.files_seen == 0 {
-        println!("  the folder holds no files Tanya can read (PDF, DOCX, HTML, Markdown, text)");
+        println!("  the folder holds no files Tanya can read (PDF, DOCX, XLSX, PPTX, CSV, email, HTML, Markdown, text)");
     }
     for x in &r.rejected {
         println!("  rejected {} ({}): {}", x.rel_path, x.reason, x.message);
     }
     for x in &r.removed {
         println!("  removed {x} (deleted from the folder)");
+    }
+    for x in r.indexed.iter().filter(|x| !x.ocr_pages.is_empty()) {
+        let pages: Vec<String> = x.ocr_pages.iter().map(|p| p.to_string()).collect();
+        println!(
+            "  OCR'd {} (scanned pages {})",
+            x.rel_path,
+            pages.join(", ")
+        );
     }
     let mut slow: Vec<_> = r.indexed.iter().collect();
     slow.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));

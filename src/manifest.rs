@@ -31,6 +31,9 @@ pub struct DocumentEntry {
     /// Content hash of the acknowledged version.
     pub version: String,
     pub chunks: u32,
+    /// Pages whose text came from OCR.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ocr_pages: Vec<u32>,
     pub groups: Vec<String>,
     pub size: u64,
     /// Seconds since the Unix epoch.
@@ -128,6 +131,7 @@ mod tests {
                 pages: Some(3),
                 version: "abc".into(),
                 chunks: 4,
+                ocr_pages: Vec::new(),
                 groups: vec!["public".into()],
                 size: 10,
                 ingested_at: 1,

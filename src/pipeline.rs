@@ -30,6 +30,9 @@ pub struct Indexed {
     pub rel_path: String,
     pub chunks: usize,
     pub seconds: f64,
+    /// Pages whose text came from OCR (scanned PDF pages).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ocr_pages: Vec<u32>,
 }
 
 /// A file that was not indexed, and why.
@@ -141,6 +144,126 @@ enum Parsed {
     Rejected(Rejected),
 }
 
+/// Parses one file in a worker, and each of its attachments (an email's) as a document
+/// of its own, located as `email.eml#attachment.pdf`.
+fn parse_with_attachments(
+    p: Pending,
+    limits: &ParseLimits,
+    worker: &crate::isolate::WorkerLimits,
+    chunker: &ChunkerConfig,
+    embedder: &Embedder,
+    scratch: Option<&tempfile::TempDir>,
+) -> Vec<Parsed> {
+    let reject = |p: &Pending, reason: String, message: String| {
+        Parsed::Rejected(Rejected {
+            rel_path: p.file.rel_path.clone(),
+            reason,
+            message,
+        })
+    };
+    let mut doc = match crate::isolate::read_and_parse(&p.file, limits, worker) {
+        Ok((hash, parsed)) => {
+            tanya_ingest::build_document(&p.file, hash, parsed, chunker, embedder)
+        }
+        Err(f) => return vec![reject(&p, f.reason, f.message)],
+    };
+    let attachments = std::mem::take(&mut doc.attachments);
+    let mut out = Vec::with_capacity(1 + attachments.len());
+    for a in attachments {
+        let Some(dir) = scratch else { break };
+        let path = dir.path().join(format!("{}-{}", out.len(), a.name));
+        let child = Pending {
+            file: SourceFile {
+                path: path.clone(),
+                rel_path: format!("{}#{}", p.file.rel_path, a.name),
+                size: a.bytes.len() as u64,
+                format: a.format,
+            },
+            canonical: p.canonical.clone(),
+            doc_id: doc_id_for(Path::new(&format!("{}#{}", p.canonical.display(), a.name))),
+        };
+        if let Err(e) = std::fs::write(&path, &a.bytes) {
+            out.push(reject(
+                &child,
+                "io".into(),
+                format!("cannot stage the attachment: {e}"),
+            ));
+            continue;
+        }
+        // One level only: an attachment's own attachments are not followed.
+        match crate::isolate::read_and_parse(&child.file, limits, worker) {
+            Ok((hash, parsed)) => {
+                let mut d =
+                    tanya_ingest::build_document(&child.file, hash, parsed, chunker, embedder);
+                d.attachments.clear();
+                if d.chunks.is_empty() {
+                    out.push(reject(
+                        &child,
+                        "no_text".into(),
+                        "no text could be extracted".into(),
+                    ));
+                } else {
+                    out.push(Parsed::Ok(Box::new((child, d))));
+                }
+            }
+            Err(f) => out.push(reject(&child, f.reason, f.message)),
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    let main = if doc.chunks.is_empty() {
+        reject(&p, "no_text".into(), "no text could be extracted".into())
+    } else {
+        Parsed::Ok(Box::new((p, doc)))
+    };
+    out.insert(0, main);
+    out
+}
+
+/// Drops pending files whose content is already indexed under another path.
+fn dedupe(
+    collection: &Collection,
+    pending: Vec<Pending>,
+    limits: &ParseLimits,
+    report: &mut IngestReport,
+) -> Result<Vec<Pending>> {
+    let mut known: std::collections::HashMap<String, (String, String)> = collection
+        .manifest()
+        .documents
+        .iter()
+        .filter(|(_, e)| e.source.exists())
+        .map(|(id, e)| (e.version.clone(), (id.clone(), e.rel_path.clone())))
+        .collect();
+    let mut keep = Vec::with_capacity(pending.len());
+    for p in pending {
+        let hash = match p.file.size <= limits.max_file_bytes {
+            true => std::fs::read(&p.file.path)
+                .ok()
+                .map(|b| tanya_ingest::content_hash(&b)),
+            false => None,
+        };
+        let Some(hash) = hash else {
+            keep.push(p); // the worker reports why it cannot be read
+            continue;
+        };
+        match known.get(&hash) {
+            Some((other, rel)) if *other != p.doc_id => {
+                // An edit that made this file a copy of another: its old text is gone.
+                collection.remove_document(&p.doc_id)?;
+                report.rejected.push(Rejected {
+                    rel_path: p.file.rel_path.clone(),
+                    reason: "duplicate".into(),
+                    message: format!("the same content as {rel}, which is indexed already"),
+                });
+            }
+            _ => {
+                known.insert(hash, (p.doc_id.clone(), p.file.rel_path.clone()));
+                keep.push(p);
+            }
+        }
+    }
+    Ok(keep)
+}
+
 /// Ingests `root` (a file or a folder) into `collection`.
 pub fn ingest_path(
     collection: &Collection,
@@ -190,6 +313,7 @@ pub fn ingest_path(
     // Decide what needs work: unchanged content and groups cost nothing.
     let mut pending = Vec::new();
     let mut present: HashSet<String> = HashSet::new();
+    let mut present_sources: HashSet<PathBuf> = HashSet::new();
     for file in walk.files {
         let canonical = file
             .path
@@ -197,6 +321,7 @@ pub fn ingest_path(
             .unwrap_or_else(|_| file.path.clone());
         let doc_id = doc_id_for(&canonical);
         present.insert(doc_id.clone());
+        present_sources.insert(canonical.clone());
         let unchanged = match collection.manifest().documents.get(&doc_id) {
             Some(entry) if entry.groups == groups && entry.size == file.size => {
                 match std::fs::read(&file.path) {
@@ -221,6 +346,7 @@ pub fn ingest_path(
         let p = root.join(&s.rel_path);
         let canonical = p.canonicalize().unwrap_or(p);
         present.insert(doc_id_for(&canonical));
+        present_sources.insert(canonical);
     }
 
     // Files of this root that disappeared.
@@ -228,13 +354,21 @@ pub fn ingest_path(
         .manifest()
         .documents
         .iter()
-        .filter(|(id, e)| e.root == root && !present.contains(*id))
+        // An email's attachments live as long as the email (their source).
+        .filter(|(id, e)| {
+            e.root == root && !present.contains(*id) && !present_sources.contains(&e.source)
+        })
         .map(|(id, e)| (id.clone(), e.rel_path.clone()))
         .collect();
     for (doc_id, rel_path) in gone {
         collection.remove_document(&doc_id)?;
         report.removed.push(rel_path);
     }
+
+    // Identical content is indexed once: a file whose bytes equal an indexed document
+    // that still exists (or an earlier file of this run) is reported as a duplicate.
+    // Renames are not duplicates: the old path was removed just above.
+    let pending = dedupe(collection, pending, &limits, &mut report)?;
 
     observer.start(pending.len());
     let chunker = ChunkerConfig {
@@ -243,28 +377,23 @@ pub fn ingest_path(
     };
 
     let mut embed_time = Duration::ZERO;
+    let worker_limits = config.ingest.worker_limits();
     let result: Result<()> = std::thread::scope(|scope| {
         // Parsing runs ahead on its own thread so the embedder never waits for it.
         let (tx, rx) = crossbeam_channel::bounded::<Parsed>(4);
         let limits = &limits;
         let chunker = &chunker;
+        let worker = &worker_limits;
         scope.spawn(move || {
+            // Email attachments are written here for their own parse workers.
+            let scratch = tempfile::tempdir().ok();
             for p in pending {
-                let parsed = match tanya_ingest::read_document(&p.file, limits, chunker, embedder) {
-                    Ok(doc) if doc.chunks.is_empty() => Parsed::Rejected(Rejected {
-                        rel_path: p.file.rel_path.clone(),
-                        reason: "no_text".into(),
-                        message: "no text could be extracted".into(),
-                    }),
-                    Ok(doc) => Parsed::Ok(Box::new((p, doc))),
-                    Err(e) => Parsed::Rejected(Rejected {
-                        rel_path: p.file.rel_path.clone(),
-                        reason: e.reason().to_string(),
-                        message: e.to_string(),
-                    }),
-                };
-                if tx.send(parsed).is_err() {
-                    return; // the embedder side stopped on an error
+                for parsed in
+                    parse_with_attachments(p, limits, worker, chunker, embedder, scratch.as_ref())
+                {
+                    if tx.send(parsed).is_err() {
+                        return; // the embedder side stopped on an error
+                    }
                 }
             }
         });
@@ -314,6 +443,7 @@ pub fn ingest_path(
                 pages: doc.pages,
                 version: doc.content_hash.clone(),
                 chunks: items.len() as u32,
+                ocr_pages: doc.ocr_pages.clone(),
                 groups: groups.clone(),
                 size: p.file.size,
                 ingested_at: SystemTime::now()
@@ -321,6 +451,7 @@ pub fn ingest_path(
                     .map(|d| d.as_secs())
                     .unwrap_or(0),
             };
+            collection.check_free_space(config.ingest.min_free_disk_mb)?;
             collection.commit_document(&p.doc_id, entry, &items)?;
             report.chunks_embedded += items.len();
             report.texts_embedded += items.iter().map(|(_, v)| v.len()).sum::<usize>();
@@ -328,6 +459,7 @@ pub fn ingest_path(
                 rel_path: doc.rel_path.clone(),
                 chunks: items.len(),
                 seconds: t.elapsed().as_secs_f64(),
+                ocr_pages: doc.ocr_pages.clone(),
             });
             observer.file_done(&doc.rel_path, items.len());
         }

@@ -224,7 +224,18 @@ async fn ask_streams_passages_tokens_citations_done() {
     assert!(first["rel_path"].is_string() && first["snippet"].is_string() && first["rank"] == 1);
 }
 
+/// The generative tests run one after the other in one test, and unload the model at
+/// the end: a llama.cpp model still loaded while the process exits can abort it.
 #[actix_web::test]
+async fn generative_answers_stream_and_stop_when_the_client_leaves() {
+    generative_answers_stream_tokens().await;
+    a_client_that_goes_away_cancels_generation().await;
+    while fixture().state.answering.load(Ordering::SeqCst) > 0 {
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    fixture().state.engine.unload_generator();
+}
+
 async fn generative_answers_stream_tokens() {
     let app = service!();
     let req = post_json(
@@ -247,7 +258,6 @@ async fn generative_answers_stream_tokens() {
     assert!(done["timings"]["time_to_first_token_ms"].as_f64().unwrap() > 0.0);
 }
 
-#[actix_web::test]
 async fn a_client_that_goes_away_cancels_generation() {
     let state = fixture().state.clone();
     let app = test::init_service(server::app(state.clone())).await;

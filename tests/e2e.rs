@@ -391,3 +391,112 @@ fn second_process_on_same_data_dir_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another Tanya process"));
 }
+
+#[test]
+fn eval_scores_retrieval_and_answers_on_a_beir_layout_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("qrels")).unwrap();
+    std::fs::write(
+        d.join("corpus.jsonl"),
+        concat!(
+            r#"{"_id":"leave","title":"Annual leave","text":"Employees with two to five years of service receive 16 days of annual leave each year."}"#, "\n",
+            r#"{"_id":"claims/2","title":"Travel claims","text":"Mileage for private cars is reimbursed at 70 sen per kilometre for official travel."}"#, "\n",
+            r#"{"_id":"hours","title":"Working hours","text":"Office hours are from 8.30 in the morning to 5.30 in the evening, Monday to Friday."}"#, "\n",
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("queries.jsonl"),
+        concat!(
+            r#"{"_id":"q1","text":"How many days of annual leave after three years of service?"}"#,
+            "\n",
+            r#"{"_id":"q2","text":"What is the mileage rate for private cars?"}"#,
+            "\n",
+            r#"{"_id":"q3","text":"When does the office open in the morning?"}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("qrels/test.tsv"),
+        "query-id\tcorpus-id\tscore\nq1\tleave\t1\nq2\tclaims/2\t1\nq3\thours\t1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("answers.jsonl"),
+        concat!(
+            r#"{"qid":"q1","answers":["16 days"],"gold_doc":"leave"}"#,
+            "\n",
+            r#"{"qid":"q2","answers":["70 sen per kilometre"],"gold_doc":"claims/2"}"#,
+            "\n",
+            r#"{"qid":"q3","answers":["8.30"],"gold_doc":"hours"}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let index = d.join("index");
+    let out = tanya(&d.join("unused"))
+        .args(["eval", "retrieval", "--corpus"])
+        .arg(d.join("corpus.jsonl"))
+        .arg("--queries")
+        .arg(d.join("queries.jsonl"))
+        .arg("--qrels")
+        .arg(d.join("qrels/test.tsv"))
+        .arg("--index")
+        .arg(&index)
+        .arg("--json")
+        .arg(d.join("retrieval.json"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let scores: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("retrieval.json")).unwrap()).unwrap();
+    let modes: Vec<&str> = scores
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["mode"].as_str().unwrap())
+        .collect();
+    assert_eq!(modes, ["bm25", "dense", "hybrid"]);
+    for s in scores.as_array().unwrap() {
+        assert_eq!(s["queries"], 3);
+        assert!(s["recall_at_100"].as_f64().unwrap() == 1.0, "{s}");
+    }
+    let hybrid = &scores[2];
+    assert_eq!(hybrid["ndcg_at_10"].as_f64().unwrap(), 1.0, "{hybrid}");
+
+    let out = tanya(&d.join("unused"))
+        .args(["eval", "answers", "--corpus"])
+        .arg(d.join("corpus.jsonl"))
+        .arg("--questions")
+        .arg(d.join("queries.jsonl"))
+        .arg("--answers")
+        .arg(d.join("answers.jsonl"))
+        .arg("--index")
+        .arg(&index)
+        .arg("--json")
+        .arg(d.join("answers.json"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The second run reuses the scratch index: nothing is embedded again.
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("0 indexed, 3 unchanged"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let a: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("answers.json")).unwrap()).unwrap();
+    assert_eq!(a[0]["questions"], 3);
+    assert_eq!(a[0]["citation_accuracy"].as_f64().unwrap(), 1.0, "{a}");
+    assert_eq!(a[0]["contains"].as_f64().unwrap(), 1.0, "{a}");
+}

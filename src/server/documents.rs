@@ -236,6 +236,7 @@ fn view_of_entry(id: &str, e: &DocumentEntry, uploads: &Uploads) -> DocumentView
         format: e.format.as_str().to_string(),
         lang: Some(e.lang.as_str().to_string()),
         pages: e.pages,
+        ocr_pages: e.ocr_pages.clone(),
         chunks: Some(e.chunks),
         size: e.size,
         origin: if uploads.is_upload(&e.source) {
@@ -273,6 +274,7 @@ fn view_of_job(id: &str, job: &Job) -> DocumentView {
         format: job.format.as_str().to_string(),
         lang: None,
         pages: None,
+        ocr_pages: Vec::new(),
         chunks: None,
         size: job.size,
         origin: "upload".to_string(),
@@ -441,7 +443,7 @@ pub async fn upload(
             .ok_or_else(|| ApiError::bad_request(format!("`{raw}` is not a usable file name")))?;
         let format = Format::from_path(Path::new(&name)).ok_or_else(|| {
             ApiError::unsupported(format!(
-                "`{name}` is not a format Tanya reads (PDF, DOCX, HTML, Markdown or text)"
+                "`{name}` is not a format Tanya reads (PDF, DOCX, XLSX, PPTX, CSV, email, HTML, Markdown or text)"
             ))
         })?;
         let part = incoming.join(format!("{}.part", uuid::Uuid::new_v4()));
@@ -532,6 +534,23 @@ pub async fn delete(
     Ok(web::Json(Deleted { deleted: id }))
 }
 
+/// The bytes of a document: its file, or for an email attachment (`mail.eml#name`) the
+/// attachment taken out of the email again.
+fn original_bytes(source: &Path, rel_path: &str) -> Result<Vec<u8>, String> {
+    let bytes = std::fs::read(source).map_err(|e| format!("{}: {e}", source.display()))?;
+    let Some((_, name)) = rel_path.rsplit_once('#') else {
+        return Ok(bytes);
+    };
+    let email = tanya_ingest::parse(Format::Eml, &bytes, &ParseLimits::default())
+        .map_err(|e| e.to_string())?;
+    email
+        .attachments
+        .into_iter()
+        .find(|a| a.name == name)
+        .map(|a| a.bytes)
+        .ok_or_else(|| format!("the email no longer has the attachment {name}"))
+}
+
 /// Content type and disposition of a served original: only PDFs are shown inline (to
 /// pdf.js); everything else is plain text or a download, never a page of this origin.
 fn source_type(format: Format) -> (&'static str, bool) {
@@ -541,7 +560,17 @@ fn source_type(format: Format) -> (&'static str, bool) {
             "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
             false,
         ),
-        Format::Html | Format::Markdown | Format::Text => ("text/plain; charset=utf-8", true),
+        Format::Xlsx => (
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            false,
+        ),
+        Format::Pptx => (
+            "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+            false,
+        ),
+        Format::Html | Format::Markdown | Format::Text | Format::Csv | Format::Eml => {
+            ("text/plain; charset=utf-8", true)
+        }
     }
 }
 
@@ -554,14 +583,13 @@ pub async fn source(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let e = entry(&state, &id)?;
-    let path = e.source.clone();
-    let bytes = web::block(move || std::fs::read(&path))
+    let (source, rel) = (e.source.clone(), e.rel_path.clone());
+    let bytes = web::block(move || original_bytes(&source, &rel))
         .await?
         .map_err(|err| {
             ApiError::not_found(format!(
-                "the original of `{}` is no longer at {}: {err}",
-                e.rel_path,
-                e.source.display()
+                "the original of `{}` cannot be read: {err}",
+                e.rel_path
             ))
         })?;
     let (content_type, inline) = source_type(e.format);
@@ -601,9 +629,10 @@ pub async fn text(
         ..ParseLimits::default()
     };
     let path = e.source.clone();
+    let rel = e.rel_path.clone();
     let format = e.format;
     let parsed = web::block(move || -> Result<tanya_ingest::ParsedDocument, String> {
-        let bytes = std::fs::read(&path).map_err(|err| err.to_string())?;
+        let bytes = original_bytes(&path, &rel)?;
         tanya_ingest::parse(format, &bytes, &limits).map_err(|err| err.to_string())
     })
     .await?

@@ -89,6 +89,9 @@ impl From<Error> for ApiError {
                 // The request is fine; the installation is not.
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_configured", message)
             }
+            Error::DiskFull { .. } => {
+                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "disk_full", message)
+            }
             Error::Locked(_) | Error::EmbedderMismatch { .. } => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", message)
             }

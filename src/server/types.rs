@@ -162,6 +162,8 @@ pub struct DocumentView {
     pub format: String,
     pub lang: Option<String>,
     pub pages: Option<u32>,
+    /// Pages whose text was read by OCR (scanned pages).
+    pub ocr_pages: Vec<u32>,
     pub chunks: Option<u32>,
     pub size: u64,
     /// `folder` or `upload`.

@@ -44,11 +44,22 @@ pub fn corpus_dir() -> PathBuf {
 }
 
 /// Configuration for a test: defaults, the installed models, a given data directory.
+/// Files are parsed in worker processes of the real `tanya` binary, as in production.
 pub fn config(data_dir: &Path) -> Config {
+    use_parse_worker();
     let mut c = Config::load_layers(None, Vec::new()).unwrap();
     c.paths.models_dir = models_dir();
     c.paths.data_dir = data_dir.to_path_buf();
     c
+}
+
+/// Points in-process engines at the `tanya` binary for parse workers (this test
+/// executable cannot be one).
+pub fn use_parse_worker() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::env::set_var(tanya::isolate::WORKER_ENV, env!("CARGO_BIN_EXE_tanya"));
+    });
 }
 
 pub struct Shared {

@@ -1,0 +1,632 @@
+//! Ingestion that never crashes, never hangs and never half-indexes: parsers that
+//! panic, loop, exhaust memory or overflow their stack cost only their file; a process
+//! killed at random moments leaves an index where every acknowledged document is whole
+//! and findable, and nothing else.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tanya::isolate::FAULT_ENV;
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+fn report(path: &Path) -> Value {
+    let v: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    v[0].clone()
+}
+
+#[test]
+fn a_misbehaving_parser_costs_only_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    write(
+        &docs,
+        "good.txt",
+        "Cuti tahunan ialah 16 hari bagi pekerja yang berkhidmat tiga tahun.",
+    );
+    write(
+        &docs,
+        "bad.txt",
+        "This file's parser will misbehave on purpose in this test.",
+    );
+    for (fault, reason) in [
+        ("panic", "crashed"),
+        ("stack", "crashed"),
+        ("oom", "memory_limit"),
+        ("loop", "timeout"),
+    ] {
+        let data = dir.path().join(format!("data-{fault}"));
+        let report_file = dir.path().join(format!("{fault}.json"));
+        let started = Instant::now();
+        let out = common::tanya(&data)
+            .env(FAULT_ENV, format!("{fault}@bad.txt"))
+            .env("TANYA__INGEST__PARSE_TIMEOUT_SECS", "3")
+            .env("TANYA__INGEST__PARSE_MEMORY_MB", "768")
+            .args(["ingest", "--report"])
+            .arg(&report_file)
+            .arg(&docs)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{fault}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r = report(&report_file);
+        let indexed: Vec<&str> = r["indexed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["rel_path"].as_str().unwrap())
+            .collect();
+        assert_eq!(indexed, vec!["good.txt"], "{fault}: {r}");
+        let rejected = &r["rejected"][0];
+        assert_eq!(rejected["rel_path"], "bad.txt", "{fault}: {r}");
+        assert_eq!(rejected["reason"], reason, "{fault}: {r}");
+        assert!(!rejected["message"].as_str().unwrap().is_empty());
+        // The timeout is 3 s; the run must not wait for the loop much longer than that.
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{fault} took {:?}",
+            started.elapsed()
+        );
+        // The good file is searchable.
+        let out = common::tanya(&data)
+            .args(["search", "--json", "cuti tahunan"])
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("good.txt"),
+            "{fault}"
+        );
+    }
+}
+
+/// Whether a document write is in progress (or was cut short): an intent is recorded.
+fn writing(data: &Path) -> bool {
+    std::fs::read_dir(data.join("pending")).is_ok_and(|d| {
+        d.flatten()
+            .any(|e| !e.file_name().to_string_lossy().starts_with('.'))
+    })
+}
+
+/// Chunk counts per document in both stores, and the manifest.
+fn audit(data: &Path) -> (Value, Vec<(String, u64, usize, usize)>) {
+    let out = common::tanya(data)
+        .args(["documents", "--json", "--verify"])
+        .output()
+        .unwrap();
+    assert!(
+        !out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = v["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["rel_path"].as_str().unwrap().to_string(),
+                d["chunks"].as_u64().unwrap(),
+                d["stored_vectors"].as_u64().unwrap() as usize,
+                d["stored_bm25"].as_u64().unwrap() as usize,
+            )
+        })
+        .collect();
+    (v, rows)
+}
+
+#[test]
+fn kill_9_at_random_moments_never_leaves_a_half_indexed_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    let data = dir.path().join("data");
+    let topics = [
+        "cuti tahunan",
+        "tuntutan perjalanan",
+        "waktu bekerja",
+        "latihan",
+        "keselamatan",
+    ];
+    let mut seed: u64 = 0x5eed_1234_abcd;
+    let mut rand = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let kills = std::env::var("TANYA_KILL_LOOPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(25);
+    // How long an uninterrupted run takes here (model loading included).
+    let t = Instant::now();
+    write(
+        &docs,
+        "doc-first.txt",
+        "Dokumen pertama tentang cuti tahunan. Kod rujukan dokumen ini ialah RUJ-999.",
+    );
+    let out = common::tanya(&data)
+        .args(["ingest"])
+        .arg(&docs)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let full_run_ms = t.elapsed().as_millis() as u64;
+    std::fs::remove_file(docs.join("doc-first.txt")).unwrap();
+    let mut killed = 0;
+    let mut interrupted = 0;
+    let mut round = 0;
+    while killed < kills {
+        // A stream of documents: each round adds some and edits one.
+        for _ in 0..3 {
+            let i = round * 3 + rand(3) as usize;
+            let t = topics[i % topics.len()];
+            write(
+                &docs,
+                &format!("doc-{i:03}.txt"),
+                &format!(
+                    "Dokumen {i} tentang {t}.\n\nPerenggan pertama dokumen {i} menerangkan {t} dengan terperinci. \
+                     Kod rujukan dokumen ini ialah RUJ-{i:03}.\n\nPerenggan kedua menambah butiran lanjut tentang {t} \
+                     untuk semua pekerja syarikat pada tahun {}.",
+                    2020 + i
+                ),
+            );
+        }
+        round += 1;
+        let mut child = common::tanya(&data)
+            .env(tanya::collection::COMMIT_PAUSE_ENV, "200")
+            .args(["ingest"])
+            .arg(&docs)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Every other kill lands at a random moment of the whole run (start-up included);
+        // the others wait until a document's write has begun and kill within the next
+        // moments, where a crash can do damage.
+        let started = Instant::now();
+        if round % 2 == 0 {
+            std::thread::sleep(Duration::from_millis(rand(full_run_ms.max(500))));
+        } else {
+            while started.elapsed() < Duration::from_secs(60) && child.try_wait().unwrap().is_none()
+            {
+                if writing(&data) {
+                    std::thread::sleep(Duration::from_millis(rand(400)));
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        if child.try_wait().unwrap().is_none() {
+            let _ = Command::new("kill")
+                .arg("-9")
+                .arg(child.id().to_string())
+                .status();
+            killed += 1;
+        }
+        let _ = child.wait();
+        // Did this kill interrupt a document's write? (Its intent is still recorded.)
+        if writing(&data) {
+            interrupted += 1;
+        }
+
+        // After every kill: whatever is acknowledged is whole in both stores, and
+        // nothing unacknowledged is stored.
+        let (v, rows) = audit(&data);
+        for (rel, chunks, vectors, bm25) in &rows {
+            assert_eq!(
+                (*vectors as u64, *bm25 as u64),
+                (*chunks, *chunks),
+                "{rel} is half-indexed after kill {killed}"
+            );
+        }
+        let total_vectors = v["stored_vectors_total"].as_u64().unwrap();
+        let total_bm25 = v["stored_bm25_total"].as_u64().unwrap();
+        let acknowledged: u64 = rows.iter().map(|r| r.1).sum();
+        assert_eq!(
+            (total_vectors, total_bm25),
+            (acknowledged, acknowledged),
+            "unacknowledged chunks remain after kill {killed}"
+        );
+    }
+    // The kills must have hit the dangerous moment, or this test proves nothing.
+    assert!(
+        interrupted * 4 >= killed,
+        "only {interrupted} of {killed} kills interrupted a write"
+    );
+    // A final uninterrupted run takes in everything; every document is findable by
+    // both searches, once.
+    let out = common::tanya(&data)
+        .args(["ingest"])
+        .arg(&docs)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, rows) = audit(&data);
+    let files = std::fs::read_dir(&docs).unwrap().count();
+    assert_eq!(rows.len(), files);
+    for (rel, chunks, vectors, bm25) in &rows {
+        assert_eq!((*vectors as u64, *bm25 as u64), (*chunks, *chunks), "{rel}");
+    }
+    let engine = tanya::Engine::open(common::config(&data)).unwrap();
+    let public = tanya::passage::Access::for_groups(["public"]).unwrap();
+    for (rel, _, _, _) in &rows {
+        let i: usize = rel
+            .trim_start_matches("doc-")
+            .trim_end_matches(".txt")
+            .parse()
+            .unwrap();
+        let code = format!("RUJ-{i:03}");
+        let bm25 = engine.collection.bm25_search(&code, &public, 5).unwrap();
+        assert!(
+            bm25.iter().any(|(p, _)| &p.rel_path == rel),
+            "{rel} not found by BM25"
+        );
+        let v = engine
+            .embedder
+            .embed_query(&format!("Dokumen {i} kod rujukan {code}"))
+            .unwrap();
+        let dense = engine.collection.dense_search(&v, &public, 50).unwrap();
+        assert!(
+            dense.iter().any(|(p, _)| &p.rel_path == rel),
+            "{rel} not found by dense search"
+        );
+    }
+    // Re-ingesting the same folder changes nothing and duplicates nothing.
+    drop(engine);
+    let out = common::tanya(&data)
+        .args(["ingest"])
+        .arg(&docs)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("0 indexed (0 chunks), {files} unchanged")),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let (_, again) = audit(&data);
+    assert_eq!(again, rows);
+    eprintln!(
+        "{killed} kills ({interrupted} in the middle of a write), {} documents, all whole",
+        rows.len()
+    );
+}
+
+/// `tanya` on the small disk: write only while 64 MiB are free.
+fn small_disk(data: &Path) -> Command {
+    let mut c = common::tanya(data);
+    c.env("TANYA__INGEST__MIN_FREE_DISK_MB", "64");
+    c
+}
+
+/// Runs `mount` and says whether it worked.
+fn mount(args: &[&str]) -> bool {
+    Command::new("mount")
+        .args(args)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Writes a file that leaves `leave_mb` MiB free on the disk of `dir`.
+fn fill_disk(dir: &Path, leave_mb: u64) -> std::path::PathBuf {
+    let filler = dir.join("filler");
+    let available = fs4::available_space(dir).unwrap();
+    let size = available.saturating_sub(leave_mb * 1024 * 1024);
+    let f = std::fs::File::create(&filler).unwrap();
+    fs4::fs_std::FileExt::allocate(&f, size).unwrap();
+    filler
+}
+
+/// The disk fills up (from outside) while Tanya is in use: ingest refuses to write with
+/// a clear error before the stores run out of room under their memory maps, nothing is
+/// half-indexed, searches go on, and the same command resumes once space is freed.
+#[test]
+fn a_full_disk_fails_clearly_keeps_what_is_indexed_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("small-disk");
+    std::fs::create_dir_all(&mnt).unwrap();
+    assert!(
+        mount(&[
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=256m",
+            "tmpfs",
+            mnt.to_str().unwrap()
+        ]),
+        "this test mounts a 256 MB tmpfs and needs root (or CAP_SYS_ADMIN)"
+    );
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    let data = mnt.join("data");
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    for i in 0..3 {
+        write(
+            &docs,
+            &format!("awal-{i}.txt"),
+            &format!("Dokumen awal {i}: kod rujukan AWAL-{i} untuk tuntutan perjalanan."),
+        );
+    }
+    let run = |args: &[&str]| {
+        let out = small_disk(&data).args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let docs_arg = docs.to_str().unwrap();
+    let (code, _, err) = run(&["ingest", docs_arg]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = run(&["search", "--json", "AWAL-1 tuntutan perjalanan"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("awal-1.txt"));
+
+    // The disk fills up: 16 MiB left, under the 64 MiB ingest needs.
+    let filler = fill_disk(&mnt, 16);
+    for i in 0..3 {
+        write(
+            &docs,
+            &format!("baru-{i}.txt"),
+            &format!(
+                "Dokumen baharu {i}: kod rujukan BARU-{i} tentang latihan pekerja. {}",
+                "Perenggan panjang. ".repeat(200)
+            ),
+        );
+    }
+    let (code, _, err) = run(&["ingest", docs_arg]);
+    assert_eq!(code, Some(2), "a clear error, not a crash: {err}");
+    assert!(err.contains("no space left for the index"), "{err}");
+    assert!(
+        err.contains("disk holding the data directory is full"),
+        "{err}"
+    );
+
+    // What was indexed before is whole and searchable.
+    let (code, out, err) = run(&["documents", "--verify"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.starts_with("3 documents"), "{out}");
+    let (code, out, err) = run(&["search", "--json", "AWAL-1 tuntutan perjalanan"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("awal-1.txt"));
+
+    // Space again: the same command resumes and completes.
+    std::fs::remove_file(&filler).unwrap();
+    let (code, _, err) = run(&["ingest", docs_arg]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, _) = run(&["documents", "--verify"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("6 documents"), "{out}");
+    let (_, out, _) = run(&["search", "--json", "BARU-2 latihan pekerja"]);
+    assert!(out.contains("baru-2.txt"));
+}
+
+/// Polls until `found` says yes (a watch pass has run), or fails after a minute.
+fn eventually(what: &str, mut found: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !found() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the index did not follow: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn watch_mode_follows_creates_edits_renames_and_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    write(
+        &docs,
+        "ada.txt",
+        "Dokumen sedia ada: kod rujukan ADA-100 untuk waktu bekerja.",
+    );
+    let engine = tanya::Engine::open(common::config(&dir.path().join("data"))).unwrap();
+    let public = tanya::passage::Access::for_groups(["public"]).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let passes = std::sync::atomic::AtomicUsize::new(0);
+    // Which files hold `code`, as BM25 sees it.
+    let holders = |code: &str| -> Vec<String> {
+        let mut v: Vec<String> = engine
+            .collection
+            .bm25_search(code, &public, 10)
+            .unwrap()
+            .into_iter()
+            .filter(|(p, _)| p.text.contains(code))
+            .map(|(p, _)| p.rel_path)
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            engine
+                .watch(
+                    &docs,
+                    &tanya::pipeline::IngestOptions {
+                        groups: vec!["public".into()],
+                    },
+                    Duration::from_secs(3600),
+                    &stop,
+                    &mut |_| {
+                        passes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    },
+                )
+                .unwrap();
+        });
+        eventually("the first pass", || holders("ADA-100") == ["ada.txt"]);
+
+        write(
+            &docs,
+            "baru.txt",
+            "Dokumen baharu: kod rujukan BARU-200 tentang latihan.",
+        );
+        eventually("a created file", || holders("BARU-200") == ["baru.txt"]);
+
+        write(
+            &docs,
+            "baru.txt",
+            "Dokumen baharu disemak: kod rujukan SEMAK-300 tentang latihan.",
+        );
+        eventually("an edited file", || {
+            holders("SEMAK-300") == ["baru.txt"] && holders("BARU-200").is_empty()
+        });
+
+        std::fs::rename(docs.join("baru.txt"), docs.join("nama-baru.txt")).unwrap();
+        eventually("a renamed file", || {
+            holders("SEMAK-300") == ["nama-baru.txt"]
+        });
+
+        std::fs::create_dir_all(docs.join("sub")).unwrap();
+        write(
+            &docs.join("sub"),
+            "dalam.txt",
+            "Dalam subfolder: kod rujukan SUB-400.",
+        );
+        eventually("a file in a new subfolder", || {
+            holders("SUB-400") == ["sub/dalam.txt"]
+        });
+
+        std::fs::remove_file(docs.join("ada.txt")).unwrap();
+        eventually("a deleted file", || holders("ADA-100").is_empty());
+
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    // Each change was followed by its own pass (no busy re-ingesting in between).
+    let n = passes.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((6..=20).contains(&n), "{n} passes");
+    let m = engine.collection.manifest();
+    let mut names: Vec<&str> = m.documents.values().map(|d| d.rel_path.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["nama-baru.txt", "sub/dalam.txt"]);
+}
+
+#[test]
+fn identical_content_is_indexed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let text = "Polisi salinan: kod rujukan SALIN-500 untuk tuntutan perjalanan.";
+    write(&a, "asal.txt", text);
+    write(&a, "salinan.txt", text);
+    write(&b, "salinan-lain.txt", text);
+    let engine = tanya::Engine::open(common::config(&dir.path().join("data"))).unwrap();
+    let r = common::ingest_public(&engine, &a);
+    assert_eq!(r.indexed.len(), 1, "{r:?}");
+    assert_eq!(r.rejected.len(), 1, "{r:?}");
+    assert_eq!(r.rejected[0].reason, "duplicate");
+    let r = common::ingest_public(&engine, &b);
+    assert_eq!(r.indexed.len(), 0, "{r:?}");
+    assert_eq!(r.rejected[0].rel_path, "salinan-lain.txt");
+    assert_eq!(r.rejected[0].reason, "duplicate");
+    let public = tanya::passage::Access::for_groups(["public"]).unwrap();
+    assert_eq!(
+        engine
+            .collection
+            .bm25_search("SALIN-500", &public, 10)
+            .unwrap()
+            .len(),
+        1
+    );
+    // Once the indexed copies are gone, the remaining one is indexed.
+    std::fs::remove_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&a).unwrap();
+    let r = common::ingest_public(&engine, &a);
+    assert_eq!(r.removed.len(), 1, "{r:?}");
+    let r = common::ingest_public(&engine, &b);
+    assert_eq!(r.indexed.len(), 1, "{r:?}");
+    let hits = engine
+        .collection
+        .bm25_search("SALIN-500", &public, 10)
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].0.rel_path, "salinan-lain.txt");
+}
+
+#[test]
+fn email_attachments_are_documents_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    let attachment =
+        "Lampiran polisi: kod rujukan LAMPIR-600 untuk tuntutan perjalanan luar negara.";
+    let eml = format!(
+        "From: hr@syarikat.example\r\nTo: semua@syarikat.example\r\nSubject: Polisi baharu\r\n\
+         Date: Mon, 2 Nov 2026 09:00:00 +0800\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"XYZ\"\r\n\r\n\
+         --XYZ\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         Sila baca polisi yang dilampirkan. Kod e-mel ini ialah EMEL-700.\r\n\
+         --XYZ\r\nContent-Type: text/plain; name=\"lampiran.txt\"\r\n\
+         Content-Disposition: attachment; filename=\"lampiran.txt\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--XYZ--\r\n",
+        base64_encode(attachment.as_bytes())
+    );
+    write(&docs, "polisi.eml", &eml);
+    let engine = tanya::Engine::open(common::config(&dir.path().join("data"))).unwrap();
+    let r = common::ingest_public(&engine, &docs);
+    let mut indexed: Vec<&str> = r.indexed.iter().map(|d| d.rel_path.as_str()).collect();
+    indexed.sort();
+    assert_eq!(indexed, ["polisi.eml", "polisi.eml#lampiran.txt"], "{r:?}");
+    let public = tanya::passage::Access::for_groups(["public"]).unwrap();
+    let hits = engine
+        .collection
+        .bm25_search("LAMPIR-600", &public, 5)
+        .unwrap();
+    assert_eq!(hits[0].0.rel_path, "polisi.eml#lampiran.txt");
+    // Unchanged email: its attachment stays; deleted email: both go.
+    let r = common::ingest_public(&engine, &docs);
+    assert_eq!((r.unchanged, r.removed.len()), (1, 0), "{r:?}");
+    std::fs::remove_file(docs.join("polisi.eml")).unwrap();
+    write(&docs, "lain.txt", "Dokumen lain.");
+    let r = common::ingest_public(&engine, &docs);
+    assert_eq!(r.removed.len(), 2, "{r:?}");
+    assert!(engine
+        .collection
+        .bm25_search("LAMPIR-600", &public, 5)
+        .unwrap()
+        .is_empty());
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
