@@ -361,13 +361,6 @@ fn median(mut xs: Vec<f64>) -> f64 {
     }
 }
 
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
-
 fn bench(
     engine: &Engine,
     questions: &[String],
@@ -430,7 +423,7 @@ fn bench(
             median(total)
         );
     }
-    if let Some(rss) = peak_rss_mib() {
+    if let Some(rss) = tanya::pipeline::peak_rss_mib() {
         println!("peak RSS: {rss:.0} MiB");
     }
     Ok(())

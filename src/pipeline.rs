@@ -57,6 +57,9 @@ pub struct IngestReport {
     pub texts_embedded: usize,
     pub elapsed_seconds: f64,
     pub embed_seconds: f64,
+    /// Peak resident memory of this process so far, in MiB (parse workers are separate
+    /// processes with their own limits).
+    pub peak_rss_mib: Option<f64>,
 }
 
 impl IngestReport {
@@ -217,6 +220,14 @@ fn parse_with_attachments(
     };
     out.insert(0, main);
     out
+}
+
+/// Peak resident set size of this process (Linux), in MiB.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 /// Drops pending files whose content is already indexed under another path.
@@ -468,6 +479,7 @@ pub fn ingest_path(
     result?;
     collection.finish()?;
     report.embed_seconds = embed_time.as_secs_f64();
+    report.peak_rss_mib = peak_rss_mib();
     report.elapsed_seconds = started.elapsed().as_secs_f64();
     report.rejected.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
     Ok(report)

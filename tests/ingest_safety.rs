@@ -630,3 +630,117 @@ fn base64_encode(bytes: &[u8]) -> String {
     }
     out
 }
+
+/// The bad-input corpora (`../shared/corpora`, beside the project) through the real
+/// pipeline: damaged, fuzzed and encrypted PDFs, XML attacks raw and as HTML, naughty
+/// strings as file names and content. Every file gets exactly one outcome, the run
+/// completes, memory stays bounded, nothing is half-indexed.
+#[test]
+fn the_bad_input_corpora_each_get_one_outcome() {
+    let shared = common::root().join("../shared/corpora");
+    if !shared.is_dir() {
+        eprintln!("note: {} not found; skipping", shared.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    let mut expected = 0;
+    for sub in ["malformed-pdf", "encrypted-pdf"] {
+        for e in std::fs::read_dir(shared.join(sub)).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".pdf") {
+                std::fs::copy(e.path(), docs.join(format!("{sub}-{name}"))).unwrap();
+                expected += 1;
+            }
+        }
+    }
+    for e in std::fs::read_dir(shared.join("xml-attacks"))
+        .unwrap()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("LICENSE") {
+            continue;
+        }
+        let stem = name
+            .rsplit_once('.')
+            .map(|(s, _)| s)
+            .unwrap_or(&name)
+            .to_string();
+        std::fs::copy(e.path(), docs.join(format!("xml-{stem}.html"))).unwrap();
+        std::fs::copy(e.path(), docs.join(format!("xml-{stem}.md"))).unwrap();
+        expected += 2;
+    }
+    let blns = std::fs::read_to_string(shared.join("naughty-strings/blns.txt")).unwrap_or_default();
+    for (i, line) in blns
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .take(150)
+        .enumerate()
+    {
+        // Only what no file system allows is replaced: '/' and NUL; names are capped.
+        let mut name: String = line
+            .chars()
+            .map(|c| if c == '/' || c == '\0' { '_' } else { c })
+            .collect();
+        while name.len() > 120 {
+            name.pop();
+        }
+        let path = docs.join(format!("n{i:03}-{name}.txt"));
+        if std::fs::write(&path, format!("{line}\n\nNaughty string number {i}.")).is_ok() {
+            expected += 1;
+        }
+    }
+    let data = dir.path().join("data");
+    let report_file = dir.path().join("report.json");
+    let out = common::tanya(&data)
+        .args(["ingest", "--report"])
+        .arg(&report_file)
+        .arg(&docs)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = report(&report_file);
+    let mut outcomes: Vec<String> = r["indexed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(r["rejected"].as_array().unwrap())
+        .map(|d| d["rel_path"].as_str().unwrap().to_string())
+        .collect();
+    let total = outcomes.len();
+    outcomes.sort();
+    outcomes.dedup();
+    assert_eq!(outcomes.len(), total, "a file got two outcomes");
+    assert_eq!(r["files_seen"].as_u64().unwrap() as usize, expected, "{r}");
+    assert_eq!(total, expected, "every file gets exactly one outcome");
+    for rej in r["rejected"].as_array().unwrap() {
+        assert!(
+            !rej["reason"].as_str().unwrap().is_empty()
+                && !rej["message"].as_str().unwrap().is_empty(),
+            "{rej}"
+        );
+    }
+    let rss = r["peak_rss_mib"].as_f64().unwrap();
+    assert!(rss < 2048.0, "peak RSS {rss} MiB");
+    let out = common::tanya(&data)
+        .args(["documents", "--verify"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    eprintln!(
+        "{expected} files: {} indexed, {} rejected, peak RSS {rss:.0} MiB, {:.0} s",
+        r["indexed"].as_array().unwrap().len(),
+        r["rejected"].as_array().unwrap().len(),
+        r["elapsed_seconds"].as_f64().unwrap()
+    );
+}
