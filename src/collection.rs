@@ -41,6 +41,24 @@ fn test_pause() {
     }
 }
 
+/// Creates `data_dir` if needed and takes its exclusive lock (held while the file lives).
+pub fn lock_data_dir(data_dir: &Path) -> Result<File> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| Error::io(format!("creating data directory {}", data_dir.display()), e))?;
+    let lock_path = data_dir.join(LOCK_FILE);
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::io(format!("opening {}", lock_path.display()), e))?;
+    match lock.try_lock_exclusive() {
+        Ok(true) => Ok(lock),
+        Ok(false) => Err(Error::Locked(data_dir.to_path_buf())),
+        Err(e) => Err(Error::io(format!("locking {}", lock_path.display()), e)),
+    }
+}
+
 /// The stores and manifest of one data directory.
 pub struct Collection {
     dir: PathBuf,
@@ -55,20 +73,8 @@ impl Collection {
     /// ("name/dimension") and vectors of `dim`. Refuses a directory another process holds
     /// and an index built by a different embedder.
     pub fn open(data_dir: &Path, identity: &str, dim: usize) -> Result<Self> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| Error::io(format!("creating data directory {}", data_dir.display()), e))?;
-        let lock_path = data_dir.join(LOCK_FILE);
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| Error::io(format!("opening {}", lock_path.display()), e))?;
-        match lock.try_lock_exclusive() {
-            Ok(true) => {}
-            Ok(false) => return Err(Error::Locked(data_dir.to_path_buf())),
-            Err(e) => return Err(Error::io(format!("locking {}", lock_path.display()), e)),
-        }
+        let lock = lock_data_dir(data_dir)?;
+        crate::reindex::finish_interrupted(data_dir)?;
         let manifest = match Manifest::load(data_dir)? {
             Some(m) if m.embedder != identity => {
                 return Err(Error::EmbedderMismatch {

@@ -37,7 +37,8 @@ pub enum Error {
     /// The index was built with another embedder than the configured one.
     #[error(
         "the index at {data_dir} was built with embedder `{built_with}` but the configuration \
-         asks for `{configured}`; re-ingest into a new data directory or switch back"
+         asks for `{configured}`: run `tanya reindex` to rebuild it with `{configured}` (the \
+         old index is replaced only once the new one is complete), or switch the embedder back"
     )]
     EmbedderMismatch {
         data_dir: PathBuf,

@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod models;
 pub mod passage;
 pub mod pipeline;
+pub mod reindex;
 pub mod retrieve;
 pub mod server;
 pub mod store;

@@ -90,6 +90,10 @@ enum Command {
         #[arg(long)]
         bind: Option<String>,
     },
+    /// Rebuild the index with the configured embedder (after changing embedder.model):
+    /// every indexed folder and upload is ingested again beside the old index, which
+    /// keeps its place until the new one is complete.
+    Reindex,
     /// Measure retrieval or answer quality on a data set in BEIR layout.
     Eval {
         #[command(subcommand)]
@@ -514,6 +518,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Eval { what } => run_eval(config, what),
+        Command::Reindex => {
+            let observer = Progress::new();
+            let r = tanya::reindex::reindex(config, &observer)?;
+            observer.finish();
+            println!(
+                "reindexed {} → {}: {} of {} documents, {} chunks embedded in {:.1} s",
+                r.previous_embedder,
+                r.embedder,
+                r.documents_after,
+                r.documents_before,
+                r.chunks_embedded,
+                r.seconds
+            );
+            for root in &r.missing_roots {
+                println!(
+                    "  no longer exists (its documents are gone): {}",
+                    root.display()
+                );
+            }
+            Ok(())
+        }
         Command::ParseWorker { .. } => unreachable!("handled before the configuration is read"),
         Command::Config => {
             print!("{}", toml::to_string_pretty(&config)?);

@@ -744,3 +744,100 @@ fn the_bad_input_corpora_each_get_one_outcome() {
         r["elapsed_seconds"].as_f64().unwrap()
     );
 }
+
+#[test]
+fn a_changed_embedder_is_refused_until_reindex_rebuilds_and_swaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    for (i, topic) in ["annual leave", "travel claims", "office hours"]
+        .iter()
+        .enumerate()
+    {
+        write(
+            &docs,
+            &format!("doc-{i}.txt"),
+            &format!("Policy {i} about {topic}: reference code CODE-{i}0{i} for every employee."),
+        );
+    }
+    let data = dir.path().join("data");
+    let minilm = |c: &mut Command| {
+        c.env("TANYA__EMBEDDER__MODEL", "all-minilm-l6-v2");
+    };
+    let mut c = common::tanya(&data);
+    minilm(&mut c);
+    let out = c.arg("ingest").arg(&docs).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The default embedder (multilingual-e5-small) is refused, naming the remedy.
+    let out = common::tanya(&data)
+        .args(["search", "travel claims"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("tanya reindex") && err.contains("all-minilm-l6-v2"),
+        "{err}"
+    );
+
+    // A reindex that stops right after the new index is complete (as a crash would):
+    // the next start finishes the swap.
+    let out = common::tanya(&data)
+        .env(tanya::reindex::STOP_AFTER_READY_ENV, "1")
+        .arg("reindex")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(data.join("reindex/READY").exists());
+    let out = common::tanya(&data)
+        .args(["documents", "--verify"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with("3 documents"),
+        "{stdout}"
+    );
+    assert!(!data.join("reindex").exists() && !data.join("reindex-old").exists());
+    let out = common::tanya(&data)
+        .args(["search", "--json", "CODE-101 travel claims"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("doc-1.txt"));
+
+    // And back, in one uninterrupted run.
+    let mut c = common::tanya(&data);
+    minilm(&mut c);
+    let out = c.arg("reindex").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("multilingual-e5-small/384 → all-minilm-l6-v2/384: 3 of 3 documents"),
+        "{stdout}"
+    );
+    let mut c = common::tanya(&data);
+    minilm(&mut c);
+    let out = c
+        .args(["search", "--json", "office hours CODE-202"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("doc-2.txt"));
+}
