@@ -841,3 +841,102 @@ fn a_changed_embedder_is_refused_until_reindex_rebuilds_and_swaps() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("doc-2.txt"));
 }
+
+/// The server keeps its index open: when the disk fills up to the last byte, searches
+/// go on, uploads are refused with 507, and uploads work again once space is freed.
+#[actix_web::test]
+async fn a_running_server_keeps_answering_on_a_full_disk() {
+    use actix_web::test::{self, TestRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("disk");
+    std::fs::create_dir_all(&mnt).unwrap();
+    assert!(
+        mount(&[
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=256m",
+            "tmpfs",
+            mnt.to_str().unwrap()
+        ]),
+        "this test mounts a 256 MB tmpfs and needs root (or CAP_SYS_ADMIN)"
+    );
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    write(
+        &docs,
+        "awal.txt",
+        "Dokumen awal: kod rujukan AWAL-900 untuk tuntutan perjalanan.",
+    );
+    let mut config = common::config(&mnt.join("data"));
+    config.ingest.min_free_disk_mb = 64;
+    let engine = std::sync::Arc::new(tanya::Engine::open(config).unwrap());
+    common::ingest_public(&engine, &docs);
+    let state = actix_web::web::Data::new(tanya::server::AppState::new(engine, None).unwrap());
+    let app = test::init_service(tanya::server::app(state.clone())).await;
+    let search = || {
+        TestRequest::post()
+            .uri("/api/search")
+            .insert_header(("Host", "localhost"))
+            .set_json(serde_json::json!({"query": "AWAL-900 tuntutan perjalanan"}))
+            .to_request()
+    };
+    let upload = |name: &str| {
+        let body = format!(
+            "--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\r\nDokumen baharu {name}: kod BARU-901.\r\n--B--\r\n"
+        );
+        TestRequest::post()
+            .uri("/api/documents")
+            .insert_header(("Host", "localhost"))
+            .insert_header(("Content-Type", "multipart/form-data; boundary=B"))
+            .set_payload(body)
+            .to_request()
+    };
+    // Searches read what is already open, so one here materialises it first.
+    assert_eq!(test::call_service(&app, search()).await.status(), 200);
+
+    let filler = fill_disk(&mnt, 0);
+    let res = test::call_service(&app, search()).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = test::read_body_json(res).await;
+    assert_eq!(body["passages"][0]["rel_path"], "awal.txt");
+    let res = test::call_service(&app, upload("baru.txt")).await;
+    assert_eq!(res.status(), 507);
+    let body: Value = test::read_body_json(res).await;
+    assert_eq!(body["error"]["code"], "disk_full", "{body}");
+
+    std::fs::remove_file(&filler).unwrap();
+    let res = test::call_service(&app, upload("baru.txt")).await;
+    assert_eq!(res.status(), 202);
+    let started = Instant::now();
+    loop {
+        let list: Value = test::read_body_json(
+            test::call_service(
+                &app,
+                TestRequest::get()
+                    .uri("/api/documents")
+                    .insert_header(("Host", "localhost"))
+                    .to_request(),
+            )
+            .await,
+        )
+        .await;
+        let done = list["documents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["name"] == "baru.txt" && d["status"] == "indexed");
+        if done {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{list}");
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -388,6 +388,19 @@ pub fn sanitize_name(raw: &str) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
+/// An error storing an upload: a full disk is its own status (507), with what to do.
+fn store_error(e: std::io::Error) -> ApiError {
+    if e.raw_os_error() == Some(28) {
+        ApiError::new(
+            actix_web::http::StatusCode::INSUFFICIENT_STORAGE,
+            "disk_full",
+            "the disk holding Tanya's data is full: free some space and upload again",
+        )
+    } else {
+        ApiError::internal(format!("storing the upload: {e}"))
+    }
+}
+
 fn multipart_error(e: actix_multipart::MultipartError) -> ApiError {
     use actix_multipart::MultipartError as M;
     match e {
@@ -426,6 +439,11 @@ pub async fn upload(
             return Err(ApiError::too_large(limit_message()));
         }
     }
+    // A nearly full disk refuses uploads before their bytes are stored.
+    state
+        .engine
+        .collection
+        .check_free_space(state.engine.config.ingest.min_free_disk_mb)?;
     let mut parts = Multipart::new(req.headers(), payload);
     let incoming = state.uploads.dir.join(INCOMING_DIR);
     let mut accepted = Vec::new();
@@ -447,8 +465,7 @@ pub async fn upload(
             ))
         })?;
         let part = incoming.join(format!("{}.part", uuid::Uuid::new_v4()));
-        let mut file = std::fs::File::create(&part)
-            .map_err(|e| ApiError::internal(format!("storing the upload: {e}")))?;
+        let mut file = std::fs::File::create(&part).map_err(store_error)?;
         let cleanup = |e: ApiError| {
             let _ = std::fs::remove_file(&part);
             e
@@ -466,14 +483,12 @@ pub async fn upload(
                 return Err(cleanup(ApiError::too_large(limit_message())));
             }
             file.write_all(&chunk)
-                .map_err(|e| cleanup(ApiError::internal(format!("storing the upload: {e}"))))?;
+                .map_err(|e| cleanup(store_error(e)))?;
         }
-        file.sync_all()
-            .map_err(|e| cleanup(ApiError::internal(format!("storing the upload: {e}"))))?;
+        file.sync_all().map_err(|e| cleanup(store_error(e)))?;
         drop(file);
         let dest = state.uploads.dir.join(&name);
-        std::fs::rename(&part, &dest)
-            .map_err(|e| cleanup(ApiError::internal(format!("storing the upload: {e}"))))?;
+        std::fs::rename(&part, &dest).map_err(|e| cleanup(store_error(e)))?;
         let id = state.uploads.enqueue(name, dest, size, format);
         accepted.push(id);
     }
