@@ -300,7 +300,9 @@ fn inject_fault(rel_path: &str) {
         "oom" => {
             let mut hog: Vec<Vec<u8>> = Vec::new();
             loop {
-                hog.push(vec![1u8; 64 * 1024 * 1024]);
+                // Zeroed memory is reserved at once and touched lazily: the address-space
+                // limit is hit within milliseconds, however busy the machine is.
+                hog.push(vec![0u8; 64 * 1024 * 1024]);
                 std::hint::black_box(&hog);
             }
         }
