@@ -435,27 +435,36 @@ fn eval_scores_retrieval_and_answers_on_a_beir_layout_set() {
         ),
     )
     .unwrap();
-    let index = d.join("index");
-    let out = tanya(&d.join("unused"))
-        .args(["eval", "retrieval", "--corpus"])
-        .arg(d.join("corpus.jsonl"))
-        .arg("--queries")
-        .arg(d.join("queries.jsonl"))
-        .arg("--qrels")
-        .arg(d.join("qrels/test.tsv"))
-        .arg("--index")
-        .arg(&index)
-        .arg("--json")
-        .arg(d.join("retrieval.json"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    // `tanya eval WHAT --corpus … FLAG FILE …` over the shared scratch index; returns
+    // its stderr and the JSON it wrote.
+    let eval = |what: &str, files: [(&str, &str); 2], json: &str| {
+        let mut cmd = tanya(&d.join("unused"));
+        cmd.args(["eval", what, "--corpus"])
+            .arg(d.join("corpus.jsonl"));
+        for (flag, file) in files {
+            cmd.arg(flag).arg(d.join(file));
+        }
+        let out = cmd
+            .arg("--index")
+            .arg(d.join("index"))
+            .arg("--json")
+            .arg(d.join(json))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.join(json)).unwrap()).unwrap();
+        (stderr, v)
+    };
+    let (_, scores) = eval(
+        "retrieval",
+        [
+            ("--queries", "queries.jsonl"),
+            ("--qrels", "qrels/test.tsv"),
+        ],
+        "retrieval.json",
     );
-    let scores: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(d.join("retrieval.json")).unwrap()).unwrap();
     let modes: Vec<&str> = scores
         .as_array()
         .unwrap()
@@ -470,32 +479,16 @@ fn eval_scores_retrieval_and_answers_on_a_beir_layout_set() {
     let hybrid = &scores[2];
     assert_eq!(hybrid["ndcg_at_10"].as_f64().unwrap(), 1.0, "{hybrid}");
 
-    let out = tanya(&d.join("unused"))
-        .args(["eval", "answers", "--corpus"])
-        .arg(d.join("corpus.jsonl"))
-        .arg("--questions")
-        .arg(d.join("queries.jsonl"))
-        .arg("--answers")
-        .arg(d.join("answers.jsonl"))
-        .arg("--index")
-        .arg(&index)
-        .arg("--json")
-        .arg(d.join("answers.json"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (stderr, a) = eval(
+        "answers",
+        [
+            ("--questions", "queries.jsonl"),
+            ("--answers", "answers.jsonl"),
+        ],
+        "answers.json",
     );
     // The second run reuses the scratch index: nothing is embedded again.
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("0 indexed, 3 unchanged"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let a: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(d.join("answers.json")).unwrap()).unwrap();
+    assert!(stderr.contains("0 indexed, 3 unchanged"), "{stderr}");
     assert_eq!(a[0]["questions"], 3);
     assert_eq!(a[0]["citation_accuracy"].as_f64().unwrap(), 1.0, "{a}");
     assert_eq!(a[0]["contains"].as_f64().unwrap(), 1.0, "{a}");

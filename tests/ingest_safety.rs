@@ -319,12 +319,29 @@ fn small_disk(data: &Path) -> Command {
     c
 }
 
-/// Runs `mount` and says whether it worked.
-fn mount(args: &[&str]) -> bool {
-    Command::new("mount")
-        .args(args)
-        .status()
-        .is_ok_and(|s| s.success())
+/// A 256 MB tmpfs mounted for one test, unmounted when dropped.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(at: &Path) -> SmallDisk {
+        std::fs::create_dir_all(at).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256m", "tmpfs"])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            mounted,
+            "this test mounts a 256 MB tmpfs and needs root (or CAP_SYS_ADMIN)"
+        );
+        SmallDisk(at.to_path_buf())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
 }
 
 /// Writes a file that leaves `leave_mb` MiB free on the disk of `dir`.
@@ -343,26 +360,8 @@ fn fill_disk(dir: &Path, leave_mb: u64) -> std::path::PathBuf {
 #[test]
 fn a_full_disk_fails_clearly_keeps_what_is_indexed_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
-    let mnt = dir.path().join("small-disk");
-    std::fs::create_dir_all(&mnt).unwrap();
-    assert!(
-        mount(&[
-            "-t",
-            "tmpfs",
-            "-o",
-            "size=256m",
-            "tmpfs",
-            mnt.to_str().unwrap()
-        ]),
-        "this test mounts a 256 MB tmpfs and needs root (or CAP_SYS_ADMIN)"
-    );
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(mnt.clone());
+    let disk = SmallDisk::mount(&dir.path().join("small-disk"));
+    let mnt = disk.0.clone();
     let data = mnt.join("data");
     let docs = dir.path().join("docs");
     std::fs::create_dir_all(&docs).unwrap();
@@ -852,26 +851,8 @@ fn a_changed_embedder_is_refused_until_reindex_rebuilds_and_swaps() {
 async fn a_running_server_keeps_answering_on_a_full_disk() {
     use actix_web::test::{self, TestRequest};
     let dir = tempfile::tempdir().unwrap();
-    let mnt = dir.path().join("disk");
-    std::fs::create_dir_all(&mnt).unwrap();
-    assert!(
-        mount(&[
-            "-t",
-            "tmpfs",
-            "-o",
-            "size=256m",
-            "tmpfs",
-            mnt.to_str().unwrap()
-        ]),
-        "this test mounts a 256 MB tmpfs and needs root (or CAP_SYS_ADMIN)"
-    );
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(mnt.clone());
+    let disk = SmallDisk::mount(&dir.path().join("disk"));
+    let mnt = disk.0.clone();
     let docs = dir.path().join("docs");
     std::fs::create_dir_all(&docs).unwrap();
     write(

@@ -311,11 +311,27 @@ fn all_documents(state: &AppState) -> Vec<DocumentView> {
     docs
 }
 
+/// One document or upload in flight, looked up directly (the page polls this while an
+/// upload is ingested).
 fn find_document(state: &AppState, id: &str) -> Result<DocumentView, ApiError> {
-    all_documents(state)
-        .into_iter()
-        .find(|d| d.id == id)
-        .ok_or_else(|| ApiError::not_found(format!("no document with id `{id}`")))
+    let indexed = state
+        .engine
+        .collection
+        .manifest()
+        .documents
+        .get(id)
+        .filter(|e| state.access.allows(&e.groups))
+        .map(|e| view_of_entry(id, e, &state.uploads));
+    let jobs = state.uploads.lock();
+    match (indexed, jobs.get(id)) {
+        (Some(mut v), Some(job)) => {
+            apply_job(&mut v, job);
+            Ok(v)
+        }
+        (Some(v), None) => Ok(v),
+        (None, Some(job)) => Ok(view_of_job(id, job)),
+        (None, None) => Err(ApiError::not_found(format!("no document with id `{id}`"))),
+    }
 }
 
 /// The acknowledged entry of `id`, if the caller may see it.
@@ -497,10 +513,9 @@ pub async fn upload(
             "no file in the upload: send multipart/form-data with parts named `file`",
         ));
     }
-    let docs = all_documents(&state);
     let documents = accepted
         .iter()
-        .filter_map(|id| docs.iter().find(|d| &d.id == id).cloned())
+        .filter_map(|id| find_document(&state, id).ok())
         .collect();
     Ok(HttpResponse::Accepted().json(DocumentList {
         documents,
@@ -657,25 +672,15 @@ pub async fn text(
             e.rel_path
         ))
     })?;
-    let mut pages: Vec<PageSpan> = Vec::new();
-    let mut offset = 0usize;
-    for (i, b) in parsed.blocks.iter().enumerate() {
-        if i > 0 {
-            offset += 2;
-        }
-        let len = b.text.chars().count();
-        if let Some(page) = b.page {
-            match pages.last_mut() {
-                Some(last) if last.page == page => last.char_end = offset + len,
-                _ => pages.push(PageSpan {
-                    page,
-                    char_start: offset,
-                    char_end: offset + len,
-                }),
-            }
-        }
-        offset += len;
-    }
+    let pages = parsed
+        .page_spans()
+        .into_iter()
+        .map(|(page, char_start, char_end)| PageSpan {
+            page,
+            char_start,
+            char_end,
+        })
+        .collect();
     Ok(web::Json(DocumentText {
         id: id.into_inner(),
         title: e.title,

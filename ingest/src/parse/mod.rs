@@ -306,6 +306,27 @@ impl ParsedDocument {
         out
     }
 
+    /// For paged formats, each page's `(page, char_start, char_end)` in [`Self::full_text`]
+    /// (by `char`, like chunk offsets).
+    pub fn page_spans(&self) -> Vec<(u32, usize, usize)> {
+        let mut spans: Vec<(u32, usize, usize)> = Vec::new();
+        let mut offset = 0usize;
+        for (i, b) in self.blocks.iter().enumerate() {
+            if i > 0 {
+                offset += 2; // the "\n\n" that full_text puts between blocks
+            }
+            let len = b.text.chars().count();
+            if let Some(page) = b.page {
+                match spans.last_mut() {
+                    Some(last) if last.0 == page => last.2 = offset + len,
+                    _ => spans.push((page, offset, offset + len)),
+                }
+            }
+            offset += len;
+        }
+        spans
+    }
+
     /// The highest page (PDF) or slide (PPTX) number of any block.
     pub fn last_page(&self) -> Option<u32> {
         self.blocks.iter().filter_map(|b| b.page).max()
