@@ -106,28 +106,30 @@ pub fn passage_sentences(text: &str) -> Vec<crate::answer::Sentence> {
         .collect()
 }
 
-/// Embeds every chunk's texts; batches are formed from texts of similar length so that
-/// little time goes into padding.
-fn embed_chunks(embedder: &Embedder, doc: &Document) -> Result<Vec<Vec<Vec<f32>>>> {
-    let per_chunk: Vec<Vec<String>> = doc.chunks.iter().map(|c| chunk_texts(&c.text)).collect();
-    let flat: Vec<(usize, &str)> = per_chunk
+/// Embeds the texts of every chunk of `docs` in one call (the embedder batches them by
+/// length across documents, so a corpus of small files fills batches as well as one
+/// large file). Returns, per document, per chunk, its vectors in [`chunk_texts`] order.
+fn embed_documents(embedder: &Embedder, docs: &[&Document]) -> Result<Vec<Vec<Vec<Vec<f32>>>>> {
+    let per_chunk: Vec<Vec<Vec<String>>> = docs
         .iter()
-        .enumerate()
-        .flat_map(|(i, texts)| texts.iter().map(move |t| (i, t.as_str())))
+        .map(|d| d.chunks.iter().map(|c| chunk_texts(&c.text)).collect())
         .collect();
-    let mut order: Vec<usize> = (0..flat.len()).collect();
-    order.sort_by_key(|&j| flat[j].1.len());
-    let sorted: Vec<&str> = order.iter().map(|&j| flat[j].1).collect();
-    let vectors = embedder.embed_passages(&sorted)?;
-    let mut by_pos: Vec<Option<Vec<f32>>> = vec![None; flat.len()];
-    for (v, &j) in vectors.into_iter().zip(&order) {
-        by_pos[j] = Some(v);
-    }
-    let mut out: Vec<Vec<Vec<f32>>> = vec![Vec::new(); per_chunk.len()];
-    for (j, v) in by_pos.into_iter().enumerate() {
-        out[flat[j].0].push(v.expect("every text embedded"));
-    }
-    Ok(out)
+    let flat: Vec<&str> = per_chunk
+        .iter()
+        .flatten()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    let mut vectors = embedder.embed_passages(&flat)?.into_iter();
+    Ok(per_chunk
+        .iter()
+        .map(|chunks| {
+            chunks
+                .iter()
+                .map(|texts| vectors.by_ref().take(texts.len()).collect())
+                .collect()
+        })
+        .collect())
 }
 
 /// Stable id of a source file: its canonical path.
@@ -275,6 +277,78 @@ fn dedupe(
     Ok(keep)
 }
 
+/// Documents embedded together while more are ready (see [`ingest_path`]).
+const GROUP_CHUNKS: usize = 16;
+
+/// The passages (stored chunks) of `doc`, indexed as `doc_id`.
+pub fn passages_of(doc_id: &str, doc: &Document, groups: &[String]) -> Vec<Passage> {
+    doc.chunks
+        .iter()
+        .map(|c| Passage {
+            point_id: point_id(doc_id, &doc.content_hash, c.ordinal),
+            doc_id: doc_id.to_string(),
+            version: doc.content_hash.clone(),
+            ordinal: c.ordinal,
+            rel_path: doc.rel_path.clone(),
+            title: doc.title.clone(),
+            page: c.page,
+            heading_path: c.heading_path.clone(),
+            char_start: c.char_start,
+            char_end: c.char_end,
+            text: c.text.clone(),
+            lang: c.lang,
+            groups: groups.to_vec(),
+        })
+        .collect()
+}
+
+/// Writes one embedded document to both stores and records it in `report`.
+#[allow(clippy::too_many_arguments)]
+fn commit_one(
+    collection: &Collection,
+    config: &Config,
+    root: &Path,
+    groups: &[String],
+    p: Pending,
+    doc: Document,
+    vectors: Vec<Vec<Vec<f32>>>,
+    report: &mut IngestReport,
+) -> Result<()> {
+    let items: Vec<(Passage, Vec<Vec<f32>>)> = passages_of(&p.doc_id, &doc, groups)
+        .into_iter()
+        .zip(vectors)
+        .collect();
+    let entry = DocumentEntry {
+        source: p.canonical.clone(),
+        root: root.to_path_buf(),
+        rel_path: doc.rel_path.clone(),
+        title: doc.title.clone(),
+        format: doc.format,
+        lang: doc.lang,
+        pages: doc.pages,
+        version: doc.content_hash.clone(),
+        chunks: items.len() as u32,
+        ocr_pages: doc.ocr_pages.clone(),
+        groups: groups.to_vec(),
+        size: p.file.size,
+        ingested_at: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    };
+    collection.check_free_space(config.ingest.min_free_disk_mb)?;
+    collection.commit_document(&p.doc_id, entry, &items)?;
+    report.chunks_embedded += items.len();
+    report.texts_embedded += items.iter().map(|(_, v)| v.len()).sum::<usize>();
+    report.indexed.push(Indexed {
+        rel_path: doc.rel_path,
+        chunks: items.len(),
+        seconds: 0.0,
+        ocr_pages: doc.ocr_pages,
+    });
+    Ok(())
+}
+
 /// Ingests `root` (a file or a folder) into `collection`.
 pub fn ingest_path(
     collection: &Collection,
@@ -391,7 +465,7 @@ pub fn ingest_path(
     let worker_limits = config.ingest.worker_limits();
     let result: Result<()> = std::thread::scope(|scope| {
         // Parsing runs ahead on its own thread so the embedder never waits for it.
-        let (tx, rx) = crossbeam_channel::bounded::<Parsed>(4);
+        let (tx, rx) = crossbeam_channel::bounded::<Parsed>(GROUP_CHUNKS);
         let limits = &limits;
         let chunker = &chunker;
         let worker = &worker_limits;
@@ -409,70 +483,62 @@ pub fn ingest_path(
             }
         });
 
-        for parsed in rx {
-            let (p, doc) = match parsed {
-                Parsed::Ok(b) => *b,
-                Parsed::Rejected(r) => {
-                    observer.file_done(&r.rel_path, 0);
-                    report.rejected.push(r);
-                    continue;
+        // Documents that are ready are embedded together, up to GROUP_CHUNKS chunks,
+        // then committed one by one: each is acknowledged only once in both stores.
+        while let Ok(first) = rx.recv() {
+            let mut group = vec![first];
+            let mut chunks = 0;
+            loop {
+                if let Some(Parsed::Ok(b)) = group.last() {
+                    chunks += b.1.chunks.len();
                 }
-            };
+                if chunks >= GROUP_CHUNKS {
+                    break;
+                }
+                match rx.try_recv() {
+                    Ok(next) => group.push(next),
+                    Err(_) => break,
+                }
+            }
+            let mut docs: Vec<(Pending, Document)> = Vec::with_capacity(group.len());
+            for parsed in group {
+                match parsed {
+                    Parsed::Ok(b) => docs.push(*b),
+                    Parsed::Rejected(r) => {
+                        observer.file_done(&r.rel_path, 0);
+                        report.rejected.push(r);
+                    }
+                }
+            }
+            if docs.is_empty() {
+                continue;
+            }
             let t = Instant::now();
-            let vectors = embed_chunks(embedder, &doc)?;
-            embed_time += t.elapsed();
-            let items: Vec<(Passage, Vec<Vec<f32>>)> = doc
-                .chunks
-                .iter()
-                .zip(vectors)
-                .map(|(c, v)| {
-                    let passage = Passage {
-                        point_id: point_id(&p.doc_id, &doc.content_hash, c.ordinal),
-                        doc_id: p.doc_id.clone(),
-                        version: doc.content_hash.clone(),
-                        ordinal: c.ordinal,
-                        rel_path: doc.rel_path.clone(),
-                        title: doc.title.clone(),
-                        page: c.page,
-                        heading_path: c.heading_path.clone(),
-                        char_start: c.char_start,
-                        char_end: c.char_end,
-                        text: c.text.clone(),
-                        lang: c.lang,
-                        groups: groups.clone(),
-                    };
-                    (passage, v)
-                })
-                .collect();
-            let entry = DocumentEntry {
-                source: p.canonical.clone(),
-                root: root.clone(),
-                rel_path: doc.rel_path.clone(),
-                title: doc.title.clone(),
-                format: doc.format,
-                lang: doc.lang,
-                pages: doc.pages,
-                version: doc.content_hash.clone(),
-                chunks: items.len() as u32,
-                ocr_pages: doc.ocr_pages.clone(),
-                groups: groups.clone(),
-                size: p.file.size,
-                ingested_at: SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0),
-            };
-            collection.check_free_space(config.ingest.min_free_disk_mb)?;
-            collection.commit_document(&p.doc_id, entry, &items)?;
-            report.chunks_embedded += items.len();
-            report.texts_embedded += items.iter().map(|(_, v)| v.len()).sum::<usize>();
-            report.indexed.push(Indexed {
-                rel_path: doc.rel_path.clone(),
-                chunks: items.len(),
-                seconds: t.elapsed().as_secs_f64(),
-                ocr_pages: doc.ocr_pages.clone(),
-            });
-            observer.file_done(&doc.rel_path, items.len());
+            let refs: Vec<&Document> = docs.iter().map(|(_, d)| d).collect();
+            let vectors = embed_documents(embedder, &refs)?;
+            let embedded = t.elapsed();
+            embed_time += embedded;
+            let group_chunks: usize = docs.iter().map(|(_, d)| d.chunks.len()).sum();
+            for ((p, doc), vectors) in docs.into_iter().zip(vectors) {
+                let t = Instant::now();
+                // This document's share of the group's embedding time.
+                let share =
+                    embedded.as_secs_f64() * doc.chunks.len() as f64 / group_chunks.max(1) as f64;
+                commit_one(
+                    collection,
+                    config,
+                    &root,
+                    &groups,
+                    p,
+                    doc,
+                    vectors,
+                    &mut report,
+                )?;
+                if let Some(last) = report.indexed.last_mut() {
+                    last.seconds = share + t.elapsed().as_secs_f64();
+                    observer.file_done(&last.rel_path, last.chunks);
+                }
+            }
         }
         Ok(())
     });

@@ -67,7 +67,7 @@ impl EmbedderKind {
 pub const ORT_LIB: &str = "onnxruntime/libonnxruntime.so";
 
 /// Files an embedder directory must hold.
-const MODEL_FILES: [&str; 5] = [
+pub(crate) const MODEL_FILES: [&str; 5] = [
     "model.onnx",
     "tokenizer.json",
     "config.json",
@@ -79,7 +79,7 @@ static ORT_INIT: OnceLock<std::result::Result<(), String>> = OnceLock::new();
 
 /// Loads ONNX Runtime from `models_dir` once per process. fastembed panics when the
 /// library is missing, so the path is checked first and reported as a missing model.
-fn init_ort(models_dir: &Path) -> Result<()> {
+pub(crate) fn init_ort(models_dir: &Path) -> Result<()> {
     let lib = std::env::var_os("ORT_DYLIB_PATH")
         .map(PathBuf::from)
         .unwrap_or_else(|| models_dir.join(ORT_LIB));
@@ -106,7 +106,8 @@ pub struct Embedder {
     kind: EmbedderKind,
     model: Mutex<TextEmbedding>,
     tokenizer: tokenizers::Tokenizer,
-    batch_size: usize,
+    batch_tokens: usize,
+    max_length: usize,
 }
 
 impl std::fmt::Debug for Embedder {
@@ -118,12 +119,23 @@ impl std::fmt::Debug for Embedder {
 }
 
 impl Embedder {
+    /// Loads the embedder `config` names, with its settings.
+    pub fn from_config(config: &crate::config::Config) -> Result<Self> {
+        Embedder::load(
+            &config.paths.models_dir,
+            EmbedderKind::from_name(&config.embedder.model)?,
+            config.embedder.threads,
+            config.embedder.batch_tokens,
+            config.embedder.max_length,
+        )
+    }
+
     /// Loads `kind` from `models_dir/<name>/` with `threads` ONNX threads (0 = all cores).
     pub fn load(
         models_dir: &Path,
         kind: EmbedderKind,
         threads: usize,
-        batch_size: usize,
+        batch_tokens: usize,
         max_length: usize,
     ) -> Result<Self> {
         let dir = models_dir.join(kind.name());
@@ -160,7 +172,8 @@ impl Embedder {
             kind,
             model: Mutex::new(model),
             tokenizer,
-            batch_size: batch_size.max(1),
+            batch_tokens: batch_tokens.max(1),
+            max_length: max_length.max(1),
         })
     }
 
@@ -173,14 +186,44 @@ impl Embedder {
         format!("{}/{}", self.kind.name(), self.kind.dimension())
     }
 
-    /// Embeds passages for indexing (with the passage prefix), in batches.
+    /// Embeds passages for indexing (with the passage prefix). Texts are embedded in
+    /// order of length, in batches of similar length whose padded size (texts × longest)
+    /// stays within `batch_tokens`: short sentences go many to a batch, long chunks few,
+    /// and little time goes into padding. Vectors come back in the
+    /// order of `texts`.
     pub fn embed_passages<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>> {
         let prefix = self.kind.passage_prefix();
         let inputs: Vec<String> = texts
             .iter()
             .map(|t| format!("{prefix}{}", t.as_ref()))
             .collect();
-        self.embed_raw(&inputs)
+        let lengths: Vec<usize> = inputs.iter().map(|t| self.count_tokens(t) + 2).collect();
+        let mut order: Vec<usize> = (0..inputs.len()).collect();
+        order.sort_by_key(|&i| lengths[i]);
+        let budget = self.batch_tokens;
+        let mut out: Vec<Option<Vec<f32>>> = vec![None; inputs.len()];
+        let mut start = 0;
+        while start < order.len() {
+            // Sorted ascending: the last text of a batch is its longest (padded length).
+            let mut end = start + 1;
+            while end < order.len()
+                && (end - start + 1) * lengths[order[end]].min(self.max_length) <= budget
+            {
+                end += 1;
+            }
+            let batch: Vec<&str> = order[start..end]
+                .iter()
+                .map(|&i| inputs[i].as_str())
+                .collect();
+            for (v, &i) in self.embed_raw(&batch)?.into_iter().zip(&order[start..end]) {
+                out[i] = Some(v);
+            }
+            start = end;
+        }
+        Ok(out
+            .into_iter()
+            .map(|v| v.expect("every text embedded"))
+            .collect())
     }
 
     /// Embeds a question (with the query prefix).
@@ -189,7 +232,8 @@ impl Embedder {
         Ok(self.embed_raw(&input)?.remove(0))
     }
 
-    fn embed_raw(&self, inputs: &[String]) -> Result<Vec<Vec<f32>>> {
+    /// Embeds `inputs` as one ONNX batch.
+    fn embed_raw<S: AsRef<str> + Send + Sync>(&self, inputs: &[S]) -> Result<Vec<Vec<f32>>> {
         if inputs.is_empty() {
             return Ok(Vec::new());
         }
@@ -198,7 +242,7 @@ impl Embedder {
             .lock()
             .map_err(|_| Error::Embed("embedder poisoned by an earlier panic".into()))?;
         let mut out = model
-            .embed(inputs, Some(self.batch_size))
+            .embed(inputs, Some(inputs.len()))
             .map_err(|e| Error::Embed(e.to_string()))?;
         for v in &mut out {
             l2_normalize(v);
