@@ -285,6 +285,11 @@ enum Request {
         cancel: Arc<AtomicBool>,
         reply: Sender<GenEvent>,
     },
+    Judge {
+        messages: Vec<ChatMessage>,
+        choices: Vec<String>,
+        reply: Sender<Result<Vec<f32>, GenerateError>>,
+    },
 }
 
 impl Generator {
@@ -374,6 +379,23 @@ impl Generator {
             let _ = reply.send(GenEvent::Error(e));
         }
         rx
+    }
+
+    /// Scores each of `choices` as the start of the model's reply to `messages`: the
+    /// logit of the choice's first token (e.g. `["yes", "no"]` for a relevance judgement).
+    /// Blocks until the worker has run the prompt.
+    pub fn judge(
+        &self,
+        messages: Vec<ChatMessage>,
+        choices: Vec<String>,
+    ) -> Result<Vec<f32>, GenerateError> {
+        let (reply, rx) = crossbeam_channel::bounded(1);
+        self.send(Request::Judge {
+            messages,
+            choices,
+            reply,
+        })?;
+        rx.recv().map_err(|_| GenerateError::WorkerGone)?
     }
 
     fn send(&self, request: Request) -> Result<(), GenerateError> {
@@ -517,6 +539,13 @@ fn serve(loaded: &Loaded, request: Request, shutdown: &AtomicBool) {
         }
         Request::Render { messages, reply } => {
             let _ = reply.send(render(loaded, &messages));
+        }
+        Request::Judge {
+            messages,
+            choices,
+            reply,
+        } => {
+            let _ = reply.send(judge(loaded, &messages, &choices, shutdown));
         }
         Request::Generate {
             messages,
@@ -784,27 +813,7 @@ fn generate(
         return Ok(stats);
     }
 
-    let n_ctx_u32 = u32::try_from(n_ctx).unwrap_or(u32::MAX);
-    let threads = i32::try_from(cfg.threads).unwrap_or(1);
-    let chunk = prompt_chunk(
-        model.n_params(),
-        cfg.threads,
-        MAX_PROMPT_BATCH.min(n_ctx_u32) as usize,
-    );
-    // n_batch = n_ubatch = the chunk: llama.cpp sizes its compute buffers by them.
-    let chunk_u32 = u32::try_from(chunk).unwrap_or(MAX_PROMPT_BATCH);
-    let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(n_ctx_u32))
-        .with_n_batch(chunk_u32)
-        .with_n_ubatch(chunk_u32)
-        .with_n_threads(threads)
-        .with_n_threads_batch(threads);
-    let backend = backend()?;
-    let mut ctx = model
-        .new_context(backend, params)
-        .map_err(|_| GenerateError::Context { n_ctx: n_ctx_u32 })?;
-    // llama.cpp may adjust n_batch; a batch larger than it would fail to decode.
-    let chunk = chunk.min(ctx.n_batch() as usize).max(1);
+    let (mut ctx, chunk) = new_context(loaded, n_ctx)?;
     let mut batch = LlamaBatch::new(chunk, 1);
 
     let stop = || interrupted(cancel, shutdown);
@@ -878,6 +887,84 @@ fn generate(
         stats.tokens_per_second = (stats.generated_tokens - 1) as f64 / decode_time;
     }
     Ok(stats)
+}
+
+/// A context of `n_ctx` tokens, and the prompt chunk size it accepts.
+fn new_context(loaded: &Loaded, n_ctx: usize) -> Result<(LlamaContext<'_>, usize), GenerateError> {
+    let cfg = &loaded.cfg;
+    let n_ctx_u32 = u32::try_from(n_ctx).unwrap_or(u32::MAX);
+    let threads = i32::try_from(cfg.threads).unwrap_or(1);
+    let chunk = prompt_chunk(
+        loaded.model.n_params(),
+        cfg.threads,
+        MAX_PROMPT_BATCH.min(n_ctx_u32) as usize,
+    );
+    // n_batch = n_ubatch = the chunk: llama.cpp sizes its compute buffers by them.
+    let chunk_u32 = u32::try_from(chunk).unwrap_or(MAX_PROMPT_BATCH);
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(n_ctx_u32))
+        .with_n_batch(chunk_u32)
+        .with_n_ubatch(chunk_u32)
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads);
+    let ctx = loaded
+        .model
+        .new_context(backend()?, params)
+        .map_err(|_| GenerateError::Context { n_ctx: n_ctx_u32 })?;
+    // llama.cpp may adjust n_batch; a batch larger than it would fail to decode.
+    let chunk = chunk.min(ctx.n_batch() as usize).max(1);
+    Ok((ctx, chunk))
+}
+
+/// The logits of the first token of each of `choices` as the next token after the
+/// templated prompt (with the assistant turn opened): how strongly the model would start
+/// its answer with each. Nothing is sampled.
+fn judge(
+    loaded: &Loaded,
+    messages: &[ChatMessage],
+    choices: &[String],
+    shutdown: &AtomicBool,
+) -> Result<Vec<f32>, GenerateError> {
+    let prompt = render(loaded, messages)?;
+    let tokens = tokenize_prompt(&loaded.model, &prompt, messages);
+    if tokens.is_empty() {
+        return Err(GenerateError::InvalidInput(
+            "the prompt is empty".to_string(),
+        ));
+    }
+    let limit = (loaded.cfg.max_context as usize).min(loaded.model.n_ctx_train() as usize);
+    if tokens.len() + 1 > limit {
+        return Err(GenerateError::PromptTooLong {
+            prompt_tokens: tokens.len(),
+            max_context: u32::try_from(limit).unwrap_or(u32::MAX),
+        });
+    }
+    let vocab = loaded.model.vocab();
+    let ids: Vec<LlamaToken> = choices
+        .iter()
+        .map(|c| {
+            vocab
+                .tokenize(c.as_bytes(), false, false)
+                .first()
+                .copied()
+                .ok_or_else(|| GenerateError::InvalidInput(format!("empty choice `{c}`")))
+        })
+        .collect::<Result<_, _>>()?;
+    let (mut ctx, chunk) = new_context(loaded, tokens.len() + 1)?;
+    let mut batch = LlamaBatch::new(chunk, 1);
+    let stop = || shutdown.load(Ordering::SeqCst);
+    let Some(index) = decode_prompt(&mut ctx, &mut batch, &tokens, chunk, stop)? else {
+        return Err(GenerateError::WorkerGone);
+    };
+    let logits = ctx.get_logits_ith(index);
+    ids.iter()
+        .map(|t| {
+            usize::try_from(t.0)
+                .ok()
+                .and_then(|i| logits.get(i).copied())
+                .ok_or_else(|| GenerateError::Decode(format!("token {} has no logit", t.0)))
+        })
+        .collect()
 }
 
 /// Tokens per prompt decode: as many as fit in [`PROMPT_CHUNK_TARGET`] at the assumed speed.
