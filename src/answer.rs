@@ -648,6 +648,7 @@ mod tests {
             score: 1.0,
             dense: Some((1, 0.9)),
             bm25: None,
+            rerank: None,
         }
     }
 

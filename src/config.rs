@@ -24,6 +24,7 @@ pub struct Config {
     pub embedder: EmbedderConfig,
     pub ingest: IngestConfig,
     pub search: SearchConfig,
+    pub rerank: RerankConfig,
     pub answer: AnswerConfig,
     pub generator: GeneratorSettings,
     pub server: ServerConfig,
@@ -40,7 +41,7 @@ pub struct PathsConfig {
 #[serde(deny_unknown_fields)]
 pub struct EmbedderConfig {
     pub model: String,
-    pub batch_size: usize,
+    pub batch_tokens: usize,
     pub threads: usize,
     pub max_length: usize,
 }
@@ -80,7 +81,22 @@ pub struct SearchConfig {
     pub rrf_k: f32,
     pub dense_weight: f32,
     pub bm25_weight: f32,
+    pub bm25_full_vote_one_language: bool,
+    pub chunk_vector_weight: f32,
     pub top_k: usize,
+}
+
+/// Optional second-stage ranking of the fused candidates.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RerankConfig {
+    /// Directory of a cross-encoder in ONNX form; empty = none.
+    pub model: String,
+    pub candidates: usize,
+    pub max_length: usize,
+    /// Score candidates with the generator (a yes/no relevance judgement).
+    pub llm: bool,
+    pub llm_candidates: usize,
 }
 
 /// How answers are produced.
@@ -213,8 +229,8 @@ impl Config {
                 crate::models::embed::EmbedderKind::NAMES
             ));
         }
-        if self.embedder.batch_size == 0 || self.embedder.batch_size > 256 {
-            return bad("embedder.batch_size must be between 1 and 256".into());
+        if !(16..=65_536).contains(&self.embedder.batch_tokens) {
+            return bad("embedder.batch_tokens must be between 16 and 65536".into());
         }
         if !(16..=8192).contains(&self.embedder.max_length) {
             return bad("embedder.max_length must be between 16 and 8192".into());
@@ -250,8 +266,20 @@ impl Config {
         if d.is_nan() || b.is_nan() || d < 0.0 || b < 0.0 || d + b <= 0.0 {
             return bad("search.dense_weight and bm25_weight must be >= 0, not both 0".into());
         }
+        if !(0.0..=1.0).contains(&self.search.chunk_vector_weight) {
+            return bad("search.chunk_vector_weight must be between 0 and 1".into());
+        }
         if self.search.rrf_k.is_nan() || self.search.rrf_k < 1.0 {
             return bad("search.rrf_k must be at least 1".into());
+        }
+        if self.rerank.candidates == 0 || self.rerank.candidates > 200 {
+            return bad("rerank.candidates must be between 1 and 200".into());
+        }
+        if self.rerank.llm_candidates == 0 || self.rerank.llm_candidates > 50 {
+            return bad("rerank.llm_candidates must be between 1 and 50".into());
+        }
+        if !(16..=8192).contains(&self.rerank.max_length) {
+            return bad("rerank.max_length must be between 16 and 8192".into());
         }
         if self.answer.passages == 0 || self.answer.passages > 50 {
             return bad("answer.passages must be between 1 and 50".into());
@@ -305,6 +333,12 @@ impl Config {
         } else {
             expand_home(Path::new(self.generator.model.trim()))
         }
+    }
+
+    /// The cross-encoder directory, if one is configured.
+    pub fn reranker_dir(&self) -> Option<PathBuf> {
+        let m = self.rerank.model.trim();
+        (!m.is_empty()).then(|| expand_home(Path::new(m)))
     }
 
     /// Number of threads to use where the config says 0 ("one per core").

@@ -15,8 +15,9 @@ use crate::answer::{
 use crate::collection::Collection;
 use crate::config::{AnswerMode, Config};
 use crate::error::{Error, Result};
-use crate::models::embed::{dot, Embedder, EmbedderKind};
+use crate::models::embed::{dot, Embedder};
 use crate::models::generate::{ChatMessage, GenEvent, Generator, GeneratorConfig, Role};
+use crate::models::rerank::{self, CrossEncoder};
 use crate::passage::Access;
 use crate::pipeline::{IngestObserver, IngestOptions, IngestReport};
 use crate::retrieve::{self, Retrieval, SearchHit};
@@ -26,29 +27,35 @@ pub struct Engine {
     pub config: Config,
     pub embedder: Embedder,
     pub collection: Collection,
+    /// The cross-encoder of `[rerank] model`, if one is configured.
+    pub cross_encoder: Option<CrossEncoder>,
     generator: Mutex<Option<Arc<Generator>>>,
 }
 
 impl Engine {
     /// Loads the embedder and opens the collection in `config.paths.data_dir`.
     pub fn open(config: Config) -> Result<Self> {
-        let kind = EmbedderKind::from_name(&config.embedder.model)?;
-        let embedder = Embedder::load(
-            &config.paths.models_dir,
-            kind,
-            config.embedder.threads,
-            config.embedder.batch_size,
-            config.embedder.max_length,
-        )?;
+        let embedder = Embedder::from_config(&config)?;
+        let kind = embedder.kind();
         let collection = Collection::open(
             &config.paths.data_dir,
             &embedder.identity(),
             kind.dimension(),
         )?;
+        let cross_encoder = match config.reranker_dir() {
+            Some(dir) => Some(CrossEncoder::load(
+                &config.paths.models_dir,
+                &dir,
+                config.embedder.threads,
+                config.rerank.max_length,
+            )?),
+            None => None,
+        };
         Ok(Engine {
             config,
             embedder,
             collection,
+            cross_encoder,
             generator: Mutex::new(None),
         })
     }
@@ -130,16 +137,57 @@ impl Engine {
         Ok(())
     }
 
-    /// Hybrid search as seen by `access`.
+    /// Hybrid search as seen by `access`, then the configured second stage.
     pub fn search(&self, query: &str, access: &Access, limit: usize) -> Result<Retrieval> {
-        retrieve::search(
+        self.search_with(&self.config.search, query, access, limit)
+    }
+
+    /// [`Self::search`] with other first-stage settings (the evaluation widens them).
+    pub fn search_with(
+        &self,
+        search: &crate::config::SearchConfig,
+        query: &str,
+        access: &Access,
+        limit: usize,
+    ) -> Result<Retrieval> {
+        let rr = &self.config.rerank;
+        let mut depth = limit;
+        if self.cross_encoder.is_some() {
+            depth = depth.max(rr.candidates);
+        }
+        if rr.llm {
+            depth = depth.max(rr.llm_candidates);
+        }
+        let mut retrieval = retrieve::search(
             &self.collection,
             &self.embedder,
-            &self.config.search,
+            search,
             query,
             access,
-            limit,
-        )
+            depth,
+        )?;
+        let query = retrieve::check_query(query)?;
+        if let Some(ce) = &self.cross_encoder {
+            let n = rr.candidates.min(retrieval.hits.len());
+            let texts: Vec<&str> = retrieval.hits[..n]
+                .iter()
+                .map(|h| h.passage.text.as_str())
+                .collect();
+            let scores = ce.score(query, &texts)?;
+            retrieval.hits = rerank::reorder(retrieval.hits, &scores, |h, s| h.rerank = Some(s));
+        }
+        if rr.llm {
+            let generator = self.generator()?;
+            let n = rr.llm_candidates.min(retrieval.hits.len());
+            let texts: Vec<&str> = retrieval.hits[..n]
+                .iter()
+                .map(|h| h.passage.text.as_str())
+                .collect();
+            let scores = rerank::llm_scores(&generator, query, &texts)?;
+            retrieval.hits = rerank::reorder(retrieval.hits, &scores, |h, s| h.rerank = Some(s));
+        }
+        retrieval.hits.truncate(limit);
+        Ok(retrieval)
     }
 
     /// The generator, loaded on first use (a GGUF can take seconds to map).

@@ -16,8 +16,10 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::bm25::Bm25Index;
 use crate::config::{AnswerMode, SearchConfig};
 use crate::error::{Error, Result};
+use crate::models::embed::Embedder;
 use crate::passage::Access;
 use crate::pipeline::{IngestObserver, IngestOptions, IngestReport};
 use crate::Engine;
@@ -208,27 +210,15 @@ pub fn rank_documents(
                 bm25_candidates: search.bm25_candidates.max(chunks),
                 ..search.clone()
             };
-            crate::retrieve::search(
-                &engine.collection,
-                &engine.embedder,
-                &cfg,
-                query,
-                access,
-                chunks,
-            )?
-            .hits
-            .into_iter()
-            .map(|h| h.passage.rel_path)
-            .collect()
+            engine
+                .search_with(&cfg, query, access, chunks)?
+                .hits
+                .into_iter()
+                .map(|h| h.passage.rel_path)
+                .collect()
         }
     };
-    let mut seen = HashSet::new();
-    Ok(passages
-        .into_iter()
-        .filter_map(|rel| ids.get(&rel).cloned())
-        .filter(|id| seen.insert(id.clone()))
-        .take(depth)
-        .collect())
+    Ok(documents_of(passages.into_iter(), ids, depth))
 }
 
 /// nDCG@k with linear gains (as trec_eval and BEIR compute it).
@@ -316,7 +306,16 @@ pub struct RetrievalScores {
     pub latency_ms: Latency,
 }
 
-/// Scores `mode` over every judged query.
+/// The queries that have judgements, the first `limit` of them if given.
+pub fn judged_queries(queries: Vec<Query>, qrels: &Qrels, limit: Option<usize>) -> Vec<Query> {
+    queries
+        .into_iter()
+        .filter(|q| qrels.contains_key(&q.id))
+        .take(limit.unwrap_or(usize::MAX))
+        .collect()
+}
+
+/// Scores `mode` of `engine` over every judged query.
 pub fn evaluate_retrieval(
     engine: &Engine,
     mode: RetrievalMode,
@@ -324,6 +323,79 @@ pub fn evaluate_retrieval(
     qrels: &Qrels,
     ids: &HashMap<String, String>,
     access: &Access,
+) -> Result<RetrievalScores> {
+    let search = &engine.config.search;
+    score_rankings(mode, queries, qrels, |q| {
+        rank_documents(engine, mode, search, q, access, ids, 100)
+    })
+}
+
+/// BM25 alone needs no vectors: an in-memory BM25 index over exactly the passages the
+/// pipeline writes (same parser, chunker and analyser), built in seconds instead of the
+/// hours that embedding a large corpus takes on a small machine.
+pub fn bm25_index(
+    corpus: &Materialized,
+    embedder: &Embedder,
+    config: &crate::config::Config,
+) -> Result<Bm25Index> {
+    let bm25 = Bm25Index::in_memory()?;
+    let limits = tanya_ingest::ParseLimits::default();
+    let chunker = tanya_ingest::ChunkerConfig {
+        max_tokens: config.ingest.chunk_tokens,
+        overlap_tokens: config.ingest.overlap_tokens,
+    };
+    let walk = tanya_ingest::walk(&corpus.dir, &tanya_ingest::WalkOptions::default())
+        .map_err(|e| Error::BadRequest(e.to_string()))?;
+    let groups = config.ingest.default_groups.clone();
+    for file in &walk.files {
+        let doc = tanya_ingest::read_document(file, &limits, &chunker, embedder)
+            .map_err(|e| Error::BadRequest(format!("{}: {e}", file.rel_path)))?;
+        let doc_id = crate::pipeline::doc_id_for(&file.path);
+        bm25.add(&crate::pipeline::passages_of(&doc_id, &doc, &groups))?;
+    }
+    bm25.commit()?;
+    Ok(bm25)
+}
+
+/// Scores BM25 alone over an index from [`bm25_index`].
+pub fn evaluate_bm25_only(
+    bm25: &Bm25Index,
+    queries: &[Query],
+    qrels: &Qrels,
+    ids: &HashMap<String, String>,
+    access: &Access,
+) -> Result<RetrievalScores> {
+    score_rankings(RetrievalMode::Bm25, queries, qrels, |q| {
+        let passages = bm25.search(q, access, 300)?;
+        Ok(documents_of(
+            passages.into_iter().map(|(p, _)| p.rel_path),
+            ids,
+            100,
+        ))
+    })
+}
+
+/// Corpus ids of ranked chunks (by rel_path), each document at its best chunk's rank.
+fn documents_of(
+    rel_paths: impl Iterator<Item = String>,
+    ids: &HashMap<String, String>,
+    depth: usize,
+) -> Vec<String> {
+    let mut seen = HashSet::new();
+    rel_paths
+        .filter_map(|rel| ids.get(&rel).cloned())
+        .filter(|id| seen.insert(id.clone()))
+        .take(depth)
+        .collect()
+}
+
+/// Runs `rank` (query text → corpus ids, best first) over every judged query and
+/// averages the metrics.
+fn score_rankings(
+    mode: RetrievalMode,
+    queries: &[Query],
+    qrels: &Qrels,
+    mut rank: impl FnMut(&str) -> Result<Vec<String>>,
 ) -> Result<RetrievalScores> {
     let mut sums = [0.0f64; 4];
     let mut ms = Vec::new();
@@ -333,15 +405,7 @@ pub fn evaluate_retrieval(
             continue;
         };
         let t = Instant::now();
-        let ranked = rank_documents(
-            engine,
-            mode,
-            &engine.config.search,
-            &q.text,
-            access,
-            ids,
-            100,
-        )?;
+        let ranked = rank(&q.text)?;
         ms.push(t.elapsed().as_secs_f64() * 1000.0);
         sums[0] += ndcg_at(10, &ranked, rels);
         sums[1] += recall_at(10, &ranked, rels);
@@ -470,6 +534,8 @@ pub struct AnswerScores {
     /// Share of (answerable) questions on which Tanya abstained.
     pub abstained: f64,
     pub latency_ms: Latency,
+    /// Answer rates by abstention threshold (see [`AbstentionPoint`]).
+    pub abstention: Vec<AbstentionPoint>,
 }
 
 /// Asks every question (at most `limit`) in `mode` and scores the answers.
@@ -482,9 +548,21 @@ pub fn evaluate_answers(
     access: &Access,
     limit: Option<usize>,
 ) -> Result<AnswerScores> {
-    let mut s = [0.0f64; 7];
+    #[derive(Default)]
+    struct Sums {
+        exact_match: f64,
+        f1: f64,
+        contains: f64,
+        cited: f64,
+        cited_first: f64,
+        abstained: f64,
+        gold_retrieved: f64,
+    }
+    let mut sum = Sums::default();
     let mut ms = Vec::new();
-    let mut n = 0usize;
+    // Per question: the best dense similarity of what was retrieved, and the same
+    // without the gold document's passages (as if the documents did not hold the answer).
+    let mut relevance: Vec<(f32, f32)> = Vec::new();
     let doc_of = |rel: &str| ids.get(rel).cloned().unwrap_or_default();
     for q in queries
         .iter()
@@ -501,53 +579,83 @@ pub fn evaluate_answers(
             &mut |_| {},
         )?;
         ms.push(t.elapsed().as_secs_f64() * 1000.0);
-        n += 1;
+        let without_gold = answer
+            .passages
+            .iter()
+            .filter(|h| doc_of(&h.passage.rel_path) != g.gold_doc)
+            .filter_map(|h| h.dense.map(|d| d.1))
+            .fold(f32::MIN, f32::max);
+        relevance.push((answer.relevance, without_gold));
         if answer.abstained {
-            s[5] += 1.0;
+            sum.abstained += 1.0;
         } else {
             let span = answer_span(&answer.text);
             let norm = squad_normalize(&span);
-            let em = g.answers.iter().any(|a| squad_normalize(a) == norm);
-            let f1 = g
+            let cited = |c: &crate::answer::Citation| doc_of(&c.rel_path) == g.gold_doc;
+            sum.exact_match += g.answers.iter().any(|a| squad_normalize(a) == norm) as u8 as f64;
+            sum.f1 += g
                 .answers
                 .iter()
                 .map(|a| squad_f1(&span, a))
                 .fold(0.0, f64::max);
-            let contains = g.answers.iter().any(|a| {
+            sum.contains += g.answers.iter().any(|a| {
                 let a = squad_normalize(a);
                 !a.is_empty() && format!(" {norm} ").contains(&format!(" {a} "))
-            });
-            s[0] += em as u8 as f64;
-            s[1] += f1;
-            s[2] += contains as u8 as f64;
-            s[3] += answer
-                .citations
-                .iter()
-                .any(|c| doc_of(&c.rel_path) == g.gold_doc) as u8 as f64;
-            s[4] += answer
-                .citations
-                .first()
-                .is_some_and(|c| doc_of(&c.rel_path) == g.gold_doc) as u8
-                as f64;
+            }) as u8 as f64;
+            sum.cited += answer.citations.iter().any(cited) as u8 as f64;
+            sum.cited_first += answer.citations.first().is_some_and(cited) as u8 as f64;
         }
-        s[6] += answer
+        sum.gold_retrieved += answer
             .passages
             .iter()
-            .any(|h| doc_of(&h.passage.rel_path) == g.gold_doc) as u8 as f64;
+            .any(|h| doc_of(&h.passage.rel_path) == g.gold_doc) as u8
+            as f64;
     }
+    let n = relevance.len();
     let avg = |x: f64| if n == 0 { 0.0 } else { x / n as f64 };
     Ok(AnswerScores {
         mode,
         questions: n,
-        exact_match: avg(s[0]),
-        f1: avg(s[1]),
-        contains: avg(s[2]),
-        citation_accuracy: avg(s[3]),
-        first_citation_accuracy: avg(s[4]),
-        abstained: avg(s[5]),
-        gold_retrieved: avg(s[6]),
+        exact_match: avg(sum.exact_match),
+        f1: avg(sum.f1),
+        contains: avg(sum.contains),
+        citation_accuracy: avg(sum.cited),
+        first_citation_accuracy: avg(sum.cited_first),
+        abstained: avg(sum.abstained),
+        gold_retrieved: avg(sum.gold_retrieved),
         latency_ms: Latency::of(ms),
+        abstention: abstention_curve(&relevance, engine.config.answer.min_relevance),
     })
+}
+
+/// How often Tanya would answer at each abstention threshold (`answer.min_relevance`):
+/// with the documents as they are, and with the gold document's passages taken away
+/// (the same question when the documents do not hold the answer, with near-topic
+/// passages still there: the case where it should abstain).
+#[derive(Debug, Clone, Serialize)]
+pub struct AbstentionPoint {
+    pub threshold: f32,
+    /// Share of questions answered (not abstained) with the gold document present.
+    pub answered: f64,
+    /// Share answered with the gold document's passages removed: answers that should
+    /// have been abstentions.
+    pub answered_without_gold: f64,
+}
+
+fn abstention_curve(relevance: &[(f32, f32)], configured: f32) -> Vec<AbstentionPoint> {
+    let mut thresholds: Vec<f32> = (0..=14).map(|i| 0.76 + 0.01 * i as f32).collect();
+    thresholds.push(configured);
+    thresholds.sort_by(f32::total_cmp);
+    thresholds.dedup_by(|a, b| (*a - *b).abs() < 1e-4);
+    let n = relevance.len().max(1) as f64;
+    thresholds
+        .into_iter()
+        .map(|t| AbstentionPoint {
+            threshold: t,
+            answered: relevance.iter().filter(|r| r.0 >= t).count() as f64 / n,
+            answered_without_gold: relevance.iter().filter(|r| r.1 >= t).count() as f64 / n,
+        })
+        .collect()
 }
 
 /// Ingests a materialized corpus (incremental: a second run embeds nothing).

@@ -167,6 +167,9 @@ enum EvalCommand {
         /// Also write the scores as JSON.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Score only the first N judged queries (for slow settings, e.g. LLM reranking).
+        #[arg(long)]
+        limit: Option<usize>,
     },
     /// Ingest a corpus and ask every question: SQuAD exact match and F1, "contains a
     /// gold answer", citation accuracy and abstention, per answer mode.
@@ -245,14 +248,41 @@ fn run_eval(config: Config, what: EvalCommand) -> anyhow::Result<()> {
             mode,
             index,
             json,
+            limit,
         } => {
             let queries: Vec<tanya::eval::Query> = tanya::eval::read_jsonl(&queries)?;
             let qrels = tanya::eval::read_qrels(&qrels)?;
-            let (engine, m) = eval_engine(config, &corpus, index)?;
+            let queries = tanya::eval::judged_queries(queries, &qrels, limit);
             let modes = if mode.is_empty() {
                 tanya::eval::RetrievalMode::ALL.to_vec()
             } else {
                 mode
+            };
+            let bm25_only = modes == [tanya::eval::RetrievalMode::Bm25];
+            let scored: Box<dyn Fn(tanya::eval::RetrievalMode) -> tanya::Result<_>> = if bm25_only {
+                // No vectors needed: an in-memory BM25 index over the same passages.
+                let index = eval_index(index, &corpus);
+                let docs: Vec<tanya::eval::CorpusDoc> = tanya::eval::read_jsonl(&corpus)?;
+                let m = tanya::eval::materialize(&docs, &index.join("docs"))?;
+                let embedder = tanya::models::embed::Embedder::from_config(&config)?;
+                let t = Instant::now();
+                let bm25 = tanya::eval::bm25_index(&m, &embedder, &config)?;
+                eprintln!(
+                    "{} documents, {} chunks in an in-memory BM25 index in {:.1} s",
+                    docs.len(),
+                    bm25.count(),
+                    t.elapsed().as_secs_f64()
+                );
+                Box::new(move |_| {
+                    tanya::eval::evaluate_bm25_only(&bm25, &queries, &qrels, &m.ids, &access)
+                })
+            } else {
+                let (engine, m) = eval_engine(config, &corpus, index)?;
+                Box::new(move |mode| {
+                    tanya::eval::evaluate_retrieval(
+                        &engine, mode, &queries, &qrels, &m.ids, &access,
+                    )
+                })
             };
             println!(
                 "{:<8} {:>7} {:>8} {:>6} {:>7} {:>7} {:>9} {:>9}",
@@ -260,9 +290,7 @@ fn run_eval(config: Config, what: EvalCommand) -> anyhow::Result<()> {
             );
             let mut all = Vec::new();
             for mode in modes {
-                let s = tanya::eval::evaluate_retrieval(
-                    &engine, mode, &queries, &qrels, &m.ids, &access,
-                )?;
+                let s = scored(mode)?;
                 println!(
                     "{:<8} {:>7} {:>8.4} {:>6.4} {:>7.4} {:>7.4} {:>9.1} {:>9.1}",
                     mode.as_str(),
@@ -293,6 +321,7 @@ fn run_eval(config: Config, what: EvalCommand) -> anyhow::Result<()> {
         } => {
             let queries: Vec<tanya::eval::Query> = tanya::eval::read_jsonl(&questions)?;
             let gold: Vec<tanya::eval::Gold> = tanya::eval::read_jsonl(&answers)?;
+            let config_min_relevance = config.answer.min_relevance;
             let gold = gold.into_iter().map(|g| (g.qid.clone(), g)).collect();
             let (engine, m) = eval_engine(config, &corpus, index)?;
             let modes = if mode.is_empty() {
@@ -332,6 +361,21 @@ fn run_eval(config: Config, what: EvalCommand) -> anyhow::Result<()> {
                     s.latency_ms.p50
                 );
                 all.push(s);
+            }
+            // Answer rates by abstention threshold, from the last mode's run.
+            if let Some(s) = all.last() {
+                println!("\nanswer.min_relevance   answered   answered without the gold document");
+                for p in &s.abstention {
+                    let mark = if (p.threshold - config_min_relevance).abs() < 1e-4 {
+                        "  (configured)"
+                    } else {
+                        ""
+                    };
+                    println!(
+                        "{:>20.2} {:>10.3} {:>10.3}{mark}",
+                        p.threshold, p.answered, p.answered_without_gold
+                    );
+                }
             }
             if let Some(file) = json {
                 std::fs::write(&file, serde_json::to_vec_pretty(&all)?)

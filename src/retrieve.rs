@@ -25,6 +25,9 @@ pub struct SearchHit {
     /// 1-based rank in the BM25 list and the weight of its vote (the squared share of
     /// the question's words the passage contains), if it was there.
     pub bm25: Option<(usize, f32)>,
+    /// Score from the second stage (cross-encoder or LLM judgement), if one ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerank: Option<f32>,
 }
 
 /// The query and what retrieval found for it.
@@ -59,14 +62,36 @@ pub fn search(
 ) -> Result<Retrieval> {
     let query = check_query(query)?;
     let query_vector = embedder.embed_query(query)?;
-    let dense = collection.dense_search(&query_vector, access, config.dense_candidates)?;
+    // Can the answer be in another language than the question's? Only if some document
+    // is. That case decides how the two lists are read (docs/quality.md §9).
+    let lang = crate::answer::question_lang(query);
+    let one_language = collection
+        .manifest()
+        .documents
+        .values()
+        .all(|d| d.lang == lang);
+    let mut dense = collection.dense_search(&query_vector, access, config.dense_candidates)?;
+    if one_language && config.chunk_vector_weight > 0.0 {
+        rescore_dense(
+            collection,
+            &query_vector,
+            &mut dense,
+            config.chunk_vector_weight,
+        )?;
+    }
     let mut lexical = collection.bm25_search(query, access, config.bm25_candidates)?;
-    // BM25's vote counts in proportion to how much of the question a passage covers:
-    // a passage that shares only "days" and "employee" with the question (typical when
-    // the answer is in the other language) barely votes.
+    // With documents in both languages, a BM25 hit votes in proportion to the squared
+    // share of the question's words it contains: when the answer is in the other
+    // language, BM25 can only find passages that share "days" and "employee" with the
+    // question, and those must not outvote the dense match. With one language, every
+    // hit votes in full.
     let terms = crate::answer::QuestionTerms::new(query);
     for (p, s) in lexical.iter_mut() {
-        *s = terms.coverage(&p.text).powi(2);
+        *s = if one_language && config.bm25_full_vote_one_language {
+            1.0
+        } else {
+            terms.coverage(&crate::bm25::indexed_text(p)).powi(2)
+        };
     }
     let hits = fuse(
         dense,
@@ -79,6 +104,40 @@ pub fn search(
         limit,
     );
     Ok(Retrieval { query_vector, hits })
+}
+
+/// Re-ranks dense candidates by `w` × the chunk vector's cosine + (1 − `w`) × the best
+/// cosine of the chunk or one of its sentences (what the MaxSim search ranked by). The
+/// chunk vector says what the passage is about as a whole, the best sentence where it
+/// says it; within one language the mix ranks better than either (docs/quality.md §9). Each candidate keeps its
+/// MaxSim similarity as its score: that is what the abstention threshold is calibrated on.
+fn rescore_dense(
+    collection: &Collection,
+    query_vector: &[f32],
+    dense: &mut Vec<(Passage, f32)>,
+    w: f32,
+) -> Result<()> {
+    let ids: Vec<u64> = dense.iter().map(|(p, _)| p.point_id).collect();
+    let stored = collection.vectors(&ids)?;
+    let mut keyed: Vec<(f32, (Passage, f32))> = dense
+        .drain(..)
+        .map(|(p, best)| {
+            let key = match stored.get(&p.point_id).and_then(|v| v.first()) {
+                Some(chunk) => {
+                    let c = crate::models::embed::dot(query_vector, chunk);
+                    w * c + (1.0 - w) * best.max(c)
+                }
+                None => best,
+            };
+            (key, (p, best))
+        })
+        .collect();
+    keyed.sort_by(|a, b| {
+        b.0.total_cmp(&a.0)
+            .then_with(|| a.1 .0.point_id.cmp(&b.1 .0.point_id))
+    });
+    dense.extend(keyed.into_iter().map(|(_, hit)| hit));
+    Ok(())
 }
 
 /// Parameters of weighted reciprocal-rank fusion.
@@ -118,6 +177,7 @@ pub fn fuse(
                 score: 0.0,
                 dense: None,
                 bm25: None,
+                rerank: None,
             });
             // A passage counts once per list, at its best rank.
             let (slot, vote) = if is_dense {

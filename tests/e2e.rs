@@ -493,3 +493,183 @@ fn eval_scores_retrieval_and_answers_on_a_beir_layout_set() {
     assert_eq!(a[0]["citation_accuracy"].as_f64().unwrap(), 1.0, "{a}");
     assert_eq!(a[0]["contains"].as_f64().unwrap(), 1.0, "{a}");
 }
+
+#[test]
+fn eval_bm25_alone_needs_no_vectors_and_scores_like_the_full_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let corpus = d.join("corpus.jsonl");
+    let mut lines = String::new();
+    for (i, (title, text)) in [
+        (
+            "Annual leave",
+            "Employees receive 16 days of annual leave after three years.",
+        ),
+        (
+            "Travel claims",
+            "Mileage is reimbursed at 70 sen per kilometre.",
+        ),
+        (
+            "Working hours",
+            "Office hours are from 8.30 to 5.30, Monday to Friday.",
+        ),
+        (
+            "Cuti sakit",
+            "Pekerja berhak mendapat 18 hari cuti sakit setahun.",
+        ),
+    ]
+    .iter()
+    .enumerate()
+    {
+        lines.push_str(&format!(
+            "{{\"_id\":\"d{i}\",\"title\":\"{title}\",\"text\":\"{text}\"}}\n"
+        ));
+    }
+    std::fs::write(&corpus, lines).unwrap();
+    std::fs::write(
+        d.join("queries.jsonl"),
+        "{\"_id\":\"a\",\"text\":\"annual leave days\"}\n{\"_id\":\"b\",\"text\":\"kilometre mileage\"}\n{\"_id\":\"c\",\"text\":\"cuti sakit\"}\n{\"_id\":\"e\",\"text\":\"office Friday\"}\n",
+    )
+    .unwrap();
+    // One query is judged against a document BM25 cannot find by its words.
+    std::fs::write(
+        d.join("qrels.tsv"),
+        "query-id\tcorpus-id\tscore\na\td0\t1\nb\td1\t1\nc\td3\t1\ne\td0\t1\n",
+    )
+    .unwrap();
+    let run = |modes: &str, json: &str| {
+        let out = tanya(&d.join("unused"))
+            .args(["eval", "retrieval", "--corpus"])
+            .arg(&corpus)
+            .arg("--queries")
+            .arg(d.join("queries.jsonl"))
+            .arg("--qrels")
+            .arg(d.join("qrels.tsv"))
+            .args(["--mode", modes, "--index"])
+            .arg(d.join("index"))
+            .arg("--json")
+            .arg(d.join(json))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.join(json)).unwrap()).unwrap();
+        (stderr, v)
+    };
+    let (stderr, alone) = run("bm25", "alone.json");
+    assert!(stderr.contains("in-memory BM25 index"), "{stderr}");
+    assert!(
+        !d.join("index/data").exists(),
+        "BM25 alone must not build the vector index"
+    );
+    let (_, full) = run("bm25,dense", "full.json");
+    assert_eq!(alone[0]["mode"], "bm25");
+    for metric in ["ndcg_at_10", "recall_at_10", "mrr_at_10"] {
+        assert_eq!(
+            alone[0][metric], full[0][metric],
+            "{metric}: {alone} vs {full}"
+        );
+    }
+    let ndcg = alone[0]["ndcg_at_10"].as_f64().unwrap();
+    assert!(ndcg > 0.5 && ndcg < 1.0, "{alone}");
+}
+
+/// Search results of `engine` for `query`: (rel_path, rerank score).
+fn ranked(engine: &Engine, query: &str) -> Vec<(String, Option<f32>)> {
+    engine
+        .search(query, &public(), 5)
+        .unwrap()
+        .hits
+        .into_iter()
+        .map(|h| (h.passage.rel_path, h.rerank))
+        .collect()
+}
+
+/// Three small documents; a search for annual leave finds `leave.txt` first.
+fn rerank_fixture(dir: &std::path::Path) -> std::path::PathBuf {
+    let docs = dir.join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    for (name, text) in [
+        (
+            "leave.txt",
+            "Annual leave policy: employees receive 16 days of annual leave.",
+        ),
+        (
+            "fruit1.txt",
+            "The canteen sells a banana and coffee every morning.",
+        ),
+        (
+            "fruit3.txt",
+            "Banana bread, banana cake and banana juice are on the menu.",
+        ),
+    ] {
+        std::fs::write(docs.join(name), text).unwrap();
+    }
+    docs
+}
+
+#[test]
+fn a_cross_encoder_the_user_brings_reorders_the_candidates() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = rerank_fixture(dir.path());
+    let toy = dir.path().join("toy-reranker");
+    // A toy cross-encoder whose score is the number of "banana" tokens in the pair
+    // (tests/fixtures/toy_reranker.py), so the order it must produce is known.
+    let python = models_dir().parent().unwrap().join("venv/bin/python");
+    let status = std::process::Command::new(&python)
+        .arg(root().join("tests/fixtures/toy_reranker.py"))
+        .arg(models_dir())
+        .arg(&toy)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/install_models.py)", python.display()));
+    assert!(status.success());
+
+    let plain = Engine::open(config(&dir.path().join("plain"))).unwrap();
+    ingest_public(&plain, &docs);
+    let before = ranked(&plain, "annual leave policy");
+    assert_eq!(before[0].0, "leave.txt", "{before:?}");
+    assert!(before.iter().all(|(_, r)| r.is_none()));
+    drop(plain);
+
+    let mut c = config(&dir.path().join("reranked"));
+    c.rerank.model = toy.display().to_string();
+    let engine = Engine::open(c).unwrap();
+    assert!(engine.cross_encoder.is_some());
+    ingest_public(&engine, &docs);
+    let after = ranked(&engine, "annual leave policy");
+    let order: Vec<&str> = after.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        order,
+        ["fruit3.txt", "fruit1.txt", "leave.txt"],
+        "{after:?}"
+    );
+    let scores: Vec<f32> = after.iter().map(|(_, r)| r.unwrap()).collect();
+    assert_eq!(scores, [3.0, 1.0, 0.0]);
+
+    // A broken reranker directory is a clear error at start, not a panic.
+    let mut c = config(&dir.path().join("broken"));
+    c.rerank.model = dir.path().join("nothing-here").display().to_string();
+    let err = Engine::open(c).err().expect("must fail").to_string();
+    assert!(err.contains("nothing-here"), "{err}");
+}
+
+#[test]
+fn the_llm_rerank_pass_scores_candidates_with_the_generator() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = rerank_fixture(dir.path());
+    let mut c = config(&dir.path().join("data"));
+    c.rerank.llm = true;
+    c.rerank.llm_candidates = 2;
+    let engine = Engine::open(c).unwrap();
+    ingest_public(&engine, &docs);
+    let hits = ranked(&engine, "How many days of annual leave?");
+    assert_eq!(hits.len(), 3);
+    // The two best fused candidates were judged (finite scores, best first); the third
+    // was not.
+    let judged: Vec<f32> = hits[..2].iter().map(|(_, r)| r.expect("judged")).collect();
+    assert!(judged.iter().all(|s| s.is_finite()), "{hits:?}");
+    assert!(judged[0] >= judged[1], "{hits:?}");
+    assert_eq!(hits[2].1, None, "{hits:?}");
+}
