@@ -392,6 +392,22 @@ fn second_process_on_same_data_dir_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another Tanya process"));
 }
 
+/// Runs `tanya <args> --index d/index --json d/<json>` in `d` (file arguments are
+/// relative to it); returns its stderr and the JSON it wrote.
+fn run_eval(d: &std::path::Path, args: &[&str], json: &str) -> (String, serde_json::Value) {
+    let out = tanya(&d.join("unused"))
+        .current_dir(d)
+        .args(args)
+        .args(["--index", "index", "--json", json])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join(json)).unwrap()).unwrap();
+    (stderr, v)
+}
+
 #[test]
 fn eval_scores_retrieval_and_answers_on_a_beir_layout_set() {
     let dir = tempfile::tempdir().unwrap();
@@ -435,27 +451,12 @@ fn eval_scores_retrieval_and_answers_on_a_beir_layout_set() {
         ),
     )
     .unwrap();
-    // `tanya eval WHAT --corpus … FLAG FILE …` over the shared scratch index; returns
-    // its stderr and the JSON it wrote.
     let eval = |what: &str, files: [(&str, &str); 2], json: &str| {
-        let mut cmd = tanya(&d.join("unused"));
-        cmd.args(["eval", what, "--corpus"])
-            .arg(d.join("corpus.jsonl"));
+        let mut args = vec!["eval", what, "--corpus", "corpus.jsonl"];
         for (flag, file) in files {
-            cmd.arg(flag).arg(d.join(file));
+            args.extend([flag, file]);
         }
-        let out = cmd
-            .arg("--index")
-            .arg(d.join("index"))
-            .arg("--json")
-            .arg(d.join(json))
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "{stderr}");
-        let v: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(d.join(json)).unwrap()).unwrap();
-        (stderr, v)
+        run_eval(d, &args, json)
     };
     let (_, scores) = eval(
         "retrieval",
@@ -538,24 +539,19 @@ fn eval_bm25_alone_needs_no_vectors_and_scores_like_the_full_index() {
     )
     .unwrap();
     let run = |modes: &str, json: &str| {
-        let out = tanya(&d.join("unused"))
-            .args(["eval", "retrieval", "--corpus"])
-            .arg(&corpus)
-            .arg("--queries")
-            .arg(d.join("queries.jsonl"))
-            .arg("--qrels")
-            .arg(d.join("qrels.tsv"))
-            .args(["--mode", modes, "--index"])
-            .arg(d.join("index"))
-            .arg("--json")
-            .arg(d.join(json))
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "{stderr}");
-        let v: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(d.join(json)).unwrap()).unwrap();
-        (stderr, v)
+        let args = [
+            "eval",
+            "retrieval",
+            "--corpus",
+            "corpus.jsonl",
+            "--queries",
+            "queries.jsonl",
+            "--qrels",
+            "qrels.tsv",
+            "--mode",
+            modes,
+        ];
+        run_eval(d, &args, json)
     };
     let (stderr, alone) = run("bm25", "alone.json");
     assert!(stderr.contains("in-memory BM25 index"), "{stderr}");

@@ -67,13 +67,39 @@ impl EmbedderKind {
 pub const ORT_LIB: &str = "onnxruntime/libonnxruntime.so";
 
 /// Files an embedder directory must hold.
-pub(crate) const MODEL_FILES: [&str; 5] = [
+const MODEL_FILES: [&str; 5] = [
     "model.onnx",
     "tokenizer.json",
     "config.json",
     "special_tokens_map.json",
     "tokenizer_config.json",
 ];
+
+/// Reads an ONNX model and its tokenizer files ([`MODEL_FILES`]) from `dir`; a missing
+/// file is reported as a missing model, by path.
+pub(crate) fn read_model_files(dir: &Path) -> Result<(Vec<u8>, TokenizerFiles)> {
+    let read = |file: &str| -> Result<Vec<u8>> {
+        let path = dir.join(file);
+        std::fs::read(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::ModelMissing { path: path.clone() },
+            _ => Error::io(format!("reading {}", path.display()), e),
+        })
+    };
+    let files: Vec<Vec<u8>> = MODEL_FILES.iter().map(|f| read(f)).collect::<Result<_>>()?;
+    let [onnx, tokenizer_file, config_file, special_tokens_map_file, tokenizer_config_file]: [Vec<
+        u8,
+    >;
+        5] = files.try_into().expect("five model files");
+    Ok((
+        onnx,
+        TokenizerFiles {
+            tokenizer_file,
+            config_file,
+            special_tokens_map_file,
+            tokenizer_config_file,
+        },
+    ))
+}
 
 static ORT_INIT: OnceLock<std::result::Result<(), String>> = OnceLock::new();
 
@@ -139,28 +165,11 @@ impl Embedder {
         max_length: usize,
     ) -> Result<Self> {
         let dir = models_dir.join(kind.name());
-        let read = |file: &str| -> Result<Vec<u8>> {
-            let path = dir.join(file);
-            std::fs::read(&path).map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => Error::ModelMissing { path: path.clone() },
-                _ => Error::io(format!("reading {}", path.display()), e),
-            })
-        };
-        let files: Vec<Vec<u8>> = MODEL_FILES.iter().map(|f| read(f)).collect::<Result<_>>()?;
+        let (onnx, tokenizer) = read_model_files(&dir)?;
         init_ort(models_dir)?;
-        let [onnx, tokenizer_file, config_file, special_tokens_map_file, tokenizer_config_file]: [Vec<u8>; 5] =
-            files.try_into().expect("five model files");
-        let model = UserDefinedEmbeddingModel::new(
-            onnx,
-            TokenizerFiles {
-                tokenizer_file,
-                config_file,
-                special_tokens_map_file,
-                tokenizer_config_file,
-            },
-        )
-        .with_pooling(Pooling::Mean)
-        .with_quantization(QuantizationMode::None);
+        let model = UserDefinedEmbeddingModel::new(onnx, tokenizer)
+            .with_pooling(Pooling::Mean)
+            .with_quantization(QuantizationMode::None);
         let threads = crate::config::Config::resolve_threads(threads);
         let options = InitOptionsUserDefined::new()
             .with_max_length(max_length)

@@ -5,11 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use fastembed::{
-    RerankInitOptionsUserDefined, TextRerank, TokenizerFiles, UserDefinedRerankingModel,
-};
+use fastembed::{RerankInitOptionsUserDefined, TextRerank, UserDefinedRerankingModel};
 
-use super::embed::{init_ort, MODEL_FILES};
+use super::embed::{init_ort, read_model_files};
 use super::generate::{ChatMessage, Generator};
 use crate::error::{Error, Result};
 
@@ -31,26 +29,9 @@ impl CrossEncoder {
     /// Loads the cross-encoder in `dir` (see `[rerank] model` in the default config for the
     /// files it must hold), with ONNX Runtime from `models_dir`.
     pub fn load(models_dir: &Path, dir: &Path, threads: usize, max_length: usize) -> Result<Self> {
-        let read = |file: &str| -> Result<Vec<u8>> {
-            let path = dir.join(file);
-            std::fs::read(&path).map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => Error::ModelMissing { path: path.clone() },
-                _ => Error::io(format!("reading {}", path.display()), e),
-            })
-        };
-        let files: Vec<Vec<u8>> = MODEL_FILES.iter().map(|f| read(f)).collect::<Result<_>>()?;
+        let (onnx, tokenizer) = read_model_files(dir)?;
         init_ort(models_dir)?;
-        let [onnx, tokenizer_file, config_file, special_tokens_map_file, tokenizer_config_file]: [Vec<u8>; 5] =
-            files.try_into().expect("five model files");
-        let model = UserDefinedRerankingModel::new(
-            onnx,
-            TokenizerFiles {
-                tokenizer_file,
-                config_file,
-                special_tokens_map_file,
-                tokenizer_config_file,
-            },
-        );
+        let model = UserDefinedRerankingModel::new(onnx, tokenizer);
         let options = RerankInitOptionsUserDefined::new()
             .with_max_length(max_length)
             .with_intra_threads(crate::config::Config::resolve_threads(threads));
