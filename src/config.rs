@@ -82,6 +82,7 @@ pub struct SearchConfig {
     pub dense_weight: f32,
     pub bm25_weight: f32,
     pub bm25_full_vote_one_language: bool,
+    pub bm25_full_vote_coverage: f32,
     pub chunk_vector_weight: f32,
     pub top_k: usize,
 }
@@ -265,6 +266,11 @@ impl Config {
         let (d, b) = (self.search.dense_weight, self.search.bm25_weight);
         if d.is_nan() || b.is_nan() || d < 0.0 || b < 0.0 || d + b <= 0.0 {
             return bad("search.dense_weight and bm25_weight must be >= 0, not both 0".into());
+        }
+        if self.search.bm25_full_vote_coverage.is_nan()
+            || self.search.bm25_full_vote_coverage <= 0.0
+        {
+            return bad("search.bm25_full_vote_coverage must be above 0".into());
         }
         if !(0.0..=1.0).contains(&self.search.chunk_vector_weight) {
             return bad("search.chunk_vector_weight must be between 0 and 1".into());

@@ -22,8 +22,9 @@ pub struct SearchHit {
     pub score: f32,
     /// 1-based rank and cosine similarity in the dense list, if it was there.
     pub dense: Option<(usize, f32)>,
-    /// 1-based rank in the BM25 list and the weight of its vote (the squared share of
-    /// the question's words the passage contains), if it was there.
+    /// 1-based rank in the BM25 list and the weight of its vote, if it was there (see
+    /// [`search`]: bm25_weight, or that × the squared share of the question's words the
+    /// passage contains, or dense_weight for a passage with all of them).
     pub bm25: Option<(usize, f32)>,
     /// Score from the second stage (cross-encoder or LLM judgement), if one ran.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -83,14 +84,18 @@ pub fn search(
     // With documents in both languages, a BM25 hit votes in proportion to the squared
     // share of the question's words it contains: when the answer is in the other
     // language, BM25 can only find passages that share "days" and "employee" with the
-    // question, and those must not outvote the dense match. With one language, every
-    // hit votes in full.
+    // question, and those must not outvote the dense match. A passage that contains every
+    // word of the question (`bm25_full_vote_coverage`) votes like a dense hit. With one
+    // language, every hit votes bm25_weight.
     let terms = crate::answer::QuestionTerms::new(query);
     for (p, s) in lexical.iter_mut() {
+        let coverage = terms.coverage(&crate::bm25::indexed_text(p));
         *s = if one_language && config.bm25_full_vote_one_language {
-            1.0
+            config.bm25_weight
+        } else if coverage >= config.bm25_full_vote_coverage {
+            config.dense_weight
         } else {
-            terms.coverage(&crate::bm25::indexed_text(p)).powi(2)
+            config.bm25_weight * coverage.powi(2)
         };
     }
     let hits = fuse(
@@ -99,7 +104,8 @@ pub fn search(
         &Fusion {
             k: config.rrf_k,
             dense_weight: config.dense_weight,
-            bm25_weight: config.bm25_weight,
+            // The votes computed above already carry the BM25 weights.
+            bm25_weight: 1.0,
         },
         limit,
     );
