@@ -341,6 +341,14 @@ impl Config {
         }
     }
 
+    /// The chunker settings of `[ingest]`.
+    pub fn chunker(&self) -> tanya_ingest::ChunkerConfig {
+        tanya_ingest::ChunkerConfig {
+            max_tokens: self.ingest.chunk_tokens,
+            overlap_tokens: self.ingest.overlap_tokens,
+        }
+    }
+
     /// The cross-encoder directory, if one is configured.
     pub fn reranker_dir(&self) -> Option<PathBuf> {
         let m = self.rerank.model.trim();

@@ -22,6 +22,20 @@ use crate::passage::Access;
 use crate::pipeline::{IngestObserver, IngestOptions, IngestReport};
 use crate::retrieve::{self, Retrieval, SearchHit};
 
+/// Reorders the first `n` hits by `score` of their texts, recording each score.
+fn second_stage(
+    hits: Vec<SearchHit>,
+    n: usize,
+    score: impl FnOnce(&[&str]) -> Result<Vec<f32>>,
+) -> Result<Vec<SearchHit>> {
+    let texts: Vec<&str> = hits[..n.min(hits.len())]
+        .iter()
+        .map(|h| h.passage.text.as_str())
+        .collect();
+    let scores = score(&texts)?;
+    Ok(rerank::reorder(hits, &scores, |h, s| h.rerank = Some(s)))
+}
+
 /// Everything needed to ingest, search and answer.
 pub struct Engine {
     pub config: Config,
@@ -166,25 +180,15 @@ impl Engine {
             access,
             depth,
         )?;
-        let query = retrieve::check_query(query)?;
+        let query = query.trim(); // checked by retrieve::search
         if let Some(ce) = &self.cross_encoder {
-            let n = rr.candidates.min(retrieval.hits.len());
-            let texts: Vec<&str> = retrieval.hits[..n]
-                .iter()
-                .map(|h| h.passage.text.as_str())
-                .collect();
-            let scores = ce.score(query, &texts)?;
-            retrieval.hits = rerank::reorder(retrieval.hits, &scores, |h, s| h.rerank = Some(s));
+            retrieval.hits = second_stage(retrieval.hits, rr.candidates, |t| ce.score(query, t))?;
         }
         if rr.llm {
             let generator = self.generator()?;
-            let n = rr.llm_candidates.min(retrieval.hits.len());
-            let texts: Vec<&str> = retrieval.hits[..n]
-                .iter()
-                .map(|h| h.passage.text.as_str())
-                .collect();
-            let scores = rerank::llm_scores(&generator, query, &texts)?;
-            retrieval.hits = rerank::reorder(retrieval.hits, &scores, |h, s| h.rerank = Some(s));
+            retrieval.hits = second_stage(retrieval.hits, rr.llm_candidates, |t| {
+                rerank::llm_scores(&generator, query, t)
+            })?;
         }
         retrieval.hits.truncate(limit);
         Ok(retrieval)

@@ -340,10 +340,7 @@ pub fn bm25_index(
 ) -> Result<Bm25Index> {
     let bm25 = Bm25Index::in_memory()?;
     let limits = tanya_ingest::ParseLimits::default();
-    let chunker = tanya_ingest::ChunkerConfig {
-        max_tokens: config.ingest.chunk_tokens,
-        overlap_tokens: config.ingest.overlap_tokens,
-    };
+    let chunker = config.chunker();
     let walk = tanya_ingest::walk(&corpus.dir, &tanya_ingest::WalkOptions::default())
         .map_err(|e| Error::BadRequest(e.to_string()))?;
     let groups = config.ingest.default_groups.clone();

@@ -456,10 +456,7 @@ pub fn ingest_path(
     let pending = dedupe(collection, pending, &limits, &mut report)?;
 
     observer.start(pending.len());
-    let chunker = ChunkerConfig {
-        max_tokens: config.ingest.chunk_tokens,
-        overlap_tokens: config.ingest.overlap_tokens,
-    };
+    let chunker = config.chunker();
 
     let mut embed_time = Duration::ZERO;
     let worker_limits = config.ingest.worker_limits();

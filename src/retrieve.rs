@@ -88,11 +88,14 @@ pub fn search(
     // word of the question (`bm25_full_vote_coverage`) votes like a dense hit. With one
     // language, every hit votes bm25_weight.
     let terms = crate::answer::QuestionTerms::new(query);
+    let full_votes = one_language && config.bm25_full_vote_one_language;
     for (p, s) in lexical.iter_mut() {
+        if full_votes {
+            *s = config.bm25_weight;
+            continue;
+        }
         let coverage = terms.coverage(&crate::bm25::indexed_text(p));
-        *s = if one_language && config.bm25_full_vote_one_language {
-            config.bm25_weight
-        } else if coverage >= config.bm25_full_vote_coverage {
+        *s = if coverage >= config.bm25_full_vote_coverage {
             config.dense_weight
         } else {
             config.bm25_weight * coverage.powi(2)

@@ -314,14 +314,9 @@ fn all_documents(state: &AppState) -> Vec<DocumentView> {
 /// One document or upload in flight, looked up directly (the page polls this while an
 /// upload is ingested).
 fn find_document(state: &AppState, id: &str) -> Result<DocumentView, ApiError> {
-    let indexed = state
-        .engine
-        .collection
-        .manifest()
-        .documents
-        .get(id)
-        .filter(|e| state.access.allows(&e.groups))
-        .map(|e| view_of_entry(id, e, &state.uploads));
+    let indexed = entry(state, id)
+        .ok()
+        .map(|e| view_of_entry(id, &e, &state.uploads));
     let jobs = state.uploads.lock();
     match (indexed, jobs.get(id)) {
         (Some(mut v), Some(job)) => {
