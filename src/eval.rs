@@ -7,7 +7,7 @@
 //! stores), so the figures measure what users get. Chunks are mapped back to their
 //! corpus document; a document ranks where its best chunk ranks.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -304,6 +304,8 @@ pub struct RetrievalScores {
     pub recall_at_100: f64,
     pub mrr_at_10: f64,
     pub latency_ms: Latency,
+    /// nDCG@10 of each query by id, for paired comparisons between settings.
+    pub per_query_ndcg_at_10: BTreeMap<String, f64>,
 }
 
 /// The queries that have judgements, the first `limit` of them if given.
@@ -397,6 +399,7 @@ fn score_rankings(
     let mut sums = [0.0f64; 4];
     let mut ms = Vec::new();
     let mut n = 0;
+    let mut per_query = BTreeMap::new();
     for q in queries {
         let Some(rels) = qrels.get(&q.id) else {
             continue;
@@ -404,7 +407,9 @@ fn score_rankings(
         let t = Instant::now();
         let ranked = rank(&q.text)?;
         ms.push(t.elapsed().as_secs_f64() * 1000.0);
-        sums[0] += ndcg_at(10, &ranked, rels);
+        let ndcg = ndcg_at(10, &ranked, rels);
+        per_query.insert(q.id.clone(), ndcg);
+        sums[0] += ndcg;
         sums[1] += recall_at(10, &ranked, rels);
         sums[2] += recall_at(100, &ranked, rels);
         sums[3] += mrr_at(10, &ranked, rels);
@@ -419,6 +424,7 @@ fn score_rankings(
         recall_at_100: avg(sums[2]),
         mrr_at_10: avg(sums[3]),
         latency_ms: Latency::of(ms),
+        per_query_ndcg_at_10: per_query,
     })
 }
 
