@@ -166,9 +166,27 @@ pub fn question_lang(question: &str) -> Lang {
     match ms.cmp(&en) {
         std::cmp::Ordering::Greater => Lang::Ms,
         std::cmp::Ordering::Less => Lang::En,
-        std::cmp::Ordering::Equal => tanya_ingest::text::detect_lang(question),
+        // No question word tells: a title or a few keywords ("Rang Undang-Undang
+        // Perbekalan 2000"), which have no stopwords either. Character n-gram models
+        // tell Malay from English on a few words (docs/quality.md §9).
+        std::cmp::Ordering::Equal => match LANGUAGE_DETECTOR.detect_language_of(question) {
+            Some(lingua::Language::Malay) => Lang::Ms,
+            Some(_) => Lang::En,
+            None => tanya_ingest::text::detect_lang(question),
+        },
     }
 }
+
+/// English and Malay n-gram models (lingua), loaded on the first question that needs them.
+static LANGUAGE_DETECTOR: once_cell::sync::Lazy<lingua::LanguageDetector> =
+    once_cell::sync::Lazy::new(|| {
+        lingua::LanguageDetectorBuilder::from_languages(&[
+            lingua::Language::English,
+            lingua::Language::Malay,
+        ])
+        .with_preloaded_language_models()
+        .build()
+    });
 
 /// "The documents do not say", in the question's language.
 pub fn abstain_text(lang: Lang) -> &'static str {
@@ -667,6 +685,17 @@ mod tests {
             Lang::Ms
         );
         assert_eq!(question_lang("What is the capital of Peru?"), Lang::En);
+        // Titles and keywords, with neither question words nor stopwords.
+        assert_eq!(
+            question_lang("Rang Undang-Undang Perbekalan 2000"),
+            Lang::Ms
+        );
+        assert_eq!(
+            question_lang("Rang Undang-Undang Lembaga Perkhidmatan Kewangan (Pindaan) 2008"),
+            Lang::Ms
+        );
+        assert_eq!(question_lang("Supply Bill 2000"), Lang::En);
+        assert_eq!(question_lang("Gas Supply (Amendment) Bill 2016"), Lang::En);
     }
 
     #[test]

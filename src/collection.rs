@@ -16,6 +16,7 @@ use crate::manifest::{DocumentEntry, Manifest};
 use crate::passage::{Access, Passage};
 use crate::store::edge::EdgeStore;
 use crate::store::VectorStore;
+use tanya_ingest::Lang;
 
 const LOCK_FILE: &str = "tanya.lock";
 /// Folder of write intents: one file per document whose new version is being written,
@@ -172,6 +173,24 @@ impl Collection {
     /// The acknowledged documents.
     pub fn manifest(&self) -> RwLockReadGuard<'_, Manifest> {
         self.manifest.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The share of the documents `access` may see that are in `lang` (1 when it sees
+    /// none): whether an answer can be in another language than the question's.
+    pub fn language_share(&self, lang: Lang, access: &Access) -> f32 {
+        let manifest = self.manifest();
+        let (mut seen, mut same) = (0usize, 0usize);
+        for d in manifest.documents.values() {
+            if access.allows(&d.groups) {
+                seen += 1;
+                same += usize::from(d.lang == lang);
+            }
+        }
+        if seen == 0 {
+            1.0
+        } else {
+            same as f32 / seen as f32
+        }
     }
 
     /// Stores a new version of a document and acknowledges it. Until the manifest is

@@ -83,6 +83,8 @@ pub struct SearchConfig {
     pub bm25_weight: f32,
     pub bm25_full_vote_one_language: bool,
     pub bm25_full_vote_coverage: f32,
+    pub one_language_share: f32,
+    pub bm25_minority_share: f32,
     pub chunk_vector_weight: f32,
     pub top_k: usize,
 }
@@ -271,6 +273,12 @@ impl Config {
             || self.search.bm25_full_vote_coverage <= 0.0
         {
             return bad("search.bm25_full_vote_coverage must be above 0".into());
+        }
+        if !(self.search.one_language_share > 0.0 && self.search.one_language_share <= 1.0) {
+            return bad("search.one_language_share must be above 0 and at most 1".into());
+        }
+        if !(0.0..=1.0).contains(&self.search.bm25_minority_share) {
+            return bad("search.bm25_minority_share must be between 0 and 1".into());
         }
         if !(0.0..=1.0).contains(&self.search.chunk_vector_weight) {
             return bad("search.chunk_vector_weight must be between 0 and 1".into());

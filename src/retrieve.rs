@@ -63,14 +63,12 @@ pub fn search(
 ) -> Result<Retrieval> {
     let query = check_query(query)?;
     let query_vector = embedder.embed_query(query)?;
-    // Can the answer be in another language than the question's? Only if some document
-    // is. That case decides how the two lists are read (docs/quality.md §9).
+    // Can the answer be in another language than the question's? Only if enough
+    // documents are. That decides how the two lists are read (docs/quality.md §9).
     let lang = crate::answer::question_lang(query);
-    let one_language = collection
-        .manifest()
-        .documents
-        .values()
-        .all(|d| d.lang == lang);
+    let share = collection.language_share(lang, access);
+    let one_language = share >= config.one_language_share;
+    let minority = minority_factor(share, config.bm25_minority_share);
     let mut dense = collection.dense_search(&query_vector, access, config.dense_candidates)?;
     if one_language && config.chunk_vector_weight > 0.0 {
         rescore_dense(
@@ -86,7 +84,8 @@ pub fn search(
     // language, BM25 can only find passages that share "days" and "employee" with the
     // question, and those must not outvote the dense match. A passage that contains every
     // word of the question (`bm25_full_vote_coverage`) votes like a dense hit. With one
-    // language, every hit votes bm25_weight.
+    // language, every hit votes bm25_weight. When the question's language is a minority
+    // of the collection, every vote shrinks further (`minority_factor`).
     let terms = crate::answer::QuestionTerms::new(query);
     let full_votes = one_language && config.bm25_full_vote_one_language;
     for (p, s) in lexical.iter_mut() {
@@ -95,11 +94,12 @@ pub fn search(
             continue;
         }
         let coverage = terms.coverage(&crate::bm25::indexed_text(p));
-        *s = if coverage >= config.bm25_full_vote_coverage {
-            config.dense_weight
-        } else {
-            config.bm25_weight * coverage.powi(2)
-        };
+        *s = minority
+            * if coverage >= config.bm25_full_vote_coverage {
+                config.dense_weight
+            } else {
+                config.bm25_weight * coverage.powi(2)
+            };
     }
     let hits = fuse(
         dense,
@@ -113,6 +113,19 @@ pub fn search(
         limit,
     );
     Ok(Retrieval { query_vector, hits })
+}
+
+/// What a BM25 vote is multiplied by when `share` of the documents are in the question's
+/// language: 1 from `minority_share` up, (share / minority_share)² below it. In a
+/// collection mostly in the other language, most answers are where BM25 cannot see them,
+/// and its matches on names, numbers and quoted words outvote the dense match
+/// (docs/quality.md §9). `minority_share` 0 = always 1.
+pub fn minority_factor(share: f32, minority_share: f32) -> f32 {
+    if share >= minority_share {
+        1.0
+    } else {
+        (share / minority_share).powi(2)
+    }
 }
 
 /// Re-ranks dense candidates by `w` × the chunk vector's cosine + (1 − `w`) × the best
@@ -234,6 +247,17 @@ mod tests {
         assert_eq!(hits.len(), 3);
         assert_eq!(hits[0].dense, Some((2, 0.8)));
         assert_eq!(hits[0].bm25, Some((1, 1.0)));
+    }
+
+    #[test]
+    fn bm25_votes_shrink_only_for_a_minority_language() {
+        assert_eq!(minority_factor(1.0, 0.5), 1.0);
+        assert_eq!(minority_factor(0.5, 0.5), 1.0);
+        assert!((minority_factor(0.25, 0.5) - 0.25).abs() < 1e-6);
+        assert_eq!(minority_factor(0.0, 0.5), 0.0);
+        assert!(minority_factor(0.1, 0.5) < minority_factor(0.2, 0.5));
+        // 0 turns the rule off.
+        assert_eq!(minority_factor(0.0, 0.0), 1.0);
     }
 
     #[test]
