@@ -348,3 +348,47 @@ impl Collection {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(lang: Lang, group: &str) -> DocumentEntry {
+        DocumentEntry {
+            source: "/x/a.txt".into(),
+            root: "/x".into(),
+            rel_path: "a.txt".into(),
+            title: "A".into(),
+            format: tanya_ingest::Format::Text,
+            lang,
+            pages: None,
+            version: "v1".into(),
+            chunks: 0,
+            ocr_pages: Vec::new(),
+            groups: vec![group.into()],
+            size: 1,
+            ingested_at: 1,
+        }
+    }
+
+    #[test]
+    fn language_share_counts_only_the_documents_the_caller_may_see() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Collection::open(dir.path(), "test/4", 4).unwrap();
+        let public = Access::for_groups(["public"]).unwrap();
+        let hr = Access::for_groups(["public", "hr"]).unwrap();
+        // Nothing to see: nothing says the answer is in another language.
+        assert_eq!(c.language_share(Lang::En, &public), 1.0);
+        c.commit_document("a", entry(Lang::Ms, "public"), &[])
+            .unwrap();
+        c.commit_document("b", entry(Lang::Ms, "public"), &[])
+            .unwrap();
+        c.commit_document("c", entry(Lang::En, "public"), &[])
+            .unwrap();
+        c.commit_document("d", entry(Lang::En, "hr"), &[]).unwrap();
+        assert!((c.language_share(Lang::Ms, &public) - 2.0 / 3.0).abs() < 1e-6);
+        assert!((c.language_share(Lang::En, &public) - 1.0 / 3.0).abs() < 1e-6);
+        assert_eq!(c.language_share(Lang::En, &hr), 0.5);
+        assert_eq!(c.language_share(Lang::Ms, &hr), 0.5);
+    }
+}
