@@ -105,6 +105,11 @@ fn run_worker(
         .arg(&file.path)
         .env("OMP_WAIT_POLICY", "PASSIVE")
         .env("TANYA_LOG", "error")
+        // A panicking parser must die at once: symbolising a backtrace of this large
+        // binary under the worker's memory limit took over a minute (and the message
+        // alone is what the report shows).
+        .env("RUST_BACKTRACE", "0")
+        .env("RUST_LIB_BACKTRACE", "0")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
