@@ -352,24 +352,7 @@ impl Collection {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn entry(lang: Lang, group: &str) -> DocumentEntry {
-        DocumentEntry {
-            source: "/x/a.txt".into(),
-            root: "/x".into(),
-            rel_path: "a.txt".into(),
-            title: "A".into(),
-            format: tanya_ingest::Format::Text,
-            lang,
-            pages: None,
-            version: "v1".into(),
-            chunks: 0,
-            ocr_pages: Vec::new(),
-            groups: vec![group.into()],
-            size: 1,
-            ingested_at: 1,
-        }
-    }
+    use crate::manifest::tests::sample_entry as entry;
 
     #[test]
     fn language_share_counts_only_the_documents_the_caller_may_see() {

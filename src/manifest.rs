@@ -111,32 +111,35 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A PDF document entry (version "abc", 3 pages, 4 chunks) in `lang`, seen by `group`.
+    pub(crate) fn sample_entry(lang: Lang, group: &str) -> DocumentEntry {
+        DocumentEntry {
+            source: "/x/a.pdf".into(),
+            root: "/x".into(),
+            rel_path: "a.pdf".into(),
+            title: "A".into(),
+            format: Format::Pdf,
+            lang,
+            pages: Some(3),
+            version: "abc".into(),
+            chunks: 4,
+            ocr_pages: Vec::new(),
+            groups: vec![group.into()],
+            size: 10,
+            ingested_at: 1,
+        }
+    }
 
     #[test]
     fn round_trip_and_atomic_replace() {
         let dir = tempfile::tempdir().unwrap();
         assert!(Manifest::load(dir.path()).unwrap().is_none());
         let mut m = Manifest::new("e5/384");
-        m.documents.insert(
-            "d1".into(),
-            DocumentEntry {
-                source: "/x/a.pdf".into(),
-                root: "/x".into(),
-                rel_path: "a.pdf".into(),
-                title: "A".into(),
-                format: Format::Pdf,
-                lang: Lang::Ms,
-                pages: Some(3),
-                version: "abc".into(),
-                chunks: 4,
-                ocr_pages: Vec::new(),
-                groups: vec!["public".into()],
-                size: 10,
-                ingested_at: 1,
-            },
-        );
+        m.documents
+            .insert("d1".into(), sample_entry(Lang::Ms, "public"));
         m.save(dir.path()).unwrap();
         m.save(dir.path()).unwrap();
         let back = Manifest::load(dir.path()).unwrap().unwrap();
