@@ -281,6 +281,67 @@ pub fn lexical_overlap(question: &str, text: &str) -> f32 {
     QuestionTerms::new(question).coverage(text)
 }
 
+/// Units that make a number a quantity, as the analysers leave them (stemmed).
+const UNITS: &[&str] = &[
+    "hari", "minggu", "bulan", "tahun", "jam", "minit", "peratus", "kali", "day", "week", "month",
+    "year", "hour", "minut", "percent", "time",
+];
+
+fn is_number(term: &str) -> bool {
+    !term.is_empty() && term.chars().all(|c| c.is_ascii_digit())
+}
+
+/// The units of an analysed text: its words, with a number and the unit after it read
+/// as one quantity ("3 tahun").
+fn units(analysed: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(analysed.len());
+    let mut i = 0;
+    while i < analysed.len() {
+        match analysed.get(i + 1) {
+            Some(unit) if is_number(&analysed[i]) && UNITS.contains(&unit.as_str()) => {
+                out.push(format!("{} {unit}", analysed[i]));
+                i += 2;
+            }
+            _ => {
+                out.push(analysed[i].clone());
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Adjacent pairs of words (neither a number nor a quantity), as "a b".
+fn pairs(units: &[String]) -> impl Iterator<Item = String> + '_ {
+    units
+        .windows(2)
+        .filter(|w| w[0] != w[1] && w.iter().all(|u| !u.contains(' ') && !is_number(u)))
+        .map(|w| format!("{} {}", w[0], w[1]))
+}
+
+/// A question's terms: its units (see [`units`]) and its adjacent word pairs. A
+/// quantity is matched whole: "3 years of service" is not about a passage's "3 months"
+/// or its section "3.1" (whether the passage's own numbers fit is [`numeric_fit`]'s
+/// job). A pair is the question's phrase: "cuti tahunan" (annual leave) and a passage
+/// with "cuti sakit" and "3 tahun" (sick leave, years) share every stemmed word but
+/// not the phrase.
+fn question_terms(analysed: Vec<String>) -> HashSet<String> {
+    let units = units(&analysed);
+    let mut out: HashSet<String> = pairs(&units).collect();
+    out.extend(units);
+    out
+}
+
+/// The terms of a passage that a question's terms can match: every analysed word, every
+/// quantity, and every adjacent pair of words, a quantity's unit included ("16 hari
+/// cuti" has "hari cuti").
+fn text_terms(analysed: Vec<String>) -> HashSet<String> {
+    let mut out: HashSet<String> = pairs(&analysed).collect();
+    out.extend(units(&analysed).into_iter().filter(|u| u.contains(' ')));
+    out.extend(analysed);
+    out
+}
+
 /// A question's stemmed content words under both analysers, computed once so that
 /// scoring many passages against one question does not re-analyse it each time.
 #[derive(Debug, Clone)]
@@ -290,11 +351,7 @@ pub struct QuestionTerms {
 
 impl QuestionTerms {
     pub fn new(question: &str) -> Self {
-        let terms = |a| {
-            analyze(question, a)
-                .into_iter()
-                .collect::<HashSet<String>>()
-        };
+        let terms = |a| question_terms(analyze(question, a));
         QuestionTerms {
             by_analyzer: [
                 (Analyzer::Malay, terms(Analyzer::Malay)),
@@ -311,7 +368,7 @@ impl QuestionTerms {
             if q.is_empty() {
                 continue;
             }
-            let t: HashSet<String> = analyze(text, *analyzer).into_iter().collect();
+            let t = text_terms(analyze(text, *analyzer));
             let shared = q.iter().filter(|w| t.contains(*w)).count();
             best = best.max(shared as f32 / q.len() as f32);
         }
@@ -668,6 +725,37 @@ mod tests {
             bm25: None,
             rerank: None,
         }
+    }
+
+    #[test]
+    fn quantities_are_matched_whole() {
+        // Stemmed units stay units in both analysers.
+        for (w, a) in [
+            ("3 hari", Analyzer::Malay),
+            ("3 tahun", Analyzer::Malay),
+            ("3 bulan", Analyzer::Malay),
+            ("3 days", Analyzer::English),
+            ("3 years", Analyzer::English),
+            ("3 months", Analyzer::English),
+        ] {
+            let t = analyze(w, a);
+            assert!(UNITS.contains(&t[1].as_str()), "{w}: {t:?}");
+        }
+        let q = QuestionTerms::new("Berapa hari cuti tahunan selepas 3 tahun berkhidmat?");
+        // The question's "3 tahun" is not in a passage's "3 bulan" or its section "3.1".
+        let months = "Pekerja boleh memohon 8 hari cuti tahunan selepas 3 bulan perkhidmatan.";
+        let section = "3.1 Kelayakan\nPekerja yang berkhidmat 2 tahun layak 18 hari cuti sakit.";
+        let annual = "Pekerja yang berkhidmat 2 hingga 5 tahun layak 16 hari cuti tahunan.";
+        let exact = "Selepas 3 tahun berkhidmat, pekerja layak 16 hari cuti tahunan.";
+        let sick = "Pekerja yang berkhidmat 2 hingga 5 tahun layak 18 hari cuti sakit setahun.";
+        assert_eq!(q.coverage(months), q.coverage(annual));
+        assert!(q.coverage(section) < q.coverage(annual));
+        assert!(q.coverage(sick) < q.coverage(annual));
+        assert!(q.coverage(exact) > q.coverage(annual));
+        assert_eq!(q.coverage(exact), 1.0);
+        // A number without a unit is matched alone ("Akta 1955").
+        let act = QuestionTerms::new("Akta Kerja 1955");
+        assert_eq!(act.coverage("Seksyen 60 Akta Kerja 1955"), 1.0);
     }
 
     #[test]

@@ -92,8 +92,9 @@ pub fn analyze(text: &str, analyzer: Analyzer) -> Vec<String> {
 }
 
 /// Version of what [`indexed_text`] and [`analyze`] produce. An index written under
-/// another version is re-analysed from its stored passages when opened.
-const ANALYSIS_VERSION: &str = "2";
+/// another version is re-analysed from its stored passages when opened. 2: heading path
+/// indexed; 3: Malay question words ("berapa", "mengapa", …) are stopwords.
+const ANALYSIS_VERSION: &str = "3";
 const ANALYSIS_FILE: &str = "analysis";
 
 /// The text of a passage that BM25 indexes: its heading path, then its text. Headings

@@ -32,31 +32,33 @@ impl std::fmt::Display for Lang {
     }
 }
 
-/// Malay function words (particles, prepositions, conjunctions, pronouns, auxiliaries and the
-/// modal/obligation words of policy prose). Lowercase, no duplicates, disjoint from
+/// Malay function words (particles, prepositions, conjunctions, pronouns, auxiliaries, question
+/// words and the modal/obligation words of policy prose). Lowercase, no duplicates, disjoint from
 /// [`ENGLISH_STOPWORDS`] so that a word votes for one language only.
 #[rustfmt::skip]
 pub const MALAY_STOPWORDS: &[&str] = &[
     "ada", "adakah", "adalah", "adapun", "agak", "agaknya", "agar", "akan", "akhirnya", "aku",
     "amat", "anda", "antara", "apa", "apabila", "apakah", "apapun", "atas", "atau", "ataupun",
-    "bagaimana", "bagaimanapun", "bagi", "bahawa", "bahawasanya", "bahkan", "bakal", "banyak",
-    "barangkali", "begini", "begitu", "belaka", "beliau", "belum", "berikut", "bersama", "beserta",
-    "betapa", "biarpun", "bila", "bilamana", "boleh", "bukan", "bukankah", "cuma", "dahulu",
-    "dalam", "dalamnya", "dan", "dapat", "dari", "daripada", "demi", "dengan", "dengannya", "di",
-    "dia", "dirinya", "hampir", "hanya", "hendak", "hendaklah", "hingga", "ia", "iaitu", "ialah",
-    "ini", "inilah", "itu", "itulah", "jadi", "jangan", "jika", "jikalau", "juga", "justeru",
-    "kalau", "kami", "kamu", "kan", "kecuali", "kelak", "kemudian", "kepada", "kepadanya",
-    "kerana", "ketika", "kini", "kita", "lagi", "lah", "lain", "lalu", "lantaran", "lebih",
-    "mahupun", "maka", "malah", "malahan", "mana", "manakala", "masih", "melainkan", "menerusi",
+    "bagaimana", "bagaimanakah", "bagaimanapun", "bagi", "bahawa", "bahawasanya", "bahkan", "bakal",
+    "banyak", "barangkali", "beberapa", "begini", "begitu", "belaka", "beliau", "belum", "berapa",
+    "berapakah", "berikut", "bersama", "beserta", "betapa", "biarpun", "bila", "bilakah",
+    "bilamana", "boleh", "bukan", "bukankah", "cuma", "dahulu", "dalam", "dalamnya", "dan", "dapat",
+    "dari", "daripada", "demi", "dengan", "dengannya", "di", "dia", "dirinya", "hampir", "hanya",
+    "hendak", "hendaklah", "hingga", "ia", "iaitu", "ialah", "ini", "inilah", "itu", "itulah",
+    "jadi", "jangan", "jika", "jikalau", "juga", "justeru", "kalau", "kami", "kamu", "kan",
+    "kecuali", "kelak", "kemudian", "kenapa", "kepada", "kepadanya", "kerana", "ketika", "kini",
+    "kita", "lagi", "lah", "lain", "lalu", "lantaran", "lebih", "mahupun", "maka", "malah",
+    "malahan", "mana", "manakah", "manakala", "masih", "melainkan", "menerusi", "mengapa",
     "mengenai", "menurut", "mereka", "merupakan", "meskipun", "mesti", "misalnya", "mungkin",
     "namun", "nanti", "oleh", "olehnya", "pada", "padahal", "padanya", "paling", "para", "perlu",
     "pernah", "pula", "pun", "sahaja", "saja", "sangat", "saya", "sebab", "sebagai", "sebagaimana",
     "sebaliknya", "sebarang", "sebelum", "seberapa", "sedang", "sedangkan", "sedikit", "segala",
     "sehingga", "sejak", "sekalipun", "sekiranya", "selain", "selama", "selepas", "semasa",
     "sementara", "semua", "sendiri", "seperti", "sering", "serta", "seseorang", "sesuatu",
-    "setelah", "setiap", "sewaktu", "siapa", "sila", "suatu", "sudah", "supaya", "tanpa", "telah",
-    "tentang", "terdapat", "terhadap", "terlalu", "termasuk", "tersebut", "tetapi", "tiada",
-    "tiap", "tidak", "turut", "umpamanya", "untuk", "walau", "walaupun", "yakni", "yang",
+    "setelah", "setiap", "sewaktu", "siapa", "siapakah", "sila", "suatu", "sudah", "supaya",
+    "tanpa", "telah", "tentang", "terdapat", "terhadap", "terlalu", "termasuk", "tersebut",
+    "tetapi", "tiada", "tiap", "tidak", "turut", "umpamanya", "untuk", "walau", "walaupun", "yakni",
+    "yang",
 ];
 
 /// English function words, lowercase, disjoint from [`MALAY_STOPWORDS`].
