@@ -276,9 +276,10 @@ pub fn split_sentences(text: &str) -> Vec<Sentence> {
     out
 }
 
-/// Share of the question's content words (stemmed) that also occur in `text`.
+/// Share of the question's content words (stemmed; a number with its unit is one
+/// word) that also occur in `text`.
 pub fn lexical_overlap(question: &str, text: &str) -> f32 {
-    QuestionTerms::new(question).coverage(text)
+    QuestionTerms::words_only(question).coverage(text)
 }
 
 /// Units that make a number a quantity, as the analysers leave them (stemmed).
@@ -319,15 +320,18 @@ fn pairs(units: &[String]) -> impl Iterator<Item = String> + '_ {
         .map(|w| format!("{} {}", w[0], w[1]))
 }
 
-/// A question's terms: its units (see [`units`]) and its adjacent word pairs. A
+/// A question's terms: its units (see [`units`]) and, `with_pairs`, its adjacent word pairs. A
 /// quantity is matched whole: "3 years of service" is not about a passage's "3 months"
 /// or its section "3.1" (whether the passage's own numbers fit is [`numeric_fit`]'s
 /// job). A pair is the question's phrase: "cuti tahunan" (annual leave) and a passage
 /// with "cuti sakit" and "3 tahun" (sick leave, years) share every stemmed word but
 /// not the phrase.
-fn question_terms(analysed: Vec<String>) -> HashSet<String> {
+fn question_terms(analysed: Vec<String>, with_pairs: bool) -> HashSet<String> {
     let units = units(&analysed);
-    let mut out: HashSet<String> = pairs(&units).collect();
+    let mut out: HashSet<String> = HashSet::new();
+    if with_pairs {
+        out.extend(pairs(&units));
+    }
     out.extend(units);
     out
 }
@@ -350,8 +354,19 @@ pub struct QuestionTerms {
 }
 
 impl QuestionTerms {
+    /// Words, quantities and word pairs (what a BM25 hit's coverage vote counts).
     pub fn new(question: &str) -> Self {
-        let terms = |a| question_terms(analyze(question, a));
+        Self::build(question, true)
+    }
+
+    /// Words and quantities only (whether a passage supports a generated claim: a
+    /// paraphrase keeps the words, not their order).
+    pub fn words_only(question: &str) -> Self {
+        Self::build(question, false)
+    }
+
+    fn build(question: &str, with_pairs: bool) -> Self {
+        let terms = |a| question_terms(analyze(question, a), with_pairs);
         QuestionTerms {
             by_analyzer: [
                 (Analyzer::Malay, terms(Analyzer::Malay)),
@@ -753,6 +768,16 @@ mod tests {
         assert!(q.coverage(sick) < q.coverage(annual));
         assert!(q.coverage(exact) > q.coverage(annual));
         assert_eq!(q.coverage(exact), 1.0);
+        // A claim is checked on its words, not their order.
+        let reordered = "16 hari cuti bagi pekerja tahunan";
+        assert_eq!(
+            QuestionTerms::words_only("16 hari cuti tahunan").coverage(reordered),
+            1.0
+        );
+        assert_eq!(
+            QuestionTerms::new("16 hari cuti tahunan").coverage(reordered),
+            0.75
+        );
         // A number without a unit is matched alone ("Akta 1955").
         let act = QuestionTerms::new("Akta Kerja 1955");
         assert_eq!(act.coverage("Seksyen 60 Akta Kerja 1955"), 1.0);
