@@ -9,7 +9,7 @@
 //! Both abstain, in the language of the question, when the best passage is not relevant
 //! enough (`answer.min_relevance`, calibrated on data: docs/quality.md).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use serde::Serialize;
 use tanya_ingest::Lang;
@@ -292,65 +292,91 @@ fn is_number(term: &str) -> bool {
     !term.is_empty() && term.chars().all(|c| c.is_ascii_digit())
 }
 
-/// The units of an analysed text: its words, with a number and the unit after it read
-/// as one quantity ("3 tahun").
-fn units(analysed: &[String]) -> Vec<String> {
-    let mut out = Vec::with_capacity(analysed.len());
-    let mut i = 0;
-    while i < analysed.len() {
-        match analysed.get(i + 1) {
-            Some(unit) if is_number(&analysed[i]) && UNITS.contains(&unit.as_str()) => {
-                out.push(format!("{} {unit}", analysed[i]));
-                i += 2;
-            }
-            _ => {
-                out.push(analysed[i].clone());
-                i += 1;
+/// Whether `a b` is a quantity: a number and the unit after it ("3 tahun").
+fn is_quantity(a: &str, b: &str) -> bool {
+    is_number(a) && UNITS.contains(&b)
+}
+
+/// The terms of one analysed question, each with an index so that a passage counts it
+/// once: single words, and two-word terms (quantities, and with `with_pairs` adjacent
+/// word pairs) keyed by their first word.
+#[derive(Debug, Clone, Default)]
+struct Terms {
+    words: HashMap<String, usize>,
+    twos: HashMap<String, Vec<(String, usize)>>,
+    len: usize,
+}
+
+impl Terms {
+    /// A quantity is matched whole and its words are not terms of their own: "3 years
+    /// of service" is not about a passage's "3 months" or its section "3.1" (whether
+    /// the passage's own numbers fit is [`numeric_fit`]'s job). A pair is the
+    /// question's phrase: "cuti tahunan" (annual leave) and a passage with "cuti sakit"
+    /// and "3 tahun" (sick leave, years) share every stemmed word but not the phrase.
+    fn new(analysed: &[String], with_pairs: bool) -> Self {
+        let mut t = Terms::default();
+        let mut previous: Option<&str> = None;
+        let mut i = 0;
+        while i < analysed.len() {
+            let word = analysed[i].as_str();
+            match analysed.get(i + 1) {
+                Some(unit) if is_quantity(word, unit) => {
+                    t.add_two(word, unit);
+                    previous = None;
+                    i += 2;
+                }
+                _ => {
+                    if !t.words.contains_key(word) {
+                        t.words.insert(word.to_string(), t.len);
+                        t.len += 1;
+                    }
+                    match previous {
+                        Some(p) if with_pairs && p != word && !is_number(word) => {
+                            t.add_two(p, word)
+                        }
+                        _ => {}
+                    }
+                    previous = (!is_number(word)).then_some(word);
+                    i += 1;
+                }
             }
         }
+        t
     }
-    out
-}
 
-/// Adjacent pairs of words (neither a number nor a quantity), as "a b".
-fn pairs(units: &[String]) -> impl Iterator<Item = String> + '_ {
-    units
-        .windows(2)
-        .filter(|w| w[0] != w[1] && w.iter().all(|u| !u.contains(' ') && !is_number(u)))
-        .map(|w| format!("{} {}", w[0], w[1]))
-}
-
-/// A question's terms: its units (see [`units`]) and, `with_pairs`, its adjacent word pairs. A
-/// quantity is matched whole: "3 years of service" is not about a passage's "3 months"
-/// or its section "3.1" (whether the passage's own numbers fit is [`numeric_fit`]'s
-/// job). A pair is the question's phrase: "cuti tahunan" (annual leave) and a passage
-/// with "cuti sakit" and "3 tahun" (sick leave, years) share every stemmed word but
-/// not the phrase.
-fn question_terms(analysed: Vec<String>, with_pairs: bool) -> HashSet<String> {
-    let units = units(&analysed);
-    let mut out: HashSet<String> = HashSet::new();
-    if with_pairs {
-        out.extend(pairs(&units));
+    fn add_two(&mut self, first: &str, second: &str) {
+        let seconds = self.twos.entry(first.to_string()).or_default();
+        if !seconds.iter().any(|(s, _)| s == second) {
+            seconds.push((second.to_string(), self.len));
+            self.len += 1;
+        }
     }
-    out.extend(units);
-    out
+
+    /// Share of the terms in an analysed passage: its words, and each adjacent pair of
+    /// its words ("16 hari cuti" has the quantity "16 hari" and the pair "hari cuti").
+    fn share_in(&self, analysed: &[String]) -> f32 {
+        let mut found = vec![false; self.len];
+        for (i, w) in analysed.iter().enumerate() {
+            if let Some(&k) = self.words.get(w) {
+                found[k] = true;
+            }
+            if let (Some(seconds), Some(next)) = (self.twos.get(w), analysed.get(i + 1)) {
+                for (second, k) in seconds {
+                    if second == next {
+                        found[*k] = true;
+                    }
+                }
+            }
+        }
+        found.iter().filter(|f| **f).count() as f32 / self.len as f32
+    }
 }
 
-/// The terms of a passage that a question's terms can match: every analysed word, every
-/// quantity, and every adjacent pair of words, a quantity's unit included ("16 hari
-/// cuti" has "hari cuti").
-fn text_terms(analysed: Vec<String>) -> HashSet<String> {
-    let mut out: HashSet<String> = pairs(&analysed).collect();
-    out.extend(units(&analysed).into_iter().filter(|u| u.contains(' ')));
-    out.extend(analysed);
-    out
-}
-
-/// A question's stemmed content words under both analysers, computed once so that
+/// A question's terms under both analysers (see [`Terms`]), computed once so that
 /// scoring many passages against one question does not re-analyse it each time.
 #[derive(Debug, Clone)]
 pub struct QuestionTerms {
-    by_analyzer: [(Analyzer, HashSet<String>); 2],
+    by_analyzer: [(Analyzer, Terms); 2],
 }
 
 impl QuestionTerms {
@@ -366,7 +392,7 @@ impl QuestionTerms {
     }
 
     fn build(question: &str, with_pairs: bool) -> Self {
-        let terms = |a| question_terms(analyze(question, a), with_pairs);
+        let terms = |a| Terms::new(&analyze(question, a), with_pairs);
         QuestionTerms {
             by_analyzer: [
                 (Analyzer::Malay, terms(Analyzer::Malay)),
@@ -380,12 +406,10 @@ impl QuestionTerms {
     pub fn coverage(&self, text: &str) -> f32 {
         let mut best: f32 = 0.0;
         for (analyzer, q) in &self.by_analyzer {
-            if q.is_empty() {
+            if q.len == 0 {
                 continue;
             }
-            let t = text_terms(analyze(text, *analyzer));
-            let shared = q.iter().filter(|w| t.contains(*w)).count();
-            best = best.max(shared as f32 / q.len() as f32);
+            best = best.max(q.share_in(&analyze(text, *analyzer)));
         }
         best
     }

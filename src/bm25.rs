@@ -77,7 +77,8 @@ pub fn analyze(text: &str, analyzer: Analyzer) -> Vec<String> {
     };
     tokenize(text)
         .into_iter()
-        .filter(|t| !stop.contains(&t.as_str()))
+        // Both lists are sorted (a test in tanya-ingest checks it).
+        .filter(|t| stop.binary_search(&t.as_str()).is_err())
         .map(|t| {
             if t.chars().any(|c| c.is_ascii_digit()) || t.chars().count() < 4 {
                 return t;

@@ -93,6 +93,11 @@ pub fn search(
             *s = config.bm25_weight;
             continue;
         }
+        if minority == 0.0 {
+            // No vote whatever the coverage: skip re-analysing the passage.
+            *s = 0.0;
+            continue;
+        }
         let coverage = terms.coverage(&crate::bm25::indexed_text(p));
         *s = minority
             * if coverage >= config.bm25_full_vote_coverage {
