@@ -178,8 +178,8 @@ pub fn question_lang(question: &str) -> Lang {
 }
 
 /// English and Malay n-gram models (lingua), loaded on the first question that needs them.
-static LANGUAGE_DETECTOR: once_cell::sync::Lazy<lingua::LanguageDetector> =
-    once_cell::sync::Lazy::new(|| {
+static LANGUAGE_DETECTOR: std::sync::LazyLock<lingua::LanguageDetector> =
+    std::sync::LazyLock::new(|| {
         lingua::LanguageDetectorBuilder::from_languages(&[
             lingua::Language::English,
             lingua::Language::Malay,
