@@ -16,6 +16,10 @@ pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 /// Prefix of environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "TANYA__";
 
+/// Names accepted in `embedder.model` (directory names under the models directory); each
+/// is a `crate::models::embed::EmbedderKind`.
+pub const EMBEDDER_NAMES: &[&str] = &["multilingual-e5-small", "all-minilm-l6-v2"];
+
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,17 +64,6 @@ pub struct IngestConfig {
     /// Free space (MiB) the data directory's disk must keep: a document is not written
     /// when less is left.
     pub min_free_disk_mb: u64,
-}
-
-impl IngestConfig {
-    /// The limits of one parse worker.
-    pub fn worker_limits(&self) -> crate::isolate::WorkerLimits {
-        crate::isolate::WorkerLimits {
-            memory_bytes: self.parse_memory_mb * 1024 * 1024,
-            cpu_seconds: self.parse_timeout_secs,
-            wall: std::time::Duration::from_secs(self.parse_timeout_secs),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -225,11 +218,10 @@ impl Config {
         self.paths.data_dir = expand_home(&self.paths.data_dir);
         self.paths.models_dir = expand_home(&self.paths.models_dir);
         let bad = |msg: String| Err(Error::Config(msg));
-        if !crate::models::embed::EmbedderKind::NAMES.contains(&self.embedder.model.as_str()) {
+        if !EMBEDDER_NAMES.contains(&self.embedder.model.as_str()) {
             return bad(format!(
                 "embedder.model = `{}` is not one of {:?}",
-                self.embedder.model,
-                crate::models::embed::EmbedderKind::NAMES
+                self.embedder.model, EMBEDDER_NAMES
             ));
         }
         if !(16..=65_536).contains(&self.embedder.batch_tokens) {

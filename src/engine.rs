@@ -9,18 +9,30 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::answer::{
-    abstain_text, best_relevance, check_citations, extractive_answer, question_lang,
-    score_sentence, Answer, AnswerEvent, NumericQuestion, Scored,
+    abstain_text, best_relevance, check_citations, extractive_answer, prompt, score_sentence,
+    Scored,
 };
-use crate::collection::Collection;
 use crate::config::{AnswerMode, Config};
 use crate::error::{Error, Result};
+use crate::index::collection::Collection;
 use crate::models::embed::{dot, Embedder};
-use crate::models::generate::{ChatMessage, GenEvent, Generator, GeneratorConfig, Role};
+use crate::models::generate::{ChatMessage, GenEvent, Generator, GeneratorConfig};
 use crate::models::rerank::{self, CrossEncoder};
-use crate::passage::Access;
-use crate::pipeline::{IngestObserver, IngestOptions, IngestReport};
-use crate::retrieve::{self, Retrieval, SearchHit};
+use crate::text::lang::question_lang;
+use crate::text::quantities::NumericQuestion;
+
+// The engine's vocabulary: what the server and the CLI may name, so that they depend on
+// the engine alone (scripts/layers.py checks it).
+pub use crate::answer::{Answer, AnswerEvent, Citation};
+pub use crate::index::manifest::{DocumentEntry, Manifest};
+pub use crate::index::passage::{Access, Passage};
+pub use crate::ingest::isolate::{worker_main, WorkerArgs};
+pub use crate::ingest::pipeline::{
+    doc_id_for, passages_of, peak_rss_mib, IngestObserver, IngestOptions, IngestReport, Quiet,
+};
+pub use crate::ingest::reindex::{reindex, ReindexReport};
+pub use crate::models::generate::ensure_passive_openmp;
+pub use crate::query::{check_query, Retrieval, SearchHit, MAX_QUERY_CHARS};
 
 /// Reorders the first `n` hits by `score` of their texts, recording each score.
 fn second_stage(
@@ -36,13 +48,14 @@ fn second_stage(
     Ok(rerank::reorder(hits, &scores, |h, s| h.rerank = Some(s)))
 }
 
-/// Everything needed to ingest, search and answer.
+/// Everything needed to ingest, search and answer. The server and the CLI ask it; they
+/// never reach into the collection or the models.
 pub struct Engine {
-    pub config: Config,
-    pub embedder: Embedder,
-    pub collection: Collection,
+    config: Config,
+    embedder: Embedder,
+    collection: Collection,
     /// The cross-encoder of `[rerank] model`, if one is configured.
-    pub cross_encoder: Option<CrossEncoder>,
+    cross_encoder: Option<CrossEncoder>,
     generator: Mutex<Option<Arc<Generator>>>,
 }
 
@@ -74,6 +87,90 @@ impl Engine {
         })
     }
 
+    /// The effective configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The acknowledged documents. A read guard: hold it briefly.
+    pub fn manifest(&self) -> std::sync::RwLockReadGuard<'_, Manifest> {
+        self.collection.manifest()
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.collection.dir()
+    }
+
+    /// The embedder's identity (`name/dimension`), as the index records it.
+    pub fn embedder_identity(&self) -> String {
+        self.embedder.identity()
+    }
+
+    /// Whether a cross-encoder reranker is loaded.
+    pub fn has_cross_encoder(&self) -> bool {
+        self.cross_encoder.is_some()
+    }
+
+    /// The collection, for evaluation and tests that inspect the stores directly. The
+    /// server and the CLI use the methods above instead.
+    pub fn collection(&self) -> &Collection {
+        &self.collection
+    }
+
+    /// The embedder, for evaluation and tests.
+    pub fn embedder(&self) -> &Embedder {
+        &self.embedder
+    }
+
+    /// Removes a document from both stores and the manifest.
+    pub fn remove_document(&self, doc_id: &str) -> Result<()> {
+        self.collection.remove_document(doc_id)?;
+        self.collection.finish()
+    }
+
+    /// Refuses with [`Error::DiskFull`] when the data directory's disk has less than
+    /// `ingest.min_free_disk_mb` free.
+    pub fn check_free_space(&self) -> Result<()> {
+        self.collection
+            .check_free_space(self.config.ingest.min_free_disk_mb)
+    }
+
+    /// A real (tiny) read of the BM25 index under `access`: whether the index answers.
+    pub fn probe(&self, access: &Access) -> Result<()> {
+        self.collection.bm25_search("tanya", access, 1).map(|_| ())
+    }
+
+    /// Checks that every acknowledged document is whole in both stores (its chunk
+    /// count in each equals the manifest's) and that nothing else is stored.
+    pub fn verify(&self) -> Result<Verification> {
+        let m = self.collection.manifest().clone();
+        let mut documents = Vec::new();
+        for (id, d) in &m.documents {
+            let (vectors, bm25) = self.collection.chunk_counts(id)?;
+            documents.push(DocumentCheck {
+                id: id.clone(),
+                rel_path: d.rel_path.clone(),
+                chunks: d.chunks as usize,
+                stored_vectors: vectors,
+                stored_bm25: bm25,
+                whole: vectors == d.chunks as usize && bm25 == d.chunks as usize,
+            });
+        }
+        let acknowledged_chunks = m.documents.values().map(|d| d.chunks as usize).sum();
+        let (stored_vectors_total, stored_bm25_total) = self.collection.total_counts()?;
+        let ok = documents.iter().all(|d| d.whole)
+            && stored_vectors_total == acknowledged_chunks
+            && stored_bm25_total == acknowledged_chunks;
+        Ok(Verification {
+            documents,
+            acknowledged_chunks,
+            stored_vectors_total,
+            stored_bm25_total,
+            ok,
+        })
+    }
+
     /// Ingests a file or folder.
     pub fn ingest(
         &self,
@@ -81,7 +178,7 @@ impl Engine {
         options: &IngestOptions,
         observer: &dyn IngestObserver,
     ) -> Result<IngestReport> {
-        crate::pipeline::ingest_path(
+        crate::ingest::pipeline::ingest_path(
             &self.collection,
             &self.embedder,
             &self.config,
@@ -117,7 +214,7 @@ impl Engine {
         let quiet = Duration::from_millis(500);
         let tick = Duration::from_millis(100);
         let mut last_pass = Instant::now();
-        on_pass(&self.ingest(root, options, &crate::pipeline::Quiet)?);
+        on_pass(&self.ingest(root, options, &crate::ingest::pipeline::Quiet)?);
         let mut dirty_since: Option<Instant> = None;
         let mut last_event = Instant::now();
         while !stop.load(Ordering::Relaxed) {
@@ -145,7 +242,7 @@ impl Engine {
             if burst_over || last_pass.elapsed() >= rescan {
                 dirty_since = None;
                 last_pass = Instant::now();
-                on_pass(&self.ingest(root, options, &crate::pipeline::Quiet)?);
+                on_pass(&self.ingest(root, options, &crate::ingest::pipeline::Quiet)?);
             }
         }
         Ok(())
@@ -172,7 +269,7 @@ impl Engine {
         if rr.llm {
             depth = depth.max(rr.llm_candidates);
         }
-        let mut retrieval = retrieve::search(
+        let mut retrieval = crate::query::search(
             &self.collection,
             &self.embedder,
             search,
@@ -180,7 +277,7 @@ impl Engine {
             access,
             depth,
         )?;
-        let query = query.trim(); // checked by retrieve::search
+        let query = query.trim(); // checked by query::search
         if let Some(ce) = &self.cross_encoder {
             retrieval.hits = second_stage(retrieval.hits, rr.candidates, |t| ce.score(query, t))?;
         }
@@ -255,7 +352,7 @@ impl Engine {
         on_event: &mut dyn FnMut(AnswerEvent),
     ) -> Result<Answer> {
         let started = Instant::now();
-        let question = crate::retrieve::check_query(question)?;
+        let question = crate::query::check_query(question)?;
         let lang = question_lang(question);
         let query = follow_up_query(question, history);
         let retrieval = self.search(&query, access, self.config.answer.passages)?;
@@ -300,12 +397,12 @@ impl Engine {
         let numeric = NumericQuestion::new(question);
         let mut scored: Vec<Scored> = Vec::new();
         for (hit, h) in answer.passages.iter().enumerate() {
-            let sentences = crate::pipeline::passage_sentences(&h.passage.text);
+            let sentences = crate::ingest::pipeline::passage_sentences(&h.passage.text);
             let vectors: Cow<'_, [Vec<f32>]> = match stored.get(&h.passage.point_id) {
                 Some(v) if v.len() == sentences.len() + 1 => Cow::Borrowed(v),
                 _ => Cow::Owned(
                     self.embedder
-                        .embed_passages(&crate::pipeline::chunk_texts(&h.passage.text))?,
+                        .embed_passages(&crate::ingest::pipeline::chunk_texts(&h.passage.text))?,
                 ),
             };
             let chunk_cos = dot(query_vector, &vectors[0]);
@@ -412,6 +509,27 @@ impl Engine {
     }
 }
 
+/// What [`Engine::verify`] found.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Verification {
+    pub documents: Vec<DocumentCheck>,
+    pub acknowledged_chunks: usize,
+    pub stored_vectors_total: usize,
+    pub stored_bm25_total: usize,
+    pub ok: bool,
+}
+
+/// One document's chunk counts: the manifest's against each store's.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DocumentCheck {
+    pub id: String,
+    pub rel_path: String,
+    pub chunks: usize,
+    pub stored_vectors: usize,
+    pub stored_bm25: usize,
+    pub whole: bool,
+}
+
 /// One earlier question and its answer in a conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Turn {
@@ -429,47 +547,10 @@ pub fn follow_up_query<'a>(question: &'a str, history: &[Turn]) -> Cow<'a, str> 
         Some(prev)
             if question.split_whitespace().count() < FOLLOW_UP_WORDS
                 && prev.question.chars().count() + question.chars().count()
-                    < crate::retrieve::MAX_QUERY_CHARS =>
+                    < crate::query::MAX_QUERY_CHARS =>
         {
             Cow::Owned(format!("{} {}", prev.question.trim(), question))
         }
         _ => Cow::Borrowed(question),
     }
-}
-
-/// The generative prompt: a short instruction, the numbered passages, the question.
-/// Kept small on purpose: on 2 cores every prompt token costs time before the first
-/// answer token.
-pub fn prompt(question: &str, lang: tanya_ingest::Lang, hits: &[SearchHit]) -> Vec<ChatMessage> {
-    let language = match lang {
-        tanya_ingest::Lang::Ms => "Bahasa Malaysia",
-        tanya_ingest::Lang::En => "English",
-    };
-    let system = format!(
-        "You answer questions about an organisation's documents using only the numbered \
-         passages given. Cite the passage of every fact like [1]. If the passages do not \
-         contain the answer, say: \"{}\" Answer briefly in {language}.",
-        abstain_text(lang)
-    );
-    let mut user = String::from("Passages:\n");
-    for (i, h) in hits.iter().enumerate() {
-        let p = &h.passage;
-        user.push_str(&format!(
-            "[{}] ({}) {}\n",
-            i + 1,
-            p.location(),
-            p.text.trim()
-        ));
-    }
-    user.push_str(&format!("\nQuestion: {question}"));
-    vec![
-        ChatMessage {
-            role: Role::System,
-            content: system,
-        },
-        ChatMessage {
-            role: Role::User,
-            content: user,
-        },
-    ]
 }

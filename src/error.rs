@@ -7,8 +7,6 @@
 
 use std::path::PathBuf;
 
-use crate::models::generate::GenerateError;
-
 /// Result alias used throughout the core library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -117,8 +115,42 @@ impl Error {
     }
 }
 
-impl From<tantivy::TantivyError> for Error {
-    fn from(e: tantivy::TantivyError) -> Self {
-        Error::Bm25(e.to_string())
-    }
+/// Whether an I/O error means the disk (or the user's quota) is full: by its errno
+/// (ENOSPC, EDQUOT), never by its message, which is translated on some systems.
+pub fn is_disk_full(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(e.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded)
+        || matches!(e.raw_os_error(), Some(28 | 122))
+}
+
+/// Everything that can go wrong. `PromptTooLong` and `InvalidInput` are the caller's to fix
+/// (trim the prompt, clean the text); `ModelNotFound`/`InvalidConfig`/`Template` are
+/// configuration errors; the rest are failures of the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    #[error("language model file not found: {}", path.display())]
+    ModelNotFound { path: PathBuf },
+    #[error("could not load language model {}: {reason}", path.display())]
+    ModelLoad { path: PathBuf, reason: String },
+    #[error("invalid generator configuration: {0}")]
+    InvalidConfig(String),
+    #[error("llama.cpp backend failed to initialise: {0}")]
+    Backend(String),
+    #[error("chat template error: {0}")]
+    Template(String),
+    #[error("prompt has {prompt_tokens} tokens but the context holds at most {max_context} (one must stay free for the answer)")]
+    PromptTooLong {
+        prompt_tokens: usize,
+        max_context: u32,
+    },
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    #[error("could not create a llama.cpp context of {n_ctx} tokens")]
+    Context { n_ctx: u32 },
+    #[error("llama.cpp decode failed: {0}")]
+    Decode(String),
+    #[error("generation worker stopped unexpectedly")]
+    WorkerGone,
+    #[error("generation worker panicked: {0}")]
+    Panicked(String),
 }

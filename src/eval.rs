@@ -16,12 +16,12 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::bm25::Bm25Index;
-use crate::config::{AnswerMode, SearchConfig};
+use crate::config::{AnswerMode, Config, SearchConfig};
 use crate::error::{Error, Result};
+use crate::index::bm25::Bm25Index;
+use crate::index::passage::Access;
+use crate::ingest::pipeline::{IngestObserver, IngestOptions, IngestReport};
 use crate::models::embed::Embedder;
-use crate::passage::Access;
-use crate::pipeline::{IngestObserver, IngestOptions, IngestReport};
 use crate::Engine;
 
 /// One corpus document.
@@ -190,15 +190,15 @@ pub fn rank_documents(
     let chunks = depth * 3;
     let passages: Vec<String> = match mode {
         RetrievalMode::Bm25 => engine
-            .collection
+            .collection()
             .bm25_search(query, access, chunks)?
             .into_iter()
             .map(|(p, _)| p.rel_path)
             .collect(),
         RetrievalMode::Dense => {
-            let v = engine.embedder.embed_query(query)?;
+            let v = engine.embedder().embed_query(query)?;
             engine
-                .collection
+                .collection()
                 .dense_search(&v, access, chunks)?
                 .into_iter()
                 .map(|(p, _)| p.rel_path)
@@ -326,7 +326,7 @@ pub fn evaluate_retrieval(
     ids: &HashMap<String, String>,
     access: &Access,
 ) -> Result<RetrievalScores> {
-    let search = &engine.config.search;
+    let search = &engine.config().search;
     score_rankings(mode, queries, qrels, |q| {
         rank_documents(engine, mode, search, q, access, ids, 100)
     })
@@ -349,11 +349,20 @@ pub fn bm25_index(
     for file in &walk.files {
         let doc = tanya_ingest::read_document(file, &limits, &chunker, embedder)
             .map_err(|e| Error::BadRequest(format!("{}: {e}", file.rel_path)))?;
-        let doc_id = crate::pipeline::doc_id_for(&file.path);
-        bm25.add(&crate::pipeline::passages_of(&doc_id, &doc, &groups))?;
+        let doc_id = crate::ingest::pipeline::doc_id_for(&file.path);
+        bm25.add(&crate::ingest::pipeline::passages_of(
+            &doc_id, &doc, &groups,
+        ))?;
     }
     bm25.commit()?;
     Ok(bm25)
+}
+
+/// [`bm25_index`] with the configured embedder's tokenizer (chunks are sized in its
+/// tokens); loads no ONNX session beyond the embedder's.
+pub fn bm25_index_for(m: &Materialized, config: &Config) -> Result<Bm25Index> {
+    let embedder = Embedder::from_config(config)?;
+    bm25_index(m, &embedder, config)
 }
 
 /// Scores BM25 alone over an index from [`bm25_index`].
@@ -627,7 +636,7 @@ pub fn evaluate_answers(
         abstained: avg(sum.abstained),
         gold_retrieved: avg(sum.gold_retrieved),
         latency_ms: Latency::of(ms),
-        abstention: abstention_curve(&relevance, engine.config.answer.min_relevance),
+        abstention: abstention_curve(&relevance, engine.config().answer.min_relevance),
     })
 }
 
@@ -670,7 +679,7 @@ pub fn ingest(
     engine.ingest(
         &corpus.dir,
         &IngestOptions {
-            groups: engine.config.ingest.default_groups.clone(),
+            groups: engine.config().ingest.default_groups.clone(),
         },
         observer,
     )

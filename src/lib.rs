@@ -1,27 +1,28 @@
 //! Tanya: a private document assistant that runs entirely on the user's machine.
 //!
-//! Data flows one way: [`tanya_ingest`] turns files into located chunks; [`pipeline`]
-//! embeds them ([`models`]) and commits them to both stores ([`store`], [`bm25`]) of a
-//! [`collection::Collection`]; [`retrieve`] searches both under an access filter and fuses
-//! the results; [`answer`] turns the top passages into a cited answer. [`Engine`] ties
-//! them together for the CLI and the server. See ARCHITECTURE.md.
+//! Layers, each depending only on those below it (ARCHITECTURE.md states the rule and
+//! `scripts/layers.py` checks it):
+//!
+//! - [`error`], [`config`]: the one error type and the configuration;
+//! - [`text`]: analysis, sentences, language, question terms; [`models`]: the embedder,
+//!   the reranker and the generator;
+//! - [`index`]: a collection's stores, manifest and write protocol;
+//! - [`ingest`]: files into a collection; [`query`]: hybrid search and fusion;
+//! - [`answer`]: extractive and generative answers with checked citations;
+//! - [`engine`] ties them together; [`eval`] measures them;
+//! - [`server`] (HTTP) and the `tanya` binary's `cli` sit on the engine only.
 
 pub mod answer;
-pub mod bm25;
-pub mod collection;
 pub mod config;
 pub mod engine;
 pub mod error;
 pub mod eval;
-pub mod isolate;
-pub mod manifest;
+pub mod index;
+pub mod ingest;
 pub mod models;
-pub mod passage;
-pub mod pipeline;
-pub mod reindex;
-pub mod retrieve;
+pub mod query;
 pub mod server;
-pub mod store;
+pub mod text;
 
 pub use engine::Engine;
 pub use error::{Error, Result};

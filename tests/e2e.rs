@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use common::*;
 use tanya::config::AnswerMode;
-use tanya::passage::Access;
-use tanya::pipeline::{IngestOptions, Quiet};
+use tanya::index::passage::Access;
+use tanya::ingest::pipeline::{IngestOptions, Quiet};
 use tanya::Engine;
 
 fn public() -> Access {
@@ -22,7 +22,7 @@ fn corpus_ingests_every_format() {
     let r = &shared.report;
     assert!(r.rejected.is_empty(), "rejected: {:?}", r.rejected);
     assert!(r.indexed.len() >= 8, "indexed: {:?}", r.indexed);
-    let m = shared.engine.collection.manifest();
+    let m = shared.engine.collection().manifest();
     let formats: std::collections::HashSet<String> = m
         .documents
         .values()
@@ -33,7 +33,7 @@ fn corpus_ingests_every_format() {
     }
     // Every document's chunks are all in both stores.
     for (id, d) in m.documents.iter() {
-        let (v, b) = shared.engine.collection.chunk_counts(id).unwrap();
+        let (v, b) = shared.engine.collection().chunk_counts(id).unwrap();
         assert_eq!(
             (v, b),
             (d.chunks as usize, d.chunks as usize),
@@ -247,11 +247,11 @@ fn reingest_is_incremental_and_follows_edits_and_deletes() {
         !hits.iter().any(|h| h.passage.rel_path == "canteen.txt"),
         "deleted file still found"
     );
-    let m = engine.collection.manifest();
+    let m = engine.collection().manifest();
     assert_eq!(m.documents.len(), 1);
     let (id, entry) = m.documents.iter().next().unwrap();
     assert_eq!(
-        engine.collection.chunk_counts(id).unwrap(),
+        engine.collection().chunk_counts(id).unwrap(),
         (entry.chunks as usize, entry.chunks as usize),
         "old chunks must be gone from both stores"
     );
@@ -632,7 +632,7 @@ fn a_cross_encoder_the_user_brings_reorders_the_candidates() {
     let mut c = config(&dir.path().join("reranked"));
     c.rerank.model = toy.display().to_string();
     let engine = Engine::open(c).unwrap();
-    assert!(engine.cross_encoder.is_some());
+    assert!(engine.has_cross_encoder());
     ingest_public(&engine, &docs);
     let after = ranked(&engine, "annual leave policy");
     let order: Vec<&str> = after.iter().map(|(p, _)| p.as_str()).collect();

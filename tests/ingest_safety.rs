@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tanya::isolate::FAULT_ENV;
+use tanya::ingest::isolate::FAULT_ENV;
 
 fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
@@ -189,7 +189,7 @@ fn kill_9_at_random_moments_never_leaves_a_half_indexed_document() {
         }
         round += 1;
         let mut child = common::tanya(&data)
-            .env(tanya::collection::COMMIT_PAUSE_ENV, "200")
+            .env(tanya::index::collection::COMMIT_PAUSE_ENV, "200")
             .args(["ingest"])
             .arg(&docs)
             .stdout(Stdio::null())
@@ -268,7 +268,7 @@ fn kill_9_at_random_moments_never_leaves_a_half_indexed_document() {
         assert_eq!((*vectors as u64, *bm25 as u64), (*chunks, *chunks), "{rel}");
     }
     let engine = tanya::Engine::open(common::config(&data)).unwrap();
-    let public = tanya::passage::Access::for_groups(["public"]).unwrap();
+    let public = tanya::index::passage::Access::for_groups(["public"]).unwrap();
     for (rel, _, _, _) in &rows {
         let i: usize = rel
             .trim_start_matches("doc-")
@@ -276,16 +276,16 @@ fn kill_9_at_random_moments_never_leaves_a_half_indexed_document() {
             .parse()
             .unwrap();
         let code = format!("RUJ-{i:03}");
-        let bm25 = engine.collection.bm25_search(&code, &public, 5).unwrap();
+        let bm25 = engine.collection().bm25_search(&code, &public, 5).unwrap();
         assert!(
             bm25.iter().any(|(p, _)| &p.rel_path == rel),
             "{rel} not found by BM25"
         );
         let v = engine
-            .embedder
+            .embedder()
             .embed_query(&format!("Dokumen {i} kod rujukan {code}"))
             .unwrap();
-        let dense = engine.collection.dense_search(&v, &public, 50).unwrap();
+        let dense = engine.collection().dense_search(&v, &public, 50).unwrap();
         assert!(
             dense.iter().any(|(p, _)| &p.rel_path == rel),
             "{rel} not found by dense search"
@@ -449,13 +449,13 @@ fn watch_mode_follows_creates_edits_renames_and_deletes() {
         "Dokumen sedia ada: kod rujukan ADA-100 untuk waktu bekerja.",
     );
     let engine = tanya::Engine::open(common::config(&dir.path().join("data"))).unwrap();
-    let public = tanya::passage::Access::for_groups(["public"]).unwrap();
+    let public = tanya::index::passage::Access::for_groups(["public"]).unwrap();
     let stop = std::sync::atomic::AtomicBool::new(false);
     let passes = std::sync::atomic::AtomicUsize::new(0);
     // Which files hold `code`, as BM25 sees it.
     let holders = |code: &str| -> Vec<String> {
         let mut v: Vec<String> = engine
-            .collection
+            .collection()
             .bm25_search(code, &public, 10)
             .unwrap()
             .into_iter()
@@ -471,7 +471,7 @@ fn watch_mode_follows_creates_edits_renames_and_deletes() {
             engine
                 .watch(
                     &docs,
-                    &tanya::pipeline::IngestOptions {
+                    &tanya::ingest::pipeline::IngestOptions {
                         groups: vec!["public".into()],
                     },
                     Duration::from_secs(3600),
@@ -523,7 +523,7 @@ fn watch_mode_follows_creates_edits_renames_and_deletes() {
     // Each change was followed by its own pass (no busy re-ingesting in between).
     let n = passes.load(std::sync::atomic::Ordering::SeqCst);
     assert!((6..=20).contains(&n), "{n} passes");
-    let m = engine.collection.manifest();
+    let m = engine.collection().manifest();
     let mut names: Vec<&str> = m.documents.values().map(|d| d.rel_path.as_str()).collect();
     names.sort();
     assert_eq!(names, ["nama-baru.txt", "sub/dalam.txt"]);
@@ -548,10 +548,10 @@ fn identical_content_is_indexed_once() {
     assert_eq!(r.indexed.len(), 0, "{r:?}");
     assert_eq!(r.rejected[0].rel_path, "salinan-lain.txt");
     assert_eq!(r.rejected[0].reason, "duplicate");
-    let public = tanya::passage::Access::for_groups(["public"]).unwrap();
+    let public = tanya::index::passage::Access::for_groups(["public"]).unwrap();
     assert_eq!(
         engine
-            .collection
+            .collection()
             .bm25_search("SALIN-500", &public, 10)
             .unwrap()
             .len(),
@@ -565,7 +565,7 @@ fn identical_content_is_indexed_once() {
     let r = common::ingest_public(&engine, &b);
     assert_eq!(r.indexed.len(), 1, "{r:?}");
     let hits = engine
-        .collection
+        .collection()
         .bm25_search("SALIN-500", &public, 10)
         .unwrap();
     assert_eq!(hits.len(), 1);
@@ -596,9 +596,9 @@ fn email_attachments_are_documents_of_their_own() {
     let mut indexed: Vec<&str> = r.indexed.iter().map(|d| d.rel_path.as_str()).collect();
     indexed.sort();
     assert_eq!(indexed, ["polisi.eml", "polisi.eml#lampiran.txt"], "{r:?}");
-    let public = tanya::passage::Access::for_groups(["public"]).unwrap();
+    let public = tanya::index::passage::Access::for_groups(["public"]).unwrap();
     let hits = engine
-        .collection
+        .collection()
         .bm25_search("LAMPIR-600", &public, 5)
         .unwrap();
     assert_eq!(hits[0].0.rel_path, "polisi.eml#lampiran.txt");
@@ -610,7 +610,7 @@ fn email_attachments_are_documents_of_their_own() {
     let r = common::ingest_public(&engine, &docs);
     assert_eq!(r.removed.len(), 2, "{r:?}");
     assert!(engine
-        .collection
+        .collection()
         .bm25_search("LAMPIR-600", &public, 5)
         .unwrap()
         .is_empty());
@@ -791,7 +791,7 @@ fn a_changed_embedder_is_refused_until_reindex_rebuilds_and_swaps() {
     // A reindex that stops right after the new index is complete (as a crash would):
     // the next start finishes the swap.
     let out = common::tanya(&data)
-        .env(tanya::reindex::STOP_AFTER_READY_ENV, "1")
+        .env(tanya::ingest::reindex::STOP_AFTER_READY_ENV, "1")
         .arg("reindex")
         .output()
         .unwrap();

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::parse::ParseError;
+use crate::error::ParseError;
 
 /// The start of an OLE compound file: an encrypted OOXML package (or a legacy `.doc`).
 const OLE_MAGIC: [u8; 8] = [0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];

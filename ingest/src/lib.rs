@@ -12,6 +12,7 @@
 
 pub mod chunk;
 pub mod detect;
+pub mod error;
 pub mod parse;
 pub mod text;
 pub mod walk;

@@ -27,7 +27,7 @@ pub enum EmbedderKind {
 
 impl EmbedderKind {
     /// Names accepted in `embedder.model` (directory names under the models directory).
-    pub const NAMES: &'static [&'static str] = &["multilingual-e5-small", "all-minilm-l6-v2"];
+    pub const NAMES: &'static [&'static str] = crate::config::EMBEDDER_NAMES;
 
     pub fn from_name(name: &str) -> Result<Self> {
         match name {

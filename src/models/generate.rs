@@ -222,37 +222,7 @@ pub struct GenStats {
     pub stop: StopReason,
 }
 
-/// Everything that can go wrong. `PromptTooLong` and `InvalidInput` are the caller's to fix
-/// (trim the prompt, clean the text); `ModelNotFound`/`InvalidConfig`/`Template` are
-/// configuration errors; the rest are failures of the engine.
-#[derive(Debug, thiserror::Error)]
-pub enum GenerateError {
-    #[error("language model file not found: {}", path.display())]
-    ModelNotFound { path: PathBuf },
-    #[error("could not load language model {}: {reason}", path.display())]
-    ModelLoad { path: PathBuf, reason: String },
-    #[error("invalid generator configuration: {0}")]
-    InvalidConfig(String),
-    #[error("llama.cpp backend failed to initialise: {0}")]
-    Backend(String),
-    #[error("chat template error: {0}")]
-    Template(String),
-    #[error("prompt has {prompt_tokens} tokens but the context holds at most {max_context} (one must stay free for the answer)")]
-    PromptTooLong {
-        prompt_tokens: usize,
-        max_context: u32,
-    },
-    #[error("invalid input: {0}")]
-    InvalidInput(String),
-    #[error("could not create a llama.cpp context of {n_ctx} tokens")]
-    Context { n_ctx: u32 },
-    #[error("llama.cpp decode failed: {0}")]
-    Decode(String),
-    #[error("generation worker stopped unexpectedly")]
-    WorkerGone,
-    #[error("generation worker panicked: {0}")]
-    Panicked(String),
-}
+pub use crate::error::GenerateError;
 
 /// Handle to the worker thread that owns the model. Cheap to share behind an `Arc`; dropping
 /// the last handle cancels any running generation and joins the worker.

@@ -15,10 +15,10 @@ use tokio::sync::mpsc;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::answer::{Answer, AnswerEvent};
 use crate::config::AnswerMode;
+use crate::engine::SearchHit;
 use crate::engine::Turn;
-use crate::retrieve::SearchHit;
+use crate::engine::{Answer, AnswerEvent};
 
 /// What an answer run reports, in order: passages, tokens (generative only), then exactly
 /// one of `Finished` or `Failed`.
@@ -71,11 +71,11 @@ impl Job {
         history: Vec<Turn>,
         mode: Option<AnswerMode>,
     ) -> Result<Job, ApiError> {
-        let question = crate::retrieve::check_query(question)?.to_string();
-        let mode = mode.unwrap_or(state.engine.config.answer.mode);
-        if mode == AnswerMode::Generative && !state.engine.config.gguf_path().is_file() {
+        let question = crate::engine::check_query(question)?.to_string();
+        let mode = mode.unwrap_or(state.engine.config().answer.mode);
+        if mode == AnswerMode::Generative && !state.engine.config().gguf_path().is_file() {
             return Err(crate::Error::ModelMissing {
-                path: state.engine.config.gguf_path(),
+                path: state.engine.config().gguf_path(),
             }
             .into());
         }

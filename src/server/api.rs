@@ -125,7 +125,7 @@ pub fn record(
     state: &AppState,
     conversation_id: &str,
     question: &str,
-    answer: &crate::answer::Answer,
+    answer: &crate::engine::Answer,
 ) {
     state
         .metrics
@@ -148,13 +148,13 @@ pub async fn search(
 ) -> Result<web::Json<SearchResponse>, ApiError> {
     let body = body.into_inner();
     check_collection(body.collection.as_deref())?;
-    let limit = body.limit.unwrap_or(state.engine.config.search.top_k);
+    let limit = body.limit.unwrap_or(state.engine.config().search.top_k);
     if limit == 0 || limit > MAX_SEARCH_LIMIT {
         return Err(ApiError::bad_request(format!(
             "limit must be between 1 and {MAX_SEARCH_LIMIT}"
         )));
     }
-    crate::retrieve::check_query(&body.query)?;
+    crate::engine::check_query(&body.query)?;
     let engine = Arc::clone(&state.engine);
     let access = state.access.clone();
     let started = Instant::now();
@@ -168,15 +168,15 @@ pub async fn search(
 #[utoipa::path(get, path = "/api/info", tag = "operations",
     responses((status = 200, body = Info)))]
 pub async fn info(state: web::Data<AppState>) -> web::Json<Info> {
-    let config = &state.engine.config;
+    let config = state.engine.config();
     web::Json(Info {
         version: env!("CARGO_PKG_VERSION").to_string(),
         default_mode: config.answer.mode.as_str().to_string(),
         generative_available: config.gguf_path().is_file(),
-        documents: state.engine.collection.manifest().documents.len(),
-        embedder: state.engine.embedder.identity(),
+        documents: state.engine.manifest().documents.len(),
+        embedder: state.engine.embedder_identity(),
         max_upload_mb: config.server.max_upload_mb,
-        max_question_chars: crate::retrieve::MAX_QUERY_CHARS,
+        max_question_chars: crate::engine::MAX_QUERY_CHARS,
     })
 }
 
@@ -194,7 +194,7 @@ pub async fn healthz() -> web::Json<Health> {
 pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, ApiError> {
     let engine = Arc::clone(&state.engine);
     let access = state.access.clone();
-    web::block(move || engine.collection.bm25_search("tanya", &access, 1))
+    web::block(move || engine.probe(&access))
         .await?
         .map_err(|e| {
             ApiError::new(
@@ -213,7 +213,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, Api
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let text = state.metrics.render(&Gauges {
         queue_depth: state.uploads.depth(),
-        documents: state.engine.collection.manifest().documents.len(),
+        documents: state.engine.manifest().documents.len(),
         conversations: state.conversations.len(),
         answering: state.answering.load(std::sync::atomic::Ordering::SeqCst),
     });

@@ -18,8 +18,8 @@ use super::error::ApiError;
 use super::metrics::Metrics;
 use super::types::{Deleted, DocumentList, DocumentText, DocumentView, PageSpan};
 use super::AppState;
-use crate::manifest::DocumentEntry;
-use crate::pipeline::{doc_id_for, IngestOptions, Quiet};
+use crate::engine::DocumentEntry;
+use crate::engine::{doc_id_for, IngestOptions, Quiet};
 use crate::Engine;
 
 /// Folder under the data directory where uploads are kept.
@@ -59,7 +59,7 @@ impl Uploads {
     /// Creates the uploads folder, starts the ingest worker and re-queues uploads that
     /// were stored but never acknowledged (the server stopped while they waited).
     pub fn start(engine: Arc<Engine>, metrics: Arc<Metrics>) -> crate::Result<Arc<Uploads>> {
-        let dir = engine.collection.dir().join(UPLOADS_DIR);
+        let dir = engine.data_dir().join(UPLOADS_DIR);
         let incoming = dir.join(INCOMING_DIR);
         std::fs::create_dir_all(&incoming)
             .map_err(|e| crate::Error::io(format!("creating {}", incoming.display()), e))?;
@@ -89,7 +89,6 @@ impl Uploads {
                 let id = doc_id_for(&path);
                 let size = e.metadata().map(|m| m.len()).unwrap_or(0);
                 let acknowledged = engine
-                    .collection
                     .manifest()
                     .documents
                     .get(&id)
@@ -152,7 +151,7 @@ impl Uploads {
 
     fn run(&self, engine: &Engine, metrics: &Metrics, rx: crossbeam_channel::Receiver<String>) {
         let options = IngestOptions {
-            groups: engine.config.server.groups.clone(),
+            groups: engine.config().server.groups.clone(),
         };
         for id in rx {
             let path = {
@@ -291,7 +290,7 @@ fn view_of_job(id: &str, job: &Job) -> DocumentView {
 fn all_documents(state: &AppState) -> Vec<DocumentView> {
     let mut out: BTreeMap<String, DocumentView> = BTreeMap::new();
     {
-        let m = state.engine.collection.manifest();
+        let m = state.engine.manifest();
         for (id, e) in &m.documents {
             if state.access.allows(&e.groups) {
                 out.insert(id.clone(), view_of_entry(id, e, &state.uploads));
@@ -333,7 +332,6 @@ fn find_document(state: &AppState, id: &str) -> Result<DocumentView, ApiError> {
 fn entry(state: &AppState, id: &str) -> Result<DocumentEntry, ApiError> {
     state
         .engine
-        .collection
         .manifest()
         .documents
         .get(id)
@@ -401,7 +399,7 @@ pub fn sanitize_name(raw: &str) -> Option<String> {
 
 /// An error storing an upload: a full disk is its own status (507), with what to do.
 fn store_error(e: std::io::Error) -> ApiError {
-    if e.raw_os_error() == Some(28) {
+    if crate::error::is_disk_full(&e) {
         ApiError::new(
             actix_web::http::StatusCode::INSUFFICIENT_STORAGE,
             "disk_full",
@@ -436,7 +434,7 @@ pub async fn upload(
     let limit_message = || {
         format!(
             "the upload is larger than the limit of {} MB",
-            state.engine.config.server.max_upload_mb
+            state.engine.config().server.max_upload_mb
         )
     };
     // Refuse on the declared length, before reading a byte of the body.
@@ -451,10 +449,7 @@ pub async fn upload(
         }
     }
     // A nearly full disk refuses uploads before their bytes are stored.
-    state
-        .engine
-        .collection
-        .check_free_space(state.engine.config.ingest.min_free_disk_mb)?;
+    state.engine.check_free_space()?;
     let mut parts = Multipart::new(req.headers(), payload);
     let incoming = state.uploads.dir.join(INCOMING_DIR);
     let mut accepted = Vec::new();
@@ -545,11 +540,7 @@ pub async fn delete(
     if let Some(e) = acknowledged {
         let engine = Arc::clone(&state.engine);
         let doc = id.clone();
-        web::block(move || -> crate::Result<()> {
-            engine.collection.remove_document(&doc)?;
-            engine.collection.finish()
-        })
-        .await??;
+        web::block(move || -> crate::Result<()> { engine.remove_document(&doc) }).await??;
         if state.uploads.is_upload(&e.source) {
             let _ = std::fs::remove_file(&e.source);
         }
@@ -650,7 +641,7 @@ pub async fn text(
 ) -> Result<web::Json<DocumentText>, ApiError> {
     let e = entry(&state, &id)?;
     let limits = ParseLimits {
-        max_file_bytes: state.engine.config.ingest.max_file_mb * 1024 * 1024,
+        max_file_bytes: state.engine.config().ingest.max_file_mb * 1024 * 1024,
         ..ParseLimits::default()
     };
     let path = e.source.clone();

@@ -31,7 +31,7 @@ use utoipa::OpenApi;
 pub use documents::sanitize_name;
 pub use error::ApiError;
 
-use crate::passage::Access;
+use crate::engine::Access;
 use crate::Engine;
 
 /// Largest JSON request body.
@@ -63,7 +63,7 @@ impl AppState {
     /// Builds the state and starts the upload worker. `bound` is the address the server
     /// listens on (allowed as a host name too).
     pub fn new(engine: Arc<Engine>, bound: Option<SocketAddr>) -> crate::Result<AppState> {
-        let server = &engine.config.server;
+        let server = &engine.config().server;
         let access = Access::for_groups(server.groups.clone())?;
         let mut allowed_hosts: Vec<String> = server
             .allowed_hosts
@@ -241,7 +241,7 @@ async fn guard(
         types::SearchRequest,
         types::SearchResponse,
         types::PassageView,
-        crate::answer::Citation,
+        crate::engine::Citation,
         types::Timings,
         types::DocumentView,
         types::DocumentList,
@@ -357,7 +357,7 @@ pub fn serve(
     bind: &str,
     on_bound: impl FnOnce(SocketAddr),
 ) -> crate::Result<()> {
-    let workers = crate::config::Config::resolve_threads(engine.config.server.workers);
+    let workers = crate::config::Config::resolve_threads(engine.config().server.workers);
     let listener = std::net::TcpListener::bind(bind)
         .map_err(|e| crate::Error::BadRequest(format!("cannot listen on {bind}: {e}")))?;
     let addr = listener

@@ -13,8 +13,8 @@ use super::answering::{self, sse_data, CancelOnDrop, Job, Out, SseStream};
 use super::api::{event_stream, record, wants_stream};
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
-use crate::answer::Answer;
 use crate::config::AnswerMode;
+use crate::engine::Answer;
 use crate::engine::Turn;
 
 pub const MODEL_EXTRACTIVE: &str = "tanya-extractive";
@@ -80,7 +80,7 @@ pub struct ChatResponse {
     pub choices: Vec<Choice>,
     pub usage: Usage,
     /// Tanya's extension: the sources of the answer.
-    pub citations: Vec<crate::answer::Citation>,
+    pub citations: Vec<crate::engine::Citation>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -128,7 +128,7 @@ fn now() -> u64 {
     responses((status = 200, body = ModelList)))]
 pub async fn models(state: web::Data<AppState>) -> web::Json<ModelList> {
     let mut ids = vec![MODEL_EXTRACTIVE];
-    if state.engine.config.gguf_path().is_file() {
+    if state.engine.config().gguf_path().is_file() {
         ids.push(MODEL_GENERATIVE);
     }
     web::Json(ModelList {

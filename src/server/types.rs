@@ -5,9 +5,9 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::answer::{Answer, Citation};
 use crate::config::AnswerMode;
-use crate::retrieve::SearchHit;
+use crate::engine::SearchHit;
+use crate::engine::{Answer, Citation};
 
 /// Characters of a passage shown as its snippet.
 const SNIPPET_CHARS: usize = 240;

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 use tanya::config::Config;
-use tanya::pipeline::{IngestOptions, IngestReport, Quiet};
+use tanya::ingest::pipeline::{IngestOptions, IngestReport, Quiet};
 use tanya::Engine;
 
 pub fn root() -> PathBuf {
@@ -58,7 +58,10 @@ pub fn config(data_dir: &Path) -> Config {
 pub fn use_parse_worker() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        std::env::set_var(tanya::isolate::WORKER_ENV, env!("CARGO_BIN_EXE_tanya"));
+        std::env::set_var(
+            tanya::ingest::isolate::WORKER_ENV,
+            env!("CARGO_BIN_EXE_tanya"),
+        );
     });
 }
 
@@ -125,7 +128,7 @@ pub fn questions() -> Vec<Question> {
 
 /// Answers `question` extractively as a member of "public".
 pub fn extractive(engine: &Engine, question: &str) -> tanya::answer::Answer {
-    let public = tanya::passage::Access::for_groups(["public"]).unwrap();
+    let public = tanya::index::passage::Access::for_groups(["public"]).unwrap();
     engine
         .ask(
             question,

@@ -10,12 +10,12 @@ use std::sync::{RwLock, RwLockReadGuard};
 
 use fs4::fs_std::FileExt;
 
-use crate::bm25::Bm25Index;
 use crate::error::{Error, Result};
-use crate::manifest::{DocumentEntry, Manifest};
-use crate::passage::{Access, Passage};
-use crate::store::edge::EdgeStore;
-use crate::store::VectorStore;
+use crate::index::bm25::Bm25Index;
+use crate::index::manifest::{DocumentEntry, Manifest};
+use crate::index::passage::{Access, Passage};
+use crate::index::store::edge::EdgeStore;
+use crate::index::store::VectorStore;
 use tanya_ingest::Lang;
 
 const LOCK_FILE: &str = "tanya.lock";
@@ -75,7 +75,7 @@ impl Collection {
     /// and an index built by a different embedder.
     pub fn open(data_dir: &Path, identity: &str, dim: usize) -> Result<Self> {
         let lock = lock_data_dir(data_dir)?;
-        crate::reindex::finish_interrupted(data_dir)?;
+        super::swap::finish_interrupted(data_dir)?;
         let manifest = match Manifest::load(data_dir)? {
             Some(m) if m.embedder != identity => {
                 return Err(Error::EmbedderMismatch {
@@ -122,7 +122,7 @@ impl Collection {
         let dir = self.pending_dir();
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-        crate::manifest::write_atomic(&dir.join(doc_id), version.as_bytes())
+        crate::index::manifest::write_atomic(&dir.join(doc_id), version.as_bytes())
     }
 
     fn end_write(&self, doc_id: &str) {
@@ -352,7 +352,7 @@ impl Collection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::tests::sample_entry as entry;
+    use crate::index::manifest::tests::sample_entry as entry;
 
     #[test]
     fn language_share_counts_only_the_documents_the_caller_may_see() {

@@ -5,11 +5,11 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::collection::Collection;
 use crate::config::SearchConfig;
 use crate::error::{Error, Result};
+use crate::index::collection::Collection;
+use crate::index::passage::{Access, Passage};
 use crate::models::embed::Embedder;
-use crate::passage::{Access, Passage};
 
 /// Longest question accepted, in characters.
 pub const MAX_QUERY_CHARS: usize = 2000;
@@ -65,7 +65,7 @@ pub fn search(
     let query_vector = embedder.embed_query(query)?;
     // Can the answer be in another language than the question's? Only if enough
     // documents are. That decides how the two lists are read (docs/quality.md §9).
-    let lang = crate::answer::question_lang(query);
+    let lang = crate::text::lang::question_lang(query);
     let share = collection.language_share(lang, access);
     let one_language = share >= config.one_language_share;
     let minority = minority_factor(share, config.bm25_minority_share);
@@ -86,7 +86,7 @@ pub fn search(
     // word of the question (`bm25_full_vote_coverage`) votes like a dense hit. With one
     // language, every hit votes bm25_weight. When the question's language is a minority
     // of the collection, every vote shrinks further (`minority_factor`).
-    let terms = crate::answer::QuestionTerms::new(query);
+    let terms = crate::text::terms::QuestionTerms::new(query);
     let full_votes = one_language && config.bm25_full_vote_one_language;
     for (p, s) in lexical.iter_mut() {
         if full_votes {
@@ -98,7 +98,7 @@ pub fn search(
             *s = 0.0;
             continue;
         }
-        let coverage = terms.coverage(&crate::bm25::indexed_text(p));
+        let coverage = terms.coverage(&crate::index::bm25::indexed_text(p));
         *s = minority
             * if coverage >= config.bm25_full_vote_coverage {
                 config.dense_weight
@@ -236,7 +236,7 @@ pub fn fuse(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::contract_tests::passage;
+    use crate::index::store::contract_tests::passage;
     use proptest::prelude::*;
 
     fn p(i: u32) -> Passage {

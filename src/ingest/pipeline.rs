@@ -10,12 +10,12 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tanya_ingest::{ChunkerConfig, Document, ParseLimits, SourceFile};
 
-use crate::collection::Collection;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::manifest::DocumentEntry;
+use crate::index::collection::Collection;
+use crate::index::manifest::DocumentEntry;
+use crate::index::passage::{point_id, Passage};
 use crate::models::embed::Embedder;
-use crate::passage::{point_id, Passage};
 
 /// Options of one ingest run.
 #[derive(Debug, Clone)]
@@ -99,10 +99,10 @@ pub fn chunk_texts(text: &str) -> Vec<String> {
 }
 
 /// The sentences of a chunk that get their own vector, in stored order.
-pub fn passage_sentences(text: &str) -> Vec<crate::answer::Sentence> {
-    crate::answer::split_sentences(text)
+pub fn passage_sentences(text: &str) -> Vec<crate::text::sentences::Sentence> {
+    crate::text::sentences::split_sentences(text)
         .into_iter()
-        .filter(|s| crate::answer::answerable_length(&s.text))
+        .filter(|s| crate::text::sentences::answerable_length(&s.text))
         .collect()
 }
 
@@ -154,7 +154,7 @@ enum Parsed {
 fn parse_with_attachments(
     p: Pending,
     limits: &ParseLimits,
-    worker: &crate::isolate::WorkerLimits,
+    worker: &crate::ingest::isolate::WorkerLimits,
     chunker: &ChunkerConfig,
     embedder: &Embedder,
     scratch: Option<&tempfile::TempDir>,
@@ -166,7 +166,7 @@ fn parse_with_attachments(
             message,
         })
     };
-    let mut doc = match crate::isolate::read_and_parse(&p.file, limits, worker) {
+    let mut doc = match crate::ingest::isolate::read_and_parse(&p.file, limits, worker) {
         Ok((hash, parsed)) => {
             tanya_ingest::build_document(&p.file, hash, parsed, chunker, embedder)
         }
@@ -196,7 +196,7 @@ fn parse_with_attachments(
             continue;
         }
         // One level only: an attachment's own attachments are not followed.
-        match crate::isolate::read_and_parse(&child.file, limits, worker) {
+        match crate::ingest::isolate::read_and_parse(&child.file, limits, worker) {
             Ok((hash, parsed)) => {
                 let mut d =
                     tanya_ingest::build_document(&child.file, hash, parsed, chunker, embedder);
@@ -459,7 +459,7 @@ pub fn ingest_path(
     let chunker = config.chunker();
 
     let mut embed_time = Duration::ZERO;
-    let worker_limits = config.ingest.worker_limits();
+    let worker_limits = crate::ingest::isolate::WorkerLimits::of(&config.ingest);
     let result: Result<()> = std::thread::scope(|scope| {
         // Parsing runs ahead on its own thread so the embedder never waits for it.
         let (tx, rx) = crossbeam_channel::bounded::<Parsed>(GROUP_CHUNKS);

@@ -20,7 +20,7 @@ use qdrant_edge::{
 
 use super::VectorStore;
 use crate::error::{Error, Result};
-use crate::passage::{Access, Passage};
+use crate::index::passage::{Access, Passage};
 
 const VECTOR: &str = "dense";
 const INDEXED_FIELDS: [&str; 3] = ["doc_id", "version", "groups"];

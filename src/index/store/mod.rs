@@ -6,7 +6,7 @@
 pub mod edge;
 
 use crate::error::Result;
-use crate::passage::{Access, Passage};
+use crate::index::passage::{Access, Passage};
 
 /// Dense vectors with their passages, searchable under an access filter.
 pub trait VectorStore: Send + Sync {
@@ -39,7 +39,7 @@ pub(crate) mod contract_tests {
 
     pub fn passage(doc: &str, version: &str, ordinal: u32, groups: &[&str]) -> Passage {
         Passage {
-            point_id: crate::passage::point_id(doc, version, ordinal),
+            point_id: crate::index::passage::point_id(doc, version, ordinal),
             doc_id: doc.into(),
             version: version.into(),
             ordinal,

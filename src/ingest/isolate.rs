@@ -35,6 +35,17 @@ pub struct WorkerLimits {
     pub wall: Duration,
 }
 
+impl WorkerLimits {
+    /// The limits of one parse worker under `[ingest]`.
+    pub fn of(config: &crate::config::IngestConfig) -> Self {
+        WorkerLimits {
+            memory_bytes: config.parse_memory_mb * 1024 * 1024,
+            cpu_seconds: config.parse_timeout_secs,
+            wall: std::time::Duration::from_secs(config.parse_timeout_secs),
+        }
+    }
+}
+
 /// Why an isolated parse produced no document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {

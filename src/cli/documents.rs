@@ -1,0 +1,68 @@
+//! `tanya documents`: what is indexed, and `--verify`: whether both stores hold exactly
+//! the acknowledged chunks.
+
+use tanya::config::Config;
+use tanya::Engine;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long)]
+    json: bool,
+    /// Check that every document is whole in both stores (its chunk count in the
+    /// vector store and the BM25 index equals the manifest's) and that nothing else
+    /// is stored; exits with 1 when not.
+    #[arg(long)]
+    verify: bool,
+}
+
+pub fn run(config: Config, args: Args) -> anyhow::Result<()> {
+    let engine = Engine::open(config)?;
+    if args.verify {
+        return verify(&engine, args.json);
+    }
+    let m = engine.manifest();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&m.documents)?);
+        return Ok(());
+    }
+    for d in m.documents.values() {
+        println!(
+            "{}  {:?}  {}  {} chunks  groups: {}",
+            d.rel_path,
+            d.format,
+            d.title,
+            d.chunks,
+            d.groups.join(",")
+        );
+    }
+    println!("{} documents", m.documents.len());
+    Ok(())
+}
+
+/// Per document, the manifest's chunk count against both stores; in total, what is
+/// stored against what is acknowledged. Exits with 1 when they differ.
+fn verify(engine: &Engine, json: bool) -> anyhow::Result<()> {
+    let v = engine.verify()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        for d in v.documents.iter().filter(|d| !d.whole) {
+            println!(
+                "NOT WHOLE {}: manifest {} chunks, vector store {}, BM25 {}",
+                d.rel_path, d.chunks, d.stored_vectors, d.stored_bm25
+            );
+        }
+        println!(
+            "{} documents, {} acknowledged chunks; stored: {} vectors, {} BM25 entries: {}",
+            v.documents.len(),
+            v.acknowledged_chunks,
+            v.stored_vectors_total,
+            v.stored_bm25_total,
+            if v.ok { "consistent" } else { "INCONSISTENT" }
+        );
+    }
+    if !v.ok {
+        std::process::exit(1);
+    }
+    Ok(())
+}

@@ -1,0 +1,34 @@
+//! `tanya serve`: the page, the JSON API and the OpenAI-compatible endpoint.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use tanya::config::Config;
+use tanya::Engine;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Address to listen on (overrides server.bind), e.g. 127.0.0.1:8080; port 0
+    /// picks a free one.
+    #[arg(long)]
+    bind: Option<String>,
+}
+
+pub fn run(config: Config, args: Args) -> anyhow::Result<()> {
+    let bind = args.bind.unwrap_or_else(|| config.server.bind.clone());
+    let engine = Arc::new(Engine::open(config)?);
+    let documents = engine.manifest().documents.len();
+    tanya::server::serve(engine, &bind, |addr| {
+        let shown = if addr.ip().is_unspecified() {
+            format!("http://localhost:{}/", addr.port())
+        } else {
+            format!("http://{addr}/")
+        };
+        println!("Tanya is serving on {shown}");
+        println!(
+            "  {documents} documents indexed; open the address in your browser. Ctrl+C stops."
+        );
+        let _ = std::io::stdout().flush();
+    })?;
+    Ok(())
+}

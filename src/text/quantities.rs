@@ -1,0 +1,147 @@
+//! Numbers and the numeric conditions a sentence states ("2 hingga 5 tahun", "above
+//! RM1 million"), and how well they fit a question's numbers.
+
+/// A numeric condition a sentence states, e.g. "2 hingga 5 tahun" or "more than 10".
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Condition {
+    Between(f64, f64),
+    Below(f64),
+    Above(f64),
+    AtLeast(f64),
+    AtMost(f64),
+}
+
+impl Condition {
+    fn holds(self, n: f64) -> bool {
+        match self {
+            Condition::Between(a, b) => a <= n && n <= b,
+            Condition::Below(x) => n < x,
+            Condition::Above(x) => n > x,
+            Condition::AtLeast(x) => n >= x,
+            Condition::AtMost(x) => n <= x,
+        }
+    }
+}
+
+fn parse_number(w: &str) -> Option<f64> {
+    let t = w.trim_start_matches("rm").replace(',', "");
+    if t.is_empty() || !t.chars().next()?.is_ascii_digit() {
+        return None;
+    }
+    t.parse().ok()
+}
+
+/// Numbers in `text` (plain and "RM5,000" style).
+fn numbers(text: &str) -> Vec<f64> {
+    crate::text::analysis::tokenize(text)
+        .iter()
+        .filter_map(|w| parse_number(w))
+        .collect()
+}
+
+/// Numeric conditions stated in a sentence, in Malay or English.
+fn conditions(text: &str) -> Vec<Condition> {
+    let words = crate::text::analysis::tokenize(text);
+    let num = |i: usize| words.get(i).and_then(|w| parse_number(w));
+    let mut out = Vec::new();
+    for i in 0..words.len() {
+        let w = words[i].as_str();
+        let next = words.get(i + 1).map(String::as_str).unwrap_or("");
+        // "X hingga/to/- Y" with an optional unit between: "2 tahun hingga 5 tahun".
+        if let Some(a) = num(i) {
+            for gap in [1usize, 2] {
+                let link = words.get(i + gap).map(String::as_str).unwrap_or("");
+                if matches!(link, "hingga" | "to" | "sehingga" | "and" | "dan") {
+                    if let Some(b) = num(i + gap + 1) {
+                        if a < b {
+                            out.push(Condition::Between(a, b));
+                        }
+                    }
+                }
+            }
+        }
+        let after = |skip: usize| num(i + skip);
+        match (w, next) {
+            ("kurang", "daripada") | ("less", "than") | ("fewer", "than") => {
+                if let Some(x) = after(2) {
+                    out.push(Condition::Below(x));
+                }
+            }
+            ("lebih", "daripada") | ("more", "than") => {
+                if let Some(x) = after(2) {
+                    out.push(Condition::Above(x));
+                }
+            }
+            ("at", "least") | ("sekurang", "kurangnya") => {
+                if let Some(x) = after(2) {
+                    out.push(Condition::AtLeast(x));
+                }
+            }
+            ("not", "exceeding") | ("tidak", "melebihi") | ("up", "to") => {
+                if let Some(x) = after(2) {
+                    out.push(Condition::AtMost(x));
+                }
+            }
+            ("melebihi" | "exceeding" | "above" | "over", _)
+                if !matches!(
+                    words.get(i.wrapping_sub(1)).map(String::as_str),
+                    Some("tidak" | "not")
+                ) =>
+            {
+                if let Some(x) = after(1) {
+                    out.push(Condition::Above(x));
+                }
+            }
+            ("below" | "under", _) => {
+                if let Some(x) = after(1) {
+                    out.push(Condition::Below(x));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// How well a sentence's numbers fit the question's: +1 when the conditions the sentence
+/// states all hold for a number in the question ("3 years" vs "2 to 5 years"), -1 when the
+/// sentence states conditions and none holds, 0 when either side has no numbers.
+/// Policies are full of thresholds; embeddings cannot compare numbers.
+pub fn numeric_fit(question: &str, sentence: &str) -> f32 {
+    NumericQuestion::new(question).fit(sentence)
+}
+
+/// The numbers of a question, extracted once for scoring many sentences.
+#[derive(Debug, Clone)]
+pub struct NumericQuestion {
+    numbers: Vec<f64>,
+}
+
+impl NumericQuestion {
+    pub fn new(question: &str) -> Self {
+        NumericQuestion {
+            numbers: numbers(question),
+        }
+    }
+
+    /// See [`numeric_fit`].
+    pub fn fit(&self, sentence: &str) -> f32 {
+        if self.numbers.is_empty() {
+            return 0.0;
+        }
+        let conds = conditions(sentence);
+        if conds.is_empty() {
+            return 0.0;
+        }
+        // Conditions in one sentence are read together: "more than 5 but not exceeding 10".
+        if self
+            .numbers
+            .iter()
+            .any(|&n| conds.iter().all(|c| c.holds(n)))
+        {
+            1.0
+        } else {
+            -1.0
+        }
+    }
+}
