@@ -164,10 +164,17 @@ pub fn read_with(
     read_document(&w.files[0], limits, cfg, &WordEstimate)
 }
 
-/// The shared corpora folder next to the project, if present.
-pub fn corpora() -> Option<&'static Path> {
+/// The shared corpora folder next to the project (`../shared/corpora` from the repository
+/// root). Tests that use it are `#[ignore = "needs ../shared/corpora"]`; run without it, they
+/// fail here, naming the path.
+pub fn corpora() -> &'static Path {
     let p = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpora"));
-    p.is_dir().then_some(p)
+    assert!(
+        p.is_dir(),
+        "needs ../shared/corpora: {} is not a directory",
+        p.display()
+    );
+    p
 }
 
 /// `(heading level, text)` for each block of a document's chunks' source.
