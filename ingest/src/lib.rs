@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 pub use chunk::{chunk, Chunk, ChunkerConfig, TokenCounter, WordEstimate};
 pub use detect::{detect, Format};
+pub use error::panic_message;
 pub use parse::{
     parse, Attachment, Block, BlockKind, OcrOptions, ParseError, ParseLimits, ParsedDocument,
 };
@@ -34,8 +35,6 @@ pub use walk::{walk, SkipReason, Skipped, SourceFile, Walk, WalkError, WalkOptio
 /// One document, read, parsed and chunked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Document {
-    /// First 16 hex characters of SHA-256 of `rel_path`: stable across re-reads of the file.
-    pub doc_id: String,
     /// `/`-separated path relative to the walked root.
     pub rel_path: String,
     /// The parsed title, else the file name without its extension.
@@ -141,7 +140,6 @@ pub fn build_document(
         .filter(|t| !t.trim().is_empty())
         .unwrap_or_else(|| file_stem(&file.rel_path));
     Document {
-        doc_id: doc_id(&file.rel_path),
         rel_path: file.rel_path.clone(),
         title,
         format: file.format,
@@ -163,9 +161,11 @@ pub fn content_hash(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// The document id for a relative path: the first 16 hex characters of SHA-256 of it.
-pub fn doc_id(rel_path: &str) -> String {
-    let mut id = content_hash(rel_path.as_bytes());
+/// The one document id: the first 16 hex characters of the SHA-256 of the source's
+/// canonical path, so a file keeps its id across edits and re-reads, and two roots that
+/// reach one file share it. An email's attachment is `email path#attachment name`.
+pub fn doc_id_for(canonical: &std::path::Path) -> String {
+    let mut id = content_hash(canonical.to_string_lossy().as_bytes());
     id.truncate(16);
     id
 }
@@ -238,8 +238,8 @@ mod tests {
             content_hash(b""),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
-        assert_eq!(doc_id(""), "e3b0c44298fc1c14");
-        assert_eq!(doc_id("a/b.pdf").len(), 16);
+        assert_eq!(doc_id_for(std::path::Path::new("")), "e3b0c44298fc1c14");
+        assert_eq!(doc_id_for(std::path::Path::new("/a/b.pdf")).len(), 16);
     }
 
     #[test]

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use tanya_ingest::{ChunkerConfig, Document, ParseLimits, SourceFile};
 
 use crate::config::Config;
@@ -15,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::index::collection::Collection;
 use crate::index::manifest::DocumentEntry;
 use crate::index::passage::{point_id, Passage};
+use crate::ingest::isolate::WorkerLimits;
 use crate::models::embed::Embedder;
 
 /// Options of one ingest run.
@@ -132,11 +132,7 @@ fn embed_documents(embedder: &Embedder, docs: &[&Document]) -> Result<Vec<Vec<Ve
         .collect())
 }
 
-/// Stable id of a source file: its canonical path.
-pub fn doc_id_for(canonical: &Path) -> String {
-    let digest = Sha256::digest(canonical.to_string_lossy().as_bytes());
-    hex::encode(&digest[..8])
-}
+pub use tanya_ingest::doc_id_for;
 
 struct Pending {
     file: SourceFile,
@@ -154,7 +150,7 @@ enum Parsed {
 fn parse_with_attachments(
     p: Pending,
     limits: &ParseLimits,
-    worker: &crate::ingest::isolate::WorkerLimits,
+    worker: &WorkerLimits,
     chunker: &ChunkerConfig,
     embedder: &Embedder,
     scratch: Option<&tempfile::TempDir>,
@@ -302,51 +298,27 @@ pub fn passages_of(doc_id: &str, doc: &Document, groups: &[String]) -> Vec<Passa
         .collect()
 }
 
-/// Writes one embedded document to both stores and records it in `report`.
-#[allow(clippy::too_many_arguments)]
-fn commit_one(
-    collection: &Collection,
-    config: &Config,
-    root: &Path,
-    groups: &[String],
-    p: Pending,
-    doc: Document,
-    vectors: Vec<Vec<Vec<f32>>>,
-    report: &mut IngestReport,
-) -> Result<()> {
-    let items: Vec<(Passage, Vec<Vec<f32>>)> = passages_of(&p.doc_id, &doc, groups)
-        .into_iter()
-        .zip(vectors)
-        .collect();
-    let entry = DocumentEntry {
-        source: p.canonical.clone(),
-        root: root.to_path_buf(),
-        rel_path: doc.rel_path.clone(),
-        title: doc.title.clone(),
-        format: doc.format,
-        lang: doc.lang,
-        pages: doc.pages,
-        version: doc.content_hash.clone(),
-        chunks: items.len() as u32,
-        ocr_pages: doc.ocr_pages.clone(),
-        groups: groups.to_vec(),
-        size: p.file.size,
-        ingested_at: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-    };
-    collection.check_free_space(config.ingest.min_free_disk_mb)?;
-    collection.commit_document(&p.doc_id, entry, &items)?;
-    report.chunks_embedded += items.len();
-    report.texts_embedded += items.iter().map(|(_, v)| v.len()).sum::<usize>();
-    report.indexed.push(Indexed {
-        rel_path: doc.rel_path,
-        chunks: items.len(),
-        seconds: 0.0,
-        ocr_pages: doc.ocr_pages,
-    });
-    Ok(())
+/// One ingest of one root: what it reads from and writes to, fixed for the run. The
+/// parse thread borrows it while the embedding side fills a [`RunState`].
+struct IngestRun<'a> {
+    collection: &'a Collection,
+    embedder: &'a Embedder,
+    config: &'a Config,
+    observer: &'a dyn IngestObserver,
+    /// The canonical root.
+    root: PathBuf,
+    /// The run's access groups, sorted and without duplicates.
+    groups: Vec<String>,
+    limits: ParseLimits,
+    worker: WorkerLimits,
+    chunker: ChunkerConfig,
+}
+
+/// What a run has done so far.
+#[derive(Default)]
+struct RunState {
+    report: IngestReport,
+    embed_time: Duration,
 }
 
 /// Ingests `root` (a file or a folder) into `collection`.
@@ -359,191 +331,276 @@ pub fn ingest_path(
     observer: &dyn IngestObserver,
 ) -> Result<IngestReport> {
     let started = Instant::now();
-    if !root.exists() {
-        return Err(Error::PathNotFound(root.to_path_buf()));
-    }
-    let root = root
-        .canonicalize()
-        .map_err(|e| Error::io(format!("resolving {}", root.display()), e))?;
-    let limits = ParseLimits {
-        max_file_bytes: config.ingest.max_file_mb * 1024 * 1024,
-        ..ParseLimits::default()
-    };
-    let walk_opts = tanya_ingest::WalkOptions {
-        max_file_bytes: limits.max_file_bytes,
-        ..tanya_ingest::WalkOptions::default()
-    };
-    let walk = tanya_ingest::walk(&root, &walk_opts).map_err(|e| match e {
-        tanya_ingest::WalkError::NotFound(p) => Error::PathNotFound(p),
-        other => Error::BadRequest(other.to_string()),
-    })?;
+    let run = IngestRun::new(collection, embedder, config, root, options, observer)?;
+    let mut state = RunState::default();
+    let pending = run.plan(&mut state)?;
+    observer.start(pending.len());
+    run.parse_and_commit(pending, &mut state)?;
+    collection.finish()?;
+    let mut report = state.report;
+    report.embed_seconds = state.embed_time.as_secs_f64();
+    report.peak_rss_mib = peak_rss_mib();
+    report.elapsed_seconds = started.elapsed().as_secs_f64();
+    report.rejected.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
+    Ok(report)
+}
 
-    let mut report = IngestReport {
-        files_seen: walk.files.len() + walk.skipped.len(),
-        ..IngestReport::default()
-    };
-    for s in &walk.skipped {
-        report.rejected.push(Rejected {
-            rel_path: s.rel_path.clone(),
-            reason: s.reason.as_str().to_string(),
-            message: s.message.clone(),
-        });
-    }
-
-    let groups: Vec<String> = {
-        let set: BTreeSet<String> = options.groups.iter().cloned().collect();
-        set.into_iter().collect()
-    };
-
-    // Decide what needs work: unchanged content and groups cost nothing.
-    let mut pending = Vec::new();
-    let mut present: HashSet<String> = HashSet::new();
-    let mut present_sources: HashSet<PathBuf> = HashSet::new();
-    for file in walk.files {
-        let canonical = file
-            .path
+impl<'a> IngestRun<'a> {
+    fn new(
+        collection: &'a Collection,
+        embedder: &'a Embedder,
+        config: &'a Config,
+        root: &Path,
+        options: &IngestOptions,
+        observer: &'a dyn IngestObserver,
+    ) -> Result<Self> {
+        if !root.exists() {
+            return Err(Error::PathNotFound(root.to_path_buf()));
+        }
+        let root = root
             .canonicalize()
-            .unwrap_or_else(|_| file.path.clone());
-        let doc_id = doc_id_for(&canonical);
-        present.insert(doc_id.clone());
-        present_sources.insert(canonical.clone());
-        let unchanged = match collection.manifest().documents.get(&doc_id) {
-            Some(entry) if entry.groups == groups && entry.size == file.size => {
+            .map_err(|e| Error::io(format!("resolving {}", root.display()), e))?;
+        let groups: BTreeSet<String> = options.groups.iter().cloned().collect();
+        Ok(IngestRun {
+            collection,
+            embedder,
+            config,
+            observer,
+            root,
+            groups: groups.into_iter().collect(),
+            limits: ParseLimits {
+                max_file_bytes: config.ingest.max_file_mb * 1024 * 1024,
+                ..ParseLimits::default()
+            },
+            worker: WorkerLimits::of(&config.ingest),
+            chunker: config.chunker(),
+        })
+    }
+
+    /// Walks the root and decides what needs work: unchanged content and groups cost
+    /// nothing, files that disappeared leave the index, duplicates are reported.
+    fn plan(&self, state: &mut RunState) -> Result<Vec<Pending>> {
+        let walk_opts = tanya_ingest::WalkOptions {
+            max_file_bytes: self.limits.max_file_bytes,
+            ..tanya_ingest::WalkOptions::default()
+        };
+        let walk = tanya_ingest::walk(&self.root, &walk_opts).map_err(|e| match e {
+            tanya_ingest::WalkError::NotFound(p) => Error::PathNotFound(p),
+            other => Error::BadRequest(other.to_string()),
+        })?;
+        let report = &mut state.report;
+        report.files_seen = walk.files.len() + walk.skipped.len();
+        for s in &walk.skipped {
+            report.rejected.push(Rejected {
+                rel_path: s.rel_path.clone(),
+                reason: s.reason.as_str().to_string(),
+                message: s.message.clone(),
+            });
+        }
+        let mut pending = Vec::new();
+        let mut present: HashSet<String> = HashSet::new();
+        let mut present_sources: HashSet<PathBuf> = HashSet::new();
+        for file in walk.files {
+            let canonical = file
+                .path
+                .canonicalize()
+                .unwrap_or_else(|_| file.path.clone());
+            let doc_id = doc_id_for(&canonical);
+            present.insert(doc_id.clone());
+            present_sources.insert(canonical.clone());
+            if self.unchanged(&doc_id, &file) {
+                report.unchanged += 1;
+            } else {
+                pending.push(Pending {
+                    file,
+                    canonical,
+                    doc_id,
+                });
+            }
+        }
+        // Skipped files are still there: a previously indexed version stays.
+        for s in &walk.skipped {
+            let p = self.root.join(&s.rel_path);
+            let canonical = p.canonicalize().unwrap_or(p);
+            present.insert(doc_id_for(&canonical));
+            present_sources.insert(canonical);
+        }
+        self.remove_gone(&present, &present_sources, report)?;
+        // Identical content is indexed once: a file whose bytes equal an indexed document
+        // that still exists (or an earlier file of this run) is reported as a duplicate.
+        // Renames are not duplicates: the old path was removed just above.
+        dedupe(self.collection, pending, &self.limits, report)
+    }
+
+    /// Whether `file` is indexed already with the same content and groups.
+    fn unchanged(&self, doc_id: &str, file: &SourceFile) -> bool {
+        match self.collection.manifest().documents.get(doc_id) {
+            Some(entry) if entry.groups == self.groups && entry.size == file.size => {
                 match std::fs::read(&file.path) {
                     Ok(bytes) => tanya_ingest::content_hash(&bytes) == entry.version,
                     Err(_) => false,
                 }
             }
             _ => false,
-        };
-        if unchanged {
-            report.unchanged += 1;
-        } else {
-            pending.push(Pending {
-                file,
-                canonical,
-                doc_id,
-            });
         }
     }
-    // Skipped files are still there: a previously indexed version stays.
-    for s in &walk.skipped {
-        let p = root.join(&s.rel_path);
-        let canonical = p.canonicalize().unwrap_or(p);
-        present.insert(doc_id_for(&canonical));
-        present_sources.insert(canonical);
+
+    /// Removes the documents of this root whose files disappeared.
+    fn remove_gone(
+        &self,
+        present: &HashSet<String>,
+        present_sources: &HashSet<PathBuf>,
+        report: &mut IngestReport,
+    ) -> Result<()> {
+        let gone: Vec<(String, String)> = self
+            .collection
+            .manifest()
+            .documents
+            .iter()
+            // An email's attachments live as long as the email (their source).
+            .filter(|(id, e)| {
+                e.root == self.root
+                    && !present.contains(*id)
+                    && !present_sources.contains(&e.source)
+            })
+            .map(|(id, e)| (id.clone(), e.rel_path.clone()))
+            .collect();
+        for (doc_id, rel_path) in gone {
+            self.collection.remove_document(&doc_id)?;
+            report.removed.push(rel_path);
+        }
+        Ok(())
     }
 
-    // Files of this root that disappeared.
-    let gone: Vec<(String, String)> = collection
-        .manifest()
-        .documents
-        .iter()
-        // An email's attachments live as long as the email (their source).
-        .filter(|(id, e)| {
-            e.root == root && !present.contains(*id) && !present_sources.contains(&e.source)
+    /// Parses on one thread (worker processes) while this one embeds and commits, so
+    /// the embedder never waits for a parser.
+    fn parse_and_commit(&self, pending: Vec<Pending>, state: &mut RunState) -> Result<()> {
+        std::thread::scope(|scope| {
+            let (tx, rx) = crossbeam_channel::bounded::<Parsed>(GROUP_CHUNKS);
+            scope.spawn(move || {
+                // Email attachments are written here for their own parse workers.
+                let scratch = tempfile::tempdir().ok();
+                for p in pending {
+                    let parsed = parse_with_attachments(
+                        p,
+                        &self.limits,
+                        &self.worker,
+                        &self.chunker,
+                        self.embedder,
+                        scratch.as_ref(),
+                    );
+                    for one in parsed {
+                        if tx.send(one).is_err() {
+                            return; // the embedder side stopped on an error
+                        }
+                    }
+                }
+            });
+            while let Ok(first) = rx.recv() {
+                let group = next_group(first, &rx);
+                self.embed_and_commit(group, state)?;
+            }
+            Ok(())
         })
-        .map(|(id, e)| (id.clone(), e.rel_path.clone()))
-        .collect();
-    for (doc_id, rel_path) in gone {
-        collection.remove_document(&doc_id)?;
-        report.removed.push(rel_path);
     }
 
-    // Identical content is indexed once: a file whose bytes equal an indexed document
-    // that still exists (or an earlier file of this run) is reported as a duplicate.
-    // Renames are not duplicates: the old path was removed just above.
-    let pending = dedupe(collection, pending, &limits, &mut report)?;
-
-    observer.start(pending.len());
-    let chunker = config.chunker();
-
-    let mut embed_time = Duration::ZERO;
-    let worker_limits = crate::ingest::isolate::WorkerLimits::of(&config.ingest);
-    let result: Result<()> = std::thread::scope(|scope| {
-        // Parsing runs ahead on its own thread so the embedder never waits for it.
-        let (tx, rx) = crossbeam_channel::bounded::<Parsed>(GROUP_CHUNKS);
-        let limits = &limits;
-        let chunker = &chunker;
-        let worker = &worker_limits;
-        scope.spawn(move || {
-            // Email attachments are written here for their own parse workers.
-            let scratch = tempfile::tempdir().ok();
-            for p in pending {
-                for parsed in
-                    parse_with_attachments(p, limits, worker, chunker, embedder, scratch.as_ref())
-                {
-                    if tx.send(parsed).is_err() {
-                        return; // the embedder side stopped on an error
-                    }
+    /// Embeds a group of parsed documents together, then commits them one by one: each
+    /// is acknowledged only once in both stores.
+    fn embed_and_commit(&self, group: Vec<Parsed>, state: &mut RunState) -> Result<()> {
+        let mut docs: Vec<(Pending, Document)> = Vec::with_capacity(group.len());
+        for parsed in group {
+            match parsed {
+                Parsed::Ok(b) => docs.push(*b),
+                Parsed::Rejected(r) => {
+                    self.observer.file_done(&r.rel_path, 0);
+                    state.report.rejected.push(r);
                 }
             }
-        });
-
-        // Documents that are ready are embedded together, up to GROUP_CHUNKS chunks,
-        // then committed one by one: each is acknowledged only once in both stores.
-        while let Ok(first) = rx.recv() {
-            let mut group = vec![first];
-            let mut chunks = 0;
-            loop {
-                if let Some(Parsed::Ok(b)) = group.last() {
-                    chunks += b.1.chunks.len();
-                }
-                if chunks >= GROUP_CHUNKS {
-                    break;
-                }
-                match rx.try_recv() {
-                    Ok(next) => group.push(next),
-                    Err(_) => break,
-                }
-            }
-            let mut docs: Vec<(Pending, Document)> = Vec::with_capacity(group.len());
-            for parsed in group {
-                match parsed {
-                    Parsed::Ok(b) => docs.push(*b),
-                    Parsed::Rejected(r) => {
-                        observer.file_done(&r.rel_path, 0);
-                        report.rejected.push(r);
-                    }
-                }
-            }
-            if docs.is_empty() {
-                continue;
-            }
+        }
+        if docs.is_empty() {
+            return Ok(());
+        }
+        let t = Instant::now();
+        let refs: Vec<&Document> = docs.iter().map(|(_, d)| d).collect();
+        let vectors = embed_documents(self.embedder, &refs)?;
+        let embedded = t.elapsed();
+        state.embed_time += embedded;
+        let group_chunks: usize = docs.iter().map(|(_, d)| d.chunks.len()).sum();
+        for ((p, doc), vectors) in docs.into_iter().zip(vectors) {
             let t = Instant::now();
-            let refs: Vec<&Document> = docs.iter().map(|(_, d)| d).collect();
-            let vectors = embed_documents(embedder, &refs)?;
-            let embedded = t.elapsed();
-            embed_time += embedded;
-            let group_chunks: usize = docs.iter().map(|(_, d)| d.chunks.len()).sum();
-            for ((p, doc), vectors) in docs.into_iter().zip(vectors) {
-                let t = Instant::now();
-                // This document's share of the group's embedding time.
-                let share =
-                    embedded.as_secs_f64() * doc.chunks.len() as f64 / group_chunks.max(1) as f64;
-                commit_one(
-                    collection,
-                    config,
-                    &root,
-                    &groups,
-                    p,
-                    doc,
-                    vectors,
-                    &mut report,
-                )?;
-                if let Some(last) = report.indexed.last_mut() {
-                    last.seconds = share + t.elapsed().as_secs_f64();
-                    observer.file_done(&last.rel_path, last.chunks);
-                }
+            // This document's share of the group's embedding time.
+            let share =
+                embedded.as_secs_f64() * doc.chunks.len() as f64 / group_chunks.max(1) as f64;
+            self.commit_one(p, doc, vectors, &mut state.report)?;
+            if let Some(last) = state.report.indexed.last_mut() {
+                last.seconds = share + t.elapsed().as_secs_f64();
+                self.observer.file_done(&last.rel_path, last.chunks);
             }
         }
         Ok(())
-    });
-    result?;
-    collection.finish()?;
-    report.embed_seconds = embed_time.as_secs_f64();
-    report.peak_rss_mib = peak_rss_mib();
-    report.elapsed_seconds = started.elapsed().as_secs_f64();
-    report.rejected.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
-    Ok(report)
+    }
+
+    /// Writes one embedded document to both stores and records it in `report`.
+    fn commit_one(
+        &self,
+        p: Pending,
+        doc: Document,
+        vectors: Vec<Vec<Vec<f32>>>,
+        report: &mut IngestReport,
+    ) -> Result<()> {
+        let items: Vec<(Passage, Vec<Vec<f32>>)> = passages_of(&p.doc_id, &doc, &self.groups)
+            .into_iter()
+            .zip(vectors)
+            .collect();
+        let entry = DocumentEntry {
+            source: p.canonical.clone(),
+            root: self.root.clone(),
+            rel_path: doc.rel_path.clone(),
+            title: doc.title.clone(),
+            format: doc.format,
+            lang: doc.lang,
+            pages: doc.pages,
+            version: doc.content_hash.clone(),
+            chunks: items.len() as u32,
+            ocr_pages: doc.ocr_pages.clone(),
+            groups: self.groups.clone(),
+            size: p.file.size,
+            ingested_at: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        };
+        self.collection
+            .check_free_space(self.config.ingest.min_free_disk_mb)?;
+        self.collection.commit_document(&p.doc_id, entry, &items)?;
+        report.chunks_embedded += items.len();
+        report.texts_embedded += items.iter().map(|(_, v)| v.len()).sum::<usize>();
+        report.indexed.push(Indexed {
+            rel_path: doc.rel_path,
+            chunks: items.len(),
+            seconds: 0.0,
+            ocr_pages: doc.ocr_pages,
+        });
+        Ok(())
+    }
+}
+
+/// `first` and the documents that are ready after it, up to [`GROUP_CHUNKS`] chunks:
+/// documents that are ready are embedded together, so a folder of small files fills
+/// batches.
+fn next_group(first: Parsed, rx: &crossbeam_channel::Receiver<Parsed>) -> Vec<Parsed> {
+    let mut group = vec![first];
+    let mut chunks = 0;
+    loop {
+        if let Some(Parsed::Ok(b)) = group.last() {
+            chunks += b.1.chunks.len();
+        }
+        if chunks >= GROUP_CHUNKS {
+            return group;
+        }
+        match rx.try_recv() {
+            Ok(next) => group.push(next),
+            Err(_) => return group,
+        }
+    }
 }

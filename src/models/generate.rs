@@ -39,6 +39,9 @@ use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::LlamaModelLoadError;
+use tanya_ingest::panic_message;
+
+pub use crate::error::GenerateError;
 
 /// Built-in llama.cpp template used when the GGUF carries none (base models such as gemma-270M).
 const FALLBACK_TEMPLATE: &str = "chatml";
@@ -221,8 +224,6 @@ pub struct GenStats {
     pub tokens_per_second: f64,
     pub stop: StopReason,
 }
-
-pub use crate::error::GenerateError;
 
 /// Handle to the worker thread that owns the model. Cheap to share behind an `Arc`; dropping
 /// the last handle cancels any running generation and joins the worker.
@@ -1067,14 +1068,6 @@ impl StopFilter {
     fn finish(&mut self) -> String {
         std::mem::take(&mut self.pending)
     }
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_string())
 }
 
 #[cfg(test)]

@@ -256,16 +256,7 @@ pub fn parse(
     Ok(doc)
 }
 
-/// The message of a caught panic.
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".to_owned()
-    }
-}
+pub(crate) use crate::error::panic_message;
 
 /// Decodes a text file: BOM first (UTF-8, UTF-16), then UTF-8, then (HTML) a declared
 /// `charset`, then Windows-1252, which also reads Latin-1 and never fails.
