@@ -112,9 +112,6 @@ pub(crate) fn citation(n: usize, hit: usize, hits: &[SearchHit], quote: &str) ->
 mod tests {
     use super::*;
     use crate::index::store::contract_tests::passage;
-    use crate::text::lang::question_lang;
-    use crate::text::quantities::numeric_fit;
-    use crate::text::sentences::split_sentences;
     use crate::text::sentences::Sentence;
 
     fn hit(text: &str) -> SearchHit {
@@ -127,105 +124,6 @@ mod tests {
             bm25: None,
             rerank: None,
         }
-    }
-
-    #[test]
-    fn languages_of_questions() {
-        assert_eq!(
-            question_lang("Berapa hari cuti tahunan selepas 3 tahun berkhidmat?"),
-            Lang::Ms
-        );
-        assert_eq!(
-            question_lang("How many days of annual leave do I get after 3 years?"),
-            Lang::En
-        );
-        assert_eq!(
-            question_lang("Siapakah pemenang Piala Dunia 2018?"),
-            Lang::Ms
-        );
-        assert_eq!(question_lang("What is the capital of Peru?"), Lang::En);
-        // Titles and keywords, with neither question words nor stopwords.
-        assert_eq!(
-            question_lang("Rang Undang-Undang Perbekalan 2000"),
-            Lang::Ms
-        );
-        assert_eq!(
-            question_lang("Rang Undang-Undang Lembaga Perkhidmatan Kewangan (Pindaan) 2008"),
-            Lang::Ms
-        );
-        assert_eq!(question_lang("Supply Bill 2000"), Lang::En);
-        assert_eq!(question_lang("Gas Supply (Amendment) Bill 2016"), Lang::En);
-    }
-
-    #[test]
-    fn sentences_split_with_offsets() {
-        let t = "Syarikat Pelita Sdn. Bhd. memberi cuti. Pekerja layak 16 hari; Tuntutan RM 5,000.00 perlu kelulusan.\nBaris baru";
-        let s = split_sentences(t);
-        let texts: Vec<&str> = s.iter().map(|x| x.text.as_str()).collect();
-        assert_eq!(
-            texts,
-            vec![
-                "Syarikat Pelita Sdn. Bhd. memberi cuti.",
-                "Pekerja layak 16 hari;",
-                "Tuntutan RM 5,000.00 perlu kelulusan.",
-                "Baris baru"
-            ]
-        );
-        let chars: Vec<char> = t.chars().collect();
-        for x in &s {
-            let back: String = chars[x.start..x.end].iter().collect();
-            assert_eq!(back, x.text);
-        }
-    }
-
-    #[test]
-    fn numbers_fit_conditions() {
-        let q = "Berapa hari cuti tahunan selepas 3 tahun berkhidmat?";
-        assert_eq!(
-            numeric_fit(
-                q,
-                "Pekerja yang telah berkhidmat selama 2 hingga 5 tahun layak mendapat 16 hari"
-            ),
-            1.0
-        );
-        assert_eq!(
-            numeric_fit(
-                q,
-                "berkhidmat kurang daripada 2 tahun layak mendapat 14 hari"
-            ),
-            -1.0
-        );
-        assert_eq!(
-            numeric_fit(
-                q,
-                "lebih daripada 5 tahun tetapi tidak melebihi 10 tahun layak 20 hari"
-            ),
-            -1.0
-        );
-        assert_eq!(
-            numeric_fit(q, "lebih daripada 10 tahun layak mendapat 24 hari"),
-            -1.0
-        );
-        assert_eq!(
-            numeric_fit(q, "Cuti tahunan dikira mengikut tahun kalendar."),
-            0.0
-        );
-        let en = "Do I need three quotations for a RM8,000 purchase?";
-        assert_eq!(
-            numeric_fit(
-                en,
-                "Purchases above RM5,000 but not exceeding RM50,000 need three quotations"
-            ),
-            1.0
-        );
-        assert_eq!(
-            numeric_fit(en, "Purchases above RM50,000 go to open tender"),
-            -1.0
-        );
-        assert_eq!(
-            numeric_fit("What is the capital of Peru?", "between 2 and 5 years"),
-            0.0
-        );
     }
 
     #[test]

@@ -124,3 +124,36 @@ static LANGUAGE_DETECTOR: std::sync::LazyLock<lingua::LanguageDetector> =
         .with_preloaded_language_models()
         .build()
     });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn languages_of_questions() {
+        assert_eq!(
+            question_lang("Berapa hari cuti tahunan selepas 3 tahun berkhidmat?"),
+            Lang::Ms
+        );
+        assert_eq!(
+            question_lang("How many days of annual leave do I get after 3 years?"),
+            Lang::En
+        );
+        assert_eq!(
+            question_lang("Siapakah pemenang Piala Dunia 2018?"),
+            Lang::Ms
+        );
+        assert_eq!(question_lang("What is the capital of Peru?"), Lang::En);
+        // Titles and keywords, with neither question words nor stopwords.
+        assert_eq!(
+            question_lang("Rang Undang-Undang Perbekalan 2000"),
+            Lang::Ms
+        );
+        assert_eq!(
+            question_lang("Rang Undang-Undang Lembaga Perkhidmatan Kewangan (Pindaan) 2008"),
+            Lang::Ms
+        );
+        assert_eq!(question_lang("Supply Bill 2000"), Lang::En);
+        assert_eq!(question_lang("Gas Supply (Amendment) Bill 2016"), Lang::En);
+    }
+}

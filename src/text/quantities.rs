@@ -145,3 +145,58 @@ impl NumericQuestion {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_fit_conditions() {
+        let q = "Berapa hari cuti tahunan selepas 3 tahun berkhidmat?";
+        assert_eq!(
+            numeric_fit(
+                q,
+                "Pekerja yang telah berkhidmat selama 2 hingga 5 tahun layak mendapat 16 hari"
+            ),
+            1.0
+        );
+        assert_eq!(
+            numeric_fit(
+                q,
+                "berkhidmat kurang daripada 2 tahun layak mendapat 14 hari"
+            ),
+            -1.0
+        );
+        assert_eq!(
+            numeric_fit(
+                q,
+                "lebih daripada 5 tahun tetapi tidak melebihi 10 tahun layak 20 hari"
+            ),
+            -1.0
+        );
+        assert_eq!(
+            numeric_fit(q, "lebih daripada 10 tahun layak mendapat 24 hari"),
+            -1.0
+        );
+        assert_eq!(
+            numeric_fit(q, "Cuti tahunan dikira mengikut tahun kalendar."),
+            0.0
+        );
+        let en = "Do I need three quotations for a RM8,000 purchase?";
+        assert_eq!(
+            numeric_fit(
+                en,
+                "Purchases above RM5,000 but not exceeding RM50,000 need three quotations"
+            ),
+            1.0
+        );
+        assert_eq!(
+            numeric_fit(en, "Purchases above RM50,000 go to open tender"),
+            -1.0
+        );
+        assert_eq!(
+            numeric_fit("What is the capital of Peru?", "between 2 and 5 years"),
+            0.0
+        );
+    }
+}
