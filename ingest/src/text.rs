@@ -263,9 +263,9 @@ fn is_reduplication(before: &str, after: &str) -> bool {
 /// Abbreviations after which a full stop does not end a sentence (lowercase, without the dot).
 #[rustfmt::skip]
 const ABBREVIATIONS: &[&str] = &[
-    "art", "bhd", "bil", "cf", "co", "dr", "e.g", "eg", "hb", "i.e", "ie", "inc", "jl", "jln",
-    "kg", "ltd", "mr", "mrs", "ms", "no", "nos", "para", "pn", "pp", "prof", "sdn", "sek", "sr",
-    "st", "tel", "tn", "vol", "vs",
+    "art", "bhd", "bil", "cf", "co", "dll", "dr", "dsb", "e.g", "eg", "en", "encik", "etc", "hb", "hj",
+    "i.e", "ie", "inc", "jl", "jln", "kg", "ltd", "mr", "mrs", "ms", "no", "nos", "para", "pn",
+    "pp", "prof", "sdn", "sek", "sr", "st", "tel", "tn", "vol", "vs",
 ];
 
 /// Byte spans of the sentences of one normalised paragraph.

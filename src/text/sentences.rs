@@ -1,4 +1,7 @@
-//! Sentence splitting of passage text, with char offsets.
+//! The one sentence splitter of passage text, with char offsets: a line break always
+//! ends a sentence (list items, table rows, headings), and inside a line
+//! [`tanya_ingest::text::sentence_spans`] decides — the same rule the chunker uses, so
+//! a sentence vector, a quoted answer and a chunk boundary agree on what a sentence is.
 
 /// A sentence of a passage, with its char offsets inside the passage text.
 #[derive(Debug, Clone, PartialEq)]
@@ -8,61 +11,35 @@ pub struct Sentence {
     pub end: usize,
 }
 
-/// Splits passage text into sentences: at `.`, `?`, `!` or `;` followed by whitespace and
-/// an uppercase letter, digit or opening mark, and at line breaks. Abbreviations common
-/// in Malaysian documents ("Sdn. Bhd.", "No.", "e.g.") do not end sentences.
+/// Splits passage text into sentences (see the module comment). Offsets count chars.
 pub fn split_sentences(text: &str) -> Vec<Sentence> {
-    const ABBREV: &[&str] = &[
-        "sdn", "bhd", "no", "e.g", "i.e", "dr", "mr", "mrs", "ms", "encik", "pn", "tn", "hj",
-        "prof", "etc", "dll", "dsb", "vs", "para", "sek", "ms", "cf", "art",
-    ];
-    let chars: Vec<char> = text.chars().collect();
     let mut out = Vec::new();
-    let mut start = 0usize;
-    let push = |out: &mut Vec<Sentence>, s: usize, e: usize| {
-        let piece: String = chars[s..e].iter().collect();
-        let lead = piece.len() - piece.trim_start().len();
-        let trimmed = piece.trim();
-        if !trimmed.is_empty() {
-            let s2 = s + piece[..lead].chars().count();
+    let mut line_start_char = 0;
+    for line in text.split('\n') {
+        // Byte offset → char offset within the line, walked once per line.
+        let mut chars_before = 0;
+        let mut last_byte = 0;
+        let mut char_at = |byte: usize| {
+            chars_before += line[last_byte..byte].chars().count();
+            last_byte = byte;
+            chars_before
+        };
+        for (a, b) in tanya_ingest::text::sentence_spans(line) {
+            let piece = &line[a..b];
+            let trimmed = piece.trim();
+            if trimmed.is_empty() {
+                continue;
+            }
+            let lead = piece.len() - piece.trim_start().len();
+            let start = line_start_char + char_at(a + lead);
             out.push(Sentence {
                 text: trimmed.to_string(),
-                start: s2,
-                end: s2 + trimmed.chars().count(),
+                start,
+                end: start + trimmed.chars().count(),
             });
         }
-    };
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if c == '\n' {
-            push(&mut out, start, i);
-            start = i + 1;
-        } else if matches!(c, '.' | '?' | '!' | ';')
-            && chars.get(i + 1).is_some_and(|n| n.is_whitespace())
-        {
-            let next = chars[i + 1..].iter().find(|n| !n.is_whitespace());
-            let starts_new = next.is_some_and(|n| {
-                n.is_uppercase() || n.is_ascii_digit() || matches!(n, '"' | '“' | '(' | '•' | '-')
-            });
-            let word: String = chars[start..i]
-                .iter()
-                .rev()
-                .take_while(|c| !c.is_whitespace())
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<String>()
-                .to_lowercase();
-            let abbreviation = c == '.' && ABBREV.contains(&word.trim_matches(|c| c == '('));
-            if starts_new && !abbreviation {
-                push(&mut out, start, i + 1);
-                start = i + 1;
-            }
-        }
-        i += 1;
+        line_start_char += line.chars().count() + 1;
     }
-    push(&mut out, start, chars.len());
     out
 }
 
@@ -70,4 +47,54 @@ pub fn split_sentences(text: &str) -> Vec<Sentence> {
 /// and over 120 words it is a list or table that the chunk vector covers already.
 pub fn answerable_length(sentence: &str) -> bool {
     (4..=120).contains(&sentence.split_whitespace().count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentences_split_with_offsets() {
+        let t = "Syarikat Pelita Sdn. Bhd. memberi cuti. Pekerja layak 16 hari; Tuntutan RM 5,000.00 perlu kelulusan.\nBaris baru";
+        let s = split_sentences(t);
+        let texts: Vec<&str> = s.iter().map(|x| x.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            vec![
+                "Syarikat Pelita Sdn. Bhd. memberi cuti.",
+                "Pekerja layak 16 hari;",
+                "Tuntutan RM 5,000.00 perlu kelulusan.",
+                "Baris baru"
+            ]
+        );
+        let chars: Vec<char> = t.chars().collect();
+        for x in &s {
+            let back: String = chars[x.start..x.end].iter().collect();
+            assert_eq!(back, x.text);
+        }
+    }
+
+    #[test]
+    fn the_chunkers_rules_apply_inside_a_line() {
+        let t =
+            "3.1 Kelayakan: A. Rahman diluluskan oleh En. Ali; tamat.\nÉtat à 2 p.m. sahaja. Ok?";
+        let s = split_sentences(t);
+        let texts: Vec<&str> = s.iter().map(|x| x.text.as_str()).collect();
+        // A clause number and a single initial do not end a sentence; a lowercase next word
+        // after a full stop does not either; `;` does.
+        assert_eq!(
+            texts,
+            vec![
+                "3.1 Kelayakan: A. Rahman diluluskan oleh En. Ali;",
+                "tamat.",
+                "État à 2 p.m. sahaja.",
+                "Ok?"
+            ]
+        );
+        let chars: Vec<char> = t.chars().collect();
+        for x in &s {
+            let back: String = chars[x.start..x.end].iter().collect();
+            assert_eq!(back, x.text);
+        }
+    }
 }
