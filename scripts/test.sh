@@ -12,6 +12,8 @@ python3 scripts/install_models.py --dest "$TANYA_MODELS_DIR"
 python3 scripts/make_samples.py --out samples/corpus --quiet
 export TANYA_SAMPLES_DIR="$PWD/samples/corpus"
 cargo fmt --all -- --check
+# The dependency rule of ARCHITECTURE.md: no import cycles, layers import only below.
+python3 scripts/layers.py
 cargo clippy --release --locked --workspace --all-targets -- -D warnings
 # --all-targets: unit, integration and bench targets (the crates have no doc tests).
 # --include-ignored: tests that need an installed resource (the models, poppler and tesseract,
