@@ -5,62 +5,9 @@
 
 mod cli;
 
-use std::path::PathBuf;
-
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use cli::{Cli, Command};
 use tanya::config::Config;
-
-#[derive(Parser)]
-#[command(
-    name = "tanya",
-    version,
-    about = "Ask your own documents, privately, offline"
-)]
-struct Cli {
-    /// Configuration file layered over the built-in defaults.
-    #[arg(long, global = true, env = "TANYA_CONFIG")]
-    config: Option<PathBuf>,
-    /// Data directory (overrides paths.data_dir).
-    #[arg(long, global = true)]
-    data_dir: Option<PathBuf>,
-    /// More logging (-v info, -vv debug).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    verbose: u8,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Index files and folders (PDF, DOCX, XLSX, PPTX, CSV, email, HTML, Markdown, text).
-    /// Re-running only processes what changed; files deleted from a folder leave the index.
-    Ingest(cli::ingest::Args),
-    /// Hybrid search: ranked passages with document, page and a snippet.
-    Search(cli::search::Args),
-    /// Answer a question from the documents, with citations.
-    Ask(cli::ask::Args),
-    /// Serve the browser page, the JSON API and the OpenAI-compatible endpoint.
-    Serve(cli::serve::Args),
-    /// Rebuild the index with the configured embedder (after changing embedder.model):
-    /// every indexed folder and upload is ingested again beside the old index, which
-    /// keeps its place until the new one is complete.
-    Reindex,
-    /// Measure retrieval or answer quality on a data set in BEIR layout.
-    Eval {
-        #[command(subcommand)]
-        what: cli::eval::Command,
-    },
-    /// (Internal) Parse one file in this process under resource limits and print the
-    /// result as JSON: the isolated worker that `ingest` runs for every file.
-    #[command(hide = true)]
-    ParseWorker(cli::parse_worker::Args),
-    /// List the indexed documents.
-    Documents(cli::documents::Args),
-    /// Print the effective configuration.
-    Config,
-    /// Measure search and answer latency (medians) and peak memory on the current index.
-    Bench(cli::bench::Args),
-}
 
 fn main() {
     // libgomp reads OMP_WAIT_POLICY before main runs; spinning OpenMP threads make
@@ -69,7 +16,7 @@ fn main() {
         eprintln!("warning: could not restart with OMP_WAIT_POLICY=PASSIVE: {e}");
     }
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    cli::init_logging(cli.verbose);
     if let Err(err) = run(cli) {
         eprintln!("error: {err:#}");
         let disk_full = err.chain().any(|e| {
@@ -92,21 +39,6 @@ fn main() {
             .is_some_and(|e| e.is_user_error());
         std::process::exit(if user { 2 } else { 1 });
     }
-}
-
-fn init_logging(verbose: u8) {
-    let filter = match verbose {
-        0 => "warn,qdrant_edge=error",
-        1 => "info,llama_cpp_2=warn",
-        _ => "debug",
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TANYA_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

@@ -14,7 +14,79 @@ pub mod serve;
 
 mod progress;
 
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
 pub use progress::Progress;
+
+#[derive(Parser)]
+#[command(
+    name = "tanya",
+    version,
+    about = "Ask your own documents, privately, offline"
+)]
+pub struct Cli {
+    /// Configuration file layered over the built-in defaults.
+    #[arg(long, global = true, env = "TANYA_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (overrides paths.data_dir).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// More logging (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Index files and folders (PDF, DOCX, XLSX, PPTX, CSV, email, HTML, Markdown, text).
+    /// Re-running only processes what changed; files deleted from a folder leave the index.
+    Ingest(ingest::Args),
+    /// Hybrid search: ranked passages with document, page and a snippet.
+    Search(search::Args),
+    /// Answer a question from the documents, with citations.
+    Ask(ask::Args),
+    /// Serve the browser page, the JSON API and the OpenAI-compatible endpoint.
+    Serve(serve::Args),
+    /// Rebuild the index with the configured embedder (after changing embedder.model):
+    /// every indexed folder and upload is ingested again beside the old index, which
+    /// keeps its place until the new one is complete.
+    Reindex,
+    /// Measure retrieval or answer quality on a data set in BEIR layout.
+    Eval {
+        #[command(subcommand)]
+        what: eval::Command,
+    },
+    /// (Internal) Parse one file in this process under resource limits and print the
+    /// result as JSON: the isolated worker that `ingest` runs for every file.
+    #[command(hide = true)]
+    ParseWorker(parse_worker::Args),
+    /// List the indexed documents.
+    Documents(documents::Args),
+    /// Print the effective configuration.
+    Config,
+    /// Measure search and answer latency (medians) and peak memory on the current index.
+    Bench(bench::Args),
+}
+
+/// Logs to stderr: warnings by default, `-v` info, `-vv` debug, or `TANYA_LOG`.
+pub fn init_logging(verbose: u8) {
+    let filter = match verbose {
+        0 => "warn,qdrant_edge=error",
+        1 => "info,llama_cpp_2=warn",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TANYA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
 
 /// `text` on one line, cut to `max` characters.
 pub fn snippet(text: &str, max: usize) -> String {
