@@ -214,10 +214,25 @@ impl Config {
         config.validated()
     }
 
+    /// Expands `~` in the paths and checks every setting, section by section in a
+    /// fixed order; the first failing check is the error.
     fn validated(mut self) -> Result<Config> {
         self.paths.data_dir = expand_home(&self.paths.data_dir);
         self.paths.models_dir = expand_home(&self.paths.models_dir);
-        let bad = |msg: String| Err(Error::Config(msg));
+        self.check_embedder()?;
+        self.check_ingest()?;
+        self.check_search()?;
+        self.check_rerank()?;
+        self.check_answer()?;
+        self.check_generator()?;
+        self.check_bind()?;
+        self.check_parse_isolation()?;
+        self.check_server_limits()?;
+        Ok(self)
+    }
+
+    /// `[embedder]`: a known model and sane token limits.
+    fn check_embedder(&self) -> Result<()> {
         if !EMBEDDER_NAMES.contains(&self.embedder.model.as_str()) {
             return bad(format!(
                 "embedder.model = `{}` is not one of {:?}",
@@ -230,6 +245,11 @@ impl Config {
         if !(16..=8192).contains(&self.embedder.max_length) {
             return bad("embedder.max_length must be between 16 and 8192".into());
         }
+        Ok(())
+    }
+
+    /// `[ingest]`: chunk sizes, file size limit and default groups.
+    fn check_ingest(&self) -> Result<()> {
         if self.ingest.chunk_tokens < 32 || self.ingest.chunk_tokens > self.embedder.max_length {
             return bad(format!(
                 "ingest.chunk_tokens must be between 32 and embedder.max_length ({})",
@@ -251,6 +271,11 @@ impl Config {
                     .into(),
             );
         }
+        Ok(())
+    }
+
+    /// `[search]`: candidate counts, fusion weights and shares.
+    fn check_search(&self) -> Result<()> {
         if self.search.dense_candidates == 0 || self.search.bm25_candidates == 0 {
             return bad("search.*_candidates must be at least 1".into());
         }
@@ -278,6 +303,11 @@ impl Config {
         if self.search.rrf_k.is_nan() || self.search.rrf_k < 1.0 {
             return bad("search.rrf_k must be at least 1".into());
         }
+        Ok(())
+    }
+
+    /// `[rerank]`: candidate counts and input length.
+    fn check_rerank(&self) -> Result<()> {
         if self.rerank.candidates == 0 || self.rerank.candidates > 200 {
             return bad("rerank.candidates must be between 1 and 200".into());
         }
@@ -287,6 +317,11 @@ impl Config {
         if !(16..=8192).contains(&self.rerank.max_length) {
             return bad("rerank.max_length must be between 16 and 8192".into());
         }
+        Ok(())
+    }
+
+    /// `[answer]`: passage counts, relevance floor and length.
+    fn check_answer(&self) -> Result<()> {
         if self.answer.passages == 0 || self.answer.passages > 50 {
             return bad("answer.passages must be between 1 and 50".into());
         }
@@ -299,6 +334,11 @@ impl Config {
         if self.answer.max_sentences == 0 {
             return bad("answer.max_sentences must be at least 1".into());
         }
+        Ok(())
+    }
+
+    /// `[generator]`: output length, temperature and context.
+    fn check_generator(&self) -> Result<()> {
         if self.generator.max_new_tokens == 0 {
             return bad("generator.max_new_tokens must be at least 1".into());
         }
@@ -308,18 +348,33 @@ impl Config {
         if self.generator.max_context < 256 {
             return bad("generator.max_context must be at least 256".into());
         }
+        Ok(())
+    }
+
+    /// `server.bind` is a socket address.
+    fn check_bind(&self) -> Result<()> {
         if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
             return bad(format!(
                 "server.bind = `{}` is not an address like 127.0.0.1:8080",
                 self.server.bind
             ));
         }
+        Ok(())
+    }
+
+    /// `ingest.parse_*`: limits of the isolated parser process.
+    fn check_parse_isolation(&self) -> Result<()> {
         if self.ingest.parse_timeout_secs == 0 {
             return bad("ingest.parse_timeout_secs must be at least 1".into());
         }
         if self.ingest.parse_memory_mb < 256 {
             return bad("ingest.parse_memory_mb must be at least 256".into());
         }
+        Ok(())
+    }
+
+    /// `[server]`: allowed hosts, upload size and groups.
+    fn check_server_limits(&self) -> Result<()> {
         if self.server.allowed_hosts.is_empty() {
             return bad("server.allowed_hosts must name at least one host".into());
         }
@@ -329,7 +384,7 @@ impl Config {
         if self.server.groups.is_empty() {
             return bad("server.groups must name at least one group".into());
         }
-        Ok(self)
+        Ok(())
     }
 
     /// The GGUF file generative mode loads.
@@ -365,6 +420,11 @@ impl Config {
                 .unwrap_or(2)
         }
     }
+}
+
+/// The error of a failed setting check in [`Config::validated`]'s helpers.
+fn bad(msg: String) -> Result<()> {
+    Err(Error::Config(msg))
 }
 
 /// Group names are plain identifiers, so they are safe in filters and logs.

@@ -550,6 +550,49 @@ pub struct AnswerScores {
     pub abstention: Vec<AbstentionPoint>,
 }
 
+/// Running totals of the per-question scores of [`evaluate_answers`].
+#[derive(Default)]
+struct AnswerSums {
+    exact_match: f64,
+    f1: f64,
+    contains: f64,
+    cited: f64,
+    cited_first: f64,
+    abstained: f64,
+    gold_retrieved: f64,
+}
+
+impl AnswerSums {
+    /// Adds the scores of one `answer` against its gold `g`; `doc_of` maps a
+    /// passage's relative path to its corpus id.
+    fn add(&mut self, answer: &crate::answer::Answer, g: &Gold, doc_of: &dyn Fn(&str) -> String) {
+        if answer.abstained {
+            self.abstained += 1.0;
+        } else {
+            let span = answer_span(&answer.text);
+            let norm = squad_normalize(&span);
+            let cited = |c: &crate::answer::Citation| doc_of(&c.rel_path) == g.gold_doc;
+            self.exact_match += g.answers.iter().any(|a| squad_normalize(a) == norm) as u8 as f64;
+            self.f1 += g
+                .answers
+                .iter()
+                .map(|a| squad_f1(&span, a))
+                .fold(0.0, f64::max);
+            self.contains += g.answers.iter().any(|a| {
+                let a = squad_normalize(a);
+                !a.is_empty() && format!(" {norm} ").contains(&format!(" {a} "))
+            }) as u8 as f64;
+            self.cited += answer.citations.iter().any(cited) as u8 as f64;
+            self.cited_first += answer.citations.first().is_some_and(cited) as u8 as f64;
+        }
+        self.gold_retrieved += answer
+            .passages
+            .iter()
+            .any(|h| doc_of(&h.passage.rel_path) == g.gold_doc) as u8
+            as f64;
+    }
+}
+
 /// Asks every question (at most `limit`) in `mode` and scores the answers.
 pub fn evaluate_answers(
     engine: &Engine,
@@ -560,17 +603,7 @@ pub fn evaluate_answers(
     access: &Access,
     limit: Option<usize>,
 ) -> Result<AnswerScores> {
-    #[derive(Default)]
-    struct Sums {
-        exact_match: f64,
-        f1: f64,
-        contains: f64,
-        cited: f64,
-        cited_first: f64,
-        abstained: f64,
-        gold_retrieved: f64,
-    }
-    let mut sum = Sums::default();
+    let mut sum = AnswerSums::default();
     let mut ms = Vec::new();
     // Per question: the best dense similarity of what was retrieved, and the same
     // without the gold document's passages (as if the documents did not hold the answer).
@@ -598,30 +631,7 @@ pub fn evaluate_answers(
             .filter_map(|h| h.dense.map(|d| d.1))
             .fold(f32::MIN, f32::max);
         relevance.push((answer.relevance, without_gold));
-        if answer.abstained {
-            sum.abstained += 1.0;
-        } else {
-            let span = answer_span(&answer.text);
-            let norm = squad_normalize(&span);
-            let cited = |c: &crate::answer::Citation| doc_of(&c.rel_path) == g.gold_doc;
-            sum.exact_match += g.answers.iter().any(|a| squad_normalize(a) == norm) as u8 as f64;
-            sum.f1 += g
-                .answers
-                .iter()
-                .map(|a| squad_f1(&span, a))
-                .fold(0.0, f64::max);
-            sum.contains += g.answers.iter().any(|a| {
-                let a = squad_normalize(a);
-                !a.is_empty() && format!(" {norm} ").contains(&format!(" {a} "))
-            }) as u8 as f64;
-            sum.cited += answer.citations.iter().any(cited) as u8 as f64;
-            sum.cited_first += answer.citations.first().is_some_and(cited) as u8 as f64;
-        }
-        sum.gold_retrieved += answer
-            .passages
-            .iter()
-            .any(|h| doc_of(&h.passage.rel_path) == g.gold_doc) as u8
-            as f64;
+        sum.add(&answer, g, &doc_of);
     }
     let n = relevance.len();
     let avg = |x: f64| if n == 0 { 0.0 } else { x / n as f64 };

@@ -155,7 +155,30 @@ pub fn walk(root: &Path, opts: &WalkOptions) -> Result<Walk, WalkError> {
     };
     let mut stack: Vec<Pending> =
         vec![(canonical_root.clone(), String::new(), 0, Some(root_entries))];
-    while let Some((dir, rel, depth, entries)) = stack.pop() {
+    while let Some(folder) = stack.pop() {
+        walker.folder(&mut out, folder, &mut stack);
+    }
+    out.files.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
+    out.skipped.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
+    Ok(out)
+}
+
+type Pending = (PathBuf, String, usize, Option<fs::ReadDir>);
+
+struct Walker<'a> {
+    root: &'a Path,
+    opts: &'a WalkOptions,
+}
+
+impl Walker<'_> {
+    /// Lists one folder, reading it now unless it was read already: its entries go to
+    /// `out`, and its subfolders onto `stack`.
+    fn folder(
+        &self,
+        out: &mut Walk,
+        (dir, rel, depth, entries): Pending,
+        stack: &mut Vec<Pending>,
+    ) {
         let entries = match entries {
             Some(e) => e,
             None => match fs::read_dir(&dir) {
@@ -166,7 +189,7 @@ pub fn walk(root: &Path, opts: &WalkOptions) -> Result<Walk, WalkError> {
                         SkipReason::Unreadable,
                         format!("cannot read this folder: {e}"),
                     ));
-                    continue;
+                    return;
                 }
             },
         };
@@ -196,24 +219,12 @@ pub fn walk(root: &Path, opts: &WalkOptions) -> Result<Walk, WalkError> {
                 ));
                 continue;
             }
-            if let Some(child) = walker.entry(&mut out, &entry, child_rel, depth) {
+            if let Some(child) = self.entry(out, &entry, child_rel, depth) {
                 stack.push(child);
             }
         }
     }
-    out.files.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
-    out.skipped.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
-    Ok(out)
-}
 
-type Pending = (PathBuf, String, usize, Option<fs::ReadDir>);
-
-struct Walker<'a> {
-    root: &'a Path,
-    opts: &'a WalkOptions,
-}
-
-impl Walker<'_> {
     /// Handles one directory entry; returns a folder to descend into.
     fn entry(
         &self,

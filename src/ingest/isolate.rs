@@ -10,7 +10,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -101,64 +101,14 @@ fn run_worker(
         reason: "crashed".into(),
         message,
     };
-    let mut child = Command::new(exe)
-        .arg("parse-worker")
-        .arg("--format")
-        .arg(file.format.as_str())
-        .arg("--rel-path")
-        .arg(&file.rel_path)
-        .arg("--max-file-bytes")
-        .arg(parse_limits.max_file_bytes.to_string())
-        .arg("--memory-bytes")
-        .arg(limits.memory_bytes.to_string())
-        .arg("--cpu-seconds")
-        .arg(limits.cpu_seconds.to_string())
-        .arg(&file.path)
-        .env("OMP_WAIT_POLICY", "PASSIVE")
-        .env("TANYA_LOG", "error")
-        // A panicking parser must die at once: with RUST_BACKTRACE=1 inherited, the
-        // injected-panic worker ran past the 60 s parse timeout (measured; with 0 it
-        // ends at once). The report shows only the message anyway.
-        .env("RUST_BACKTRACE", "0")
-        .env("RUST_LIB_BACKTRACE", "0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+    let mut child = worker_command(exe, file, parse_limits, limits)
         .spawn()
         .map_err(|e| crashed(format!("could not start the parse worker: {e}")))?;
     // Drain both pipes on their own threads so a chatty worker never blocks on a full
     // pipe while we wait for it.
-    let mut stdout = child.stdout.take().expect("piped");
-    let mut stderr = child.stderr.take().expect("piped");
-    let out_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
-        buf
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf);
-        // Keep the tail: that is where the panic message or abort reason is.
-        let keep = buf.len().saturating_sub(4096);
-        String::from_utf8_lossy(&buf[keep..]).into_owned()
-    });
-    let deadline = Instant::now() + limits.wall;
-    let mut timed_out = false;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                timed_out = true;
-                let _ = child.kill();
-                match child.wait() {
-                    Ok(s) => break s,
-                    Err(e) => return Err(crashed(format!("waiting for the parse worker: {e}"))),
-                }
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(crashed(format!("waiting for the parse worker: {e}"))),
-        }
-    };
+    let (out_reader, err_reader) = drain_pipes(&mut child);
+    let (status, timed_out) = wait_or_kill(&mut child, Instant::now() + limits.wall)
+        .map_err(|e| crashed(format!("waiting for the parse worker: {e}")))?;
     let out = out_reader.join().unwrap_or_default();
     let err = err_reader.join().unwrap_or_default();
     if timed_out {
@@ -183,6 +133,80 @@ fn run_worker(
         };
     }
     Err(classify(status, &err, limits))
+}
+
+/// The `parse-worker` command for `file`, with the limits as arguments, a quiet
+/// environment, and piped output.
+fn worker_command(
+    exe: &Path,
+    file: &SourceFile,
+    parse_limits: &ParseLimits,
+    limits: &WorkerLimits,
+) -> Command {
+    let mut command = Command::new(exe);
+    command
+        .arg("parse-worker")
+        .arg("--format")
+        .arg(file.format.as_str())
+        .arg("--rel-path")
+        .arg(&file.rel_path)
+        .arg("--max-file-bytes")
+        .arg(parse_limits.max_file_bytes.to_string())
+        .arg("--memory-bytes")
+        .arg(limits.memory_bytes.to_string())
+        .arg("--cpu-seconds")
+        .arg(limits.cpu_seconds.to_string())
+        .arg(&file.path)
+        .env("OMP_WAIT_POLICY", "PASSIVE")
+        .env("TANYA_LOG", "error")
+        // A panicking parser must die at once: with RUST_BACKTRACE=1 inherited, the
+        // injected-panic worker ran past the 60 s parse timeout (measured; with 0 it
+        // ends at once). The report shows only the message anyway.
+        .env("RUST_BACKTRACE", "0")
+        .env("RUST_LIB_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Reads the worker's stdout (all of it) and stderr (its tail) on threads of their own.
+fn drain_pipes(
+    child: &mut Child,
+) -> (
+    std::thread::JoinHandle<Vec<u8>>,
+    std::thread::JoinHandle<String>,
+) {
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        // Keep the tail: that is where the panic message or abort reason is.
+        let keep = buf.len().saturating_sub(4096);
+        String::from_utf8_lossy(&buf[keep..]).into_owned()
+    });
+    (out_reader, err_reader)
+}
+
+/// Waits for the worker to exit, killing it at `deadline`: its exit status, and whether
+/// it was killed for taking too long.
+fn wait_or_kill(child: &mut Child, deadline: Instant) -> std::io::Result<(ExitStatus, bool)> {
+    loop {
+        match child.try_wait()? {
+            Some(status) => return Ok((status, false)),
+            None if Instant::now() >= deadline => {
+                let _ = child.kill();
+                return Ok((child.wait()?, true));
+            }
+            None => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
 }
 
 /// Names what killed a worker.

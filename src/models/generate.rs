@@ -757,21 +757,8 @@ fn generate(
     let cfg = &loaded.cfg;
     let model = &loaded.model;
 
-    let prompt = render(loaded, messages)?;
-    let tokens = tokenize_prompt(model, &prompt, messages);
+    let (tokens, limit) = tokenized_prompt(loaded, messages)?;
     let prompt_tokens = tokens.len();
-    if prompt_tokens == 0 {
-        return Err(GenerateError::InvalidInput(
-            "the prompt is empty".to_string(),
-        ));
-    }
-    let limit = (cfg.max_context as usize).min(model.n_ctx_train() as usize);
-    if prompt_tokens + 1 > limit {
-        return Err(GenerateError::PromptTooLong {
-            prompt_tokens,
-            max_context: u32::try_from(limit).unwrap_or(u32::MAX),
-        });
-    }
     let n_ctx = n_ctx_for(prompt_tokens, cfg.max_new_tokens, limit);
     let mut stats = GenStats {
         prompt_tokens,
@@ -793,22 +780,11 @@ fn generate(
     };
 
     let mut sampler = sampler(cfg.temperature);
-    let mut utf8 = Utf8Stream::default();
-    let mut stops = StopFilter::new(loaded.stop_strings.clone());
-    let mut first_token_at: Option<Instant> = None;
+    let mut text = TextOut::new(loaded.stop_strings.clone(), reply);
     let mut pos = prompt_tokens;
     let mut logits_index = logits_index;
     let vocab = model.vocab();
     let mut piece = Vec::with_capacity(16);
-
-    // Sends text; `false` means the client hung up.
-    let emit = |text: String, first: &mut Option<Instant>| -> bool {
-        if text.is_empty() {
-            return true;
-        }
-        first.get_or_insert_with(Instant::now);
-        reply.send(GenEvent::Token(text)).is_ok()
-    };
 
     stats.stop = loop {
         if interrupted(cancel, shutdown) {
@@ -825,8 +801,8 @@ fn generate(
         // special = true so that template markers the GGUF does not flag as EOG still come out
         // as text and are caught by the stop strings below.
         vocab.token_to_piece_into(token, &mut piece, true, None);
-        let (text, hit_stop) = stops.push(&utf8.push(&piece));
-        if !emit(text, &mut first_token_at) {
+        let (sent, hit_stop) = text.push(&piece);
+        if !sent {
             break StopReason::Cancelled;
         }
         if hit_stop {
@@ -836,19 +812,60 @@ fn generate(
         if stats.generated_tokens >= cfg.max_new_tokens || pos >= n_ctx {
             break StopReason::MaxTokens;
         }
-        batch.clear();
-        let pos_i32 = i32::try_from(pos).map_err(decode_err)?;
-        batch.add(token, pos_i32, &[0], true).map_err(decode_err)?;
-        ctx.decode(&mut batch).map_err(decode_err)?;
+        decode_next(&mut ctx, &mut batch, token, pos)?;
         pos += 1;
         logits_index = 0;
     };
 
     if stats.stop != StopReason::StopString {
-        // Text held back as a possible stop-string prefix, or bytes of an unfinished character.
-        let rest = stops.push(&utf8.finish()).0 + &stops.finish();
-        let _ = emit(rest, &mut first_token_at);
+        text.flush();
     }
+    set_timings(&mut stats, started, text.first_token_at);
+    Ok(stats)
+}
+
+/// The templated, tokenised prompt of `messages`, and the context limit it must fit:
+/// an empty prompt, or one with no room for a single new token, is refused.
+fn tokenized_prompt(
+    loaded: &Loaded,
+    messages: &[ChatMessage],
+) -> Result<(Vec<LlamaToken>, usize), GenerateError> {
+    let cfg = &loaded.cfg;
+    let model = &loaded.model;
+    let prompt = render(loaded, messages)?;
+    let tokens = tokenize_prompt(model, &prompt, messages);
+    let prompt_tokens = tokens.len();
+    if prompt_tokens == 0 {
+        return Err(GenerateError::InvalidInput(
+            "the prompt is empty".to_string(),
+        ));
+    }
+    let limit = (cfg.max_context as usize).min(model.n_ctx_train() as usize);
+    if prompt_tokens + 1 > limit {
+        return Err(GenerateError::PromptTooLong {
+            prompt_tokens,
+            max_context: u32::try_from(limit).unwrap_or(u32::MAX),
+        });
+    }
+    Ok((tokens, limit))
+}
+
+/// Decodes the sampled `token` at `pos`, so that the next sample follows it.
+fn decode_next(
+    ctx: &mut LlamaContext<'_>,
+    batch: &mut LlamaBatch<'_>,
+    token: LlamaToken,
+    pos: usize,
+) -> Result<(), GenerateError> {
+    batch.clear();
+    let pos_i32 = i32::try_from(pos).map_err(decode_err)?;
+    batch.add(token, pos_i32, &[0], true).map_err(decode_err)?;
+    ctx.decode(batch).map_err(decode_err)?;
+    Ok(())
+}
+
+/// Fills in the time to the first text and the decode speed after it.
+fn set_timings(stats: &mut GenStats, started: Instant, first_token_at: Option<Instant>) {
     let finished = Instant::now();
     // With no text at all (immediate EOG) the "first token" is the end of the answer.
     let first = first_token_at.unwrap_or(finished);
@@ -857,7 +874,50 @@ fn generate(
     if stats.generated_tokens > 1 && decode_time > 0.0 {
         stats.tokens_per_second = (stats.generated_tokens - 1) as f64 / decode_time;
     }
-    Ok(stats)
+}
+
+/// The generated text on its way to the client: token bytes become whole characters
+/// ([`Utf8Stream`]), text that may start a stop string is held back ([`StopFilter`]),
+/// and the time the first text went out is kept.
+struct TextOut<'a> {
+    utf8: Utf8Stream,
+    stops: StopFilter,
+    first_token_at: Option<Instant>,
+    reply: &'a Sender<GenEvent>,
+}
+
+impl<'a> TextOut<'a> {
+    fn new(stop_strings: Vec<String>, reply: &'a Sender<GenEvent>) -> Self {
+        TextOut {
+            utf8: Utf8Stream::default(),
+            stops: StopFilter::new(stop_strings),
+            first_token_at: None,
+            reply,
+        }
+    }
+
+    /// Sends text; `false` means the client hung up.
+    fn emit(&mut self, text: String) -> bool {
+        if text.is_empty() {
+            return true;
+        }
+        self.first_token_at.get_or_insert_with(Instant::now);
+        self.reply.send(GenEvent::Token(text)).is_ok()
+    }
+
+    /// Takes one token's bytes and sends what is safe to send: whether the client is
+    /// still there, and whether a stop string was reached.
+    fn push(&mut self, piece: &[u8]) -> (bool, bool) {
+        let (text, hit_stop) = self.stops.push(&self.utf8.push(piece));
+        (self.emit(text), hit_stop)
+    }
+
+    /// Sends the text held back as a possible stop-string prefix, and the bytes of an
+    /// unfinished character.
+    fn flush(&mut self) {
+        let rest = self.stops.push(&self.utf8.finish()).0 + &self.stops.finish();
+        let _ = self.emit(rest);
+    }
 }
 
 /// A context of `n_ctx` tokens, and the prompt chunk size it accepts.

@@ -438,12 +438,7 @@ pub async fn upload(
         )
     };
     // Refuse on the declared length, before reading a byte of the body.
-    if let Some(len) = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
+    if let Some(len) = declared_length(&req) {
         if len > max + MULTIPART_SLACK {
             return Err(ApiError::too_large(limit_message()));
         }
@@ -470,31 +465,16 @@ pub async fn upload(
                 "`{name}` is not a format Tanya reads (PDF, DOCX, XLSX, PPTX, CSV, email, HTML, Markdown or text)"
             ))
         })?;
-        let part = incoming.join(format!("{}.part", uuid::Uuid::new_v4()));
-        let mut file = std::fs::File::create(&part).map_err(store_error)?;
-        let cleanup = |e: ApiError| {
-            let _ = std::fs::remove_file(&part);
-            e
-        };
-        let mut size: u64 = 0;
-        loop {
-            let chunk = match field.try_next().await {
-                Ok(Some(c)) => c,
-                Ok(None) => break,
-                Err(e) => return Err(cleanup(multipart_error(e))),
-            };
-            size += chunk.len() as u64;
-            total += chunk.len() as u64;
-            if total > max {
-                return Err(cleanup(ApiError::too_large(limit_message())));
-            }
-            file.write_all(&chunk)
-                .map_err(|e| cleanup(store_error(e)))?;
-        }
-        file.sync_all().map_err(|e| cleanup(store_error(e)))?;
-        drop(file);
         let dest = state.uploads.dir.join(&name);
-        std::fs::rename(&part, &dest).map_err(|e| cleanup(store_error(e)))?;
+        let size = receive_file(
+            &mut field,
+            &incoming,
+            &dest,
+            &mut total,
+            max,
+            &limit_message,
+        )
+        .await?;
         let id = state.uploads.enqueue(name, dest, size, format);
         accepted.push(id);
     }
@@ -511,6 +491,52 @@ pub async fn upload(
         documents,
         queue_depth: state.uploads.depth(),
     }))
+}
+
+/// The `Content-Length` the client declared, if any.
+fn declared_length(req: &HttpRequest) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// Streams one `file` part to a `.part` file under `incoming` and renames it to
+/// `dest` once complete; `total` counts the bytes of the whole upload against `max`.
+/// Returns the file's size; on an error the `.part` file is removed.
+async fn receive_file(
+    field: &mut actix_multipart::Field,
+    incoming: &Path,
+    dest: &Path,
+    total: &mut u64,
+    max: u64,
+    limit_message: &impl Fn() -> String,
+) -> Result<u64, ApiError> {
+    let part = incoming.join(format!("{}.part", uuid::Uuid::new_v4()));
+    let mut file = std::fs::File::create(&part).map_err(store_error)?;
+    let cleanup = |e: ApiError| {
+        let _ = std::fs::remove_file(&part);
+        e
+    };
+    let mut size: u64 = 0;
+    loop {
+        let chunk = match field.try_next().await {
+            Ok(Some(c)) => c,
+            Ok(None) => break,
+            Err(e) => return Err(cleanup(multipart_error(e))),
+        };
+        size += chunk.len() as u64;
+        *total += chunk.len() as u64;
+        if *total > max {
+            return Err(cleanup(ApiError::too_large(limit_message())));
+        }
+        file.write_all(&chunk)
+            .map_err(|e| cleanup(store_error(e)))?;
+    }
+    file.sync_all().map_err(|e| cleanup(store_error(e)))?;
+    drop(file);
+    std::fs::rename(&part, dest).map_err(|e| cleanup(store_error(e)))?;
+    Ok(size)
 }
 
 #[utoipa::path(delete, path = "/api/documents/{id}", tag = "documents",

@@ -84,13 +84,26 @@ impl Metrics {
         let m = self.lock();
         let mut out = String::new();
         let w = &mut out;
+        m.write_requests(w);
+        m.write_latency(w);
+        m.write_ingest(w);
+        m.write_answers(w);
+        m.write_singles(w, gauges);
+        out
+    }
+}
+
+/// The families of [`Metrics::render`], in the order it writes them.
+impl Inner {
+    /// HTTP requests by route, method and status.
+    fn write_requests(&self, w: &mut String) {
         family(
             w,
             "tanya_http_requests_total",
             "counter",
             "HTTP requests by route, method and status.",
         );
-        for ((route, method, status), n) in &m.requests {
+        for ((route, method, status), n) in &self.requests {
             let _ = writeln!(
                 w,
                 "tanya_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{status}\"}} {n}",
@@ -98,13 +111,17 @@ impl Metrics {
                 escape(method)
             );
         }
+    }
+
+    /// The request latency histogram of each route.
+    fn write_latency(&self, w: &mut String) {
         family(
             w,
             "tanya_http_request_duration_seconds",
             "histogram",
             "Time to the response head, by route.",
         );
-        for (route, h) in &m.latency {
+        for (route, h) in &self.latency {
             let route = escape(route);
             let name = "tanya_http_request_duration_seconds";
             for (b, n) in BUCKETS.iter().zip(&h.counts) {
@@ -118,6 +135,10 @@ impl Metrics {
             let _ = writeln!(w, "{name}_sum{{route=\"{route}\"}} {}", h.sum);
             let _ = writeln!(w, "{name}_count{{route=\"{route}\"}} {}", h.count);
         }
+    }
+
+    /// Files ingested, by outcome.
+    fn write_ingest(&self, w: &mut String) {
         family(
             w,
             "tanya_ingest_files_total",
@@ -125,27 +146,35 @@ impl Metrics {
             "Files ingested through the server, by outcome.",
         );
         for outcome in ["indexed", "rejected", "unchanged"] {
-            let n = m.ingest.get(outcome).copied().unwrap_or(0);
+            let n = self.ingest.get(outcome).copied().unwrap_or(0);
             let _ = writeln!(w, "tanya_ingest_files_total{{outcome=\"{outcome}\"}} {n}");
         }
+    }
+
+    /// Answers given, by mode and abstention.
+    fn write_answers(&self, w: &mut String) {
         family(
             w,
             "tanya_answers_total",
             "counter",
             "Answers given, by mode and whether Tanya abstained.",
         );
-        for ((mode, abstained), n) in &m.answers {
+        for ((mode, abstained), n) in &self.answers {
             let _ = writeln!(
                 w,
                 "tanya_answers_total{{mode=\"{mode}\",abstained=\"{abstained}\"}} {n}"
             );
         }
+    }
+
+    /// The single-value counters and the gauges read at scrape time.
+    fn write_singles(&self, w: &mut String, gauges: &Gauges) {
         let singles: [(&str, &str, &str, u64); 5] = [
             (
                 "tanya_ingest_chunks_total",
                 "counter",
                 "Chunks embedded and stored by the server.",
-                m.ingest_chunks,
+                self.ingest_chunks,
             ),
             (
                 "tanya_ingest_queue_depth",
@@ -176,7 +205,6 @@ impl Metrics {
             family(w, name, kind, help);
             let _ = writeln!(w, "{name} {value}");
         }
-        out
     }
 }
 

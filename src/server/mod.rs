@@ -131,23 +131,10 @@ async fn guard(
         .app_data::<web::Data<AppState>>()
         .cloned()
         .expect("AppState is registered");
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(host_name)
-        // HTTP/2 carries the host in the URI instead.
-        .or_else(|| req.uri().host().map(|h| h.to_ascii_lowercase()));
+    let host = request_host(&req);
     let mut res = match host {
         Some(h) if state.allowed_hosts.contains(&h) => {
-            let unsafe_method =
-                !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-            let cross_site = unsafe_method
-                && req
-                    .headers()
-                    .get(header::ORIGIN)
-                    .and_then(|o| o.to_str().ok())
-                    .is_some_and(|o| origin_host(o).as_deref() != Some(h.as_str()));
+            let cross_site = is_cross_site(&req, &h);
             if cross_site {
                 refuse(
                     req,
@@ -175,6 +162,36 @@ async fn guard(
             )
         }
     };
+    record_request(&state, &res, started);
+    set_security_headers(res.headers_mut());
+    Ok(res)
+}
+
+/// The host a request is addressed to, lower-cased without the port: the `Host`
+/// header, or the URI's host under HTTP/2.
+fn request_host(req: &ServiceRequest) -> Option<String> {
+    req.headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(host_name)
+        // HTTP/2 carries the host in the URI instead.
+        .or_else(|| req.uri().host().map(|h| h.to_ascii_lowercase()))
+}
+
+/// A state-changing request (not GET, HEAD or OPTIONS) whose `Origin` names
+/// another host than `host`.
+fn is_cross_site(req: &ServiceRequest, host: &str) -> bool {
+    let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    unsafe_method
+        && req
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+            .is_some_and(|o| origin_host(o).as_deref() != Some(host))
+}
+
+/// Counts the answered request in the metrics, by route pattern, method and status.
+fn record_request(state: &AppState, res: &ServiceResponse<BoxBody>, started: Instant) {
     let route = res
         .request()
         .match_pattern()
@@ -185,7 +202,10 @@ async fn guard(
         res.status().as_u16(),
         started.elapsed(),
     );
-    let h = res.headers_mut();
+}
+
+/// Security headers on every response, unless the handler set them itself.
+fn set_security_headers(h: &mut header::HeaderMap) {
     let set = |h: &mut header::HeaderMap, name: header::HeaderName, value: &'static str| {
         if !h.contains_key(&name) {
             h.insert(name, header::HeaderValue::from_static(value));
@@ -210,7 +230,6 @@ async fn guard(
         header::HeaderName::from_static("permissions-policy"),
         "camera=(), microphone=(), geolocation=()",
     );
-    Ok(res)
 }
 
 #[derive(OpenApi)]

@@ -214,12 +214,7 @@ pub async fn chat(
         .model
         .clone()
         .unwrap_or_else(|| MODEL_EXTRACTIVE.into());
-    let mode = match model.as_str() {
-        MODEL_EXTRACTIVE => Some(AnswerMode::Extractive),
-        MODEL_GENERATIVE => Some(AnswerMode::Generative),
-        _ => None,
-    };
-    let job = Job::new(&state, &question, history, mode)?;
+    let job = Job::new(&state, &question, history, mode_of(&model))?;
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = now();
     let (rx, cancel) = answering::spawn(&state, job);
@@ -230,85 +225,129 @@ pub async fn chat(
         let _guard = CancelOnDrop(cancel);
         let answer = answering::finish(rx).await?;
         record(&state, &conversation_id, &question, &answer);
-        return Ok(HttpResponse::Ok().json(ChatResponse {
-            id,
-            object: "chat.completion".into(),
-            created,
-            model,
-            choices: vec![Choice {
-                index: 0,
-                message: MessageOut {
-                    role: "assistant".into(),
-                    content: format!("{}{}", answer.text, sources_text(&answer)),
-                },
-                finish_reason: "stop".into(),
-            }],
-            usage: Usage {
-                prompt_tokens: 0,
-                completion_tokens: 0,
-                total_tokens: 0,
-            },
-            citations: answer.citations.clone(),
-        }));
+        return Ok(HttpResponse::Ok().json(completion(id, created, model, &answer)));
     }
 
-    let state = state.into_inner();
+    let head = ChunkHead { id, created, model };
+    let format = stream_format(state.into_inner(), conversation_id, question, head);
+    Ok(event_stream(SseStream::new(rx, cancel, format)))
+}
+
+/// The answer mode a model name asks for; `None` (the configured mode) for other names.
+fn mode_of(model: &str) -> Option<AnswerMode> {
+    match model {
+        MODEL_EXTRACTIVE => Some(AnswerMode::Extractive),
+        MODEL_GENERATIVE => Some(AnswerMode::Generative),
+        _ => None,
+    }
+}
+
+/// The whole (non-streaming) `chat.completion` response for `answer`.
+fn completion(id: String, created: u64, model: String, answer: &Answer) -> ChatResponse {
+    ChatResponse {
+        id,
+        object: "chat.completion".into(),
+        created,
+        model,
+        choices: vec![Choice {
+            index: 0,
+            message: MessageOut {
+                role: "assistant".into(),
+                content: format!("{}{}", answer.text, sources_text(answer)),
+            },
+            finish_reason: "stop".into(),
+        }],
+        usage: Usage {
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            total_tokens: 0,
+        },
+        citations: answer.citations.clone(),
+    }
+}
+
+/// What every `chat.completion.chunk` of one streamed response repeats.
+struct ChunkHead {
+    id: String,
+    created: u64,
+    model: String,
+}
+
+impl ChunkHead {
+    /// One `chat.completion.chunk` event with `delta` and `finish` (the finish reason),
+    /// and Tanya's `citations` when `extra` holds them.
+    fn chunk(
+        &self,
+        delta: serde_json::Value,
+        finish: Option<&str>,
+        extra: Option<serde_json::Value>,
+    ) -> Bytes {
+        let mut v = serde_json::json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        });
+        if let (Some(extra), Some(obj)) = (extra, v.as_object_mut()) {
+            obj.insert("citations".into(), extra);
+        }
+        sse_data(&v.to_string())
+    }
+}
+
+/// Turns the answering events into the streamed response's events: the assistant
+/// role first, then the tokens, then the end of the answer (recorded in the
+/// conversation log as it finishes), or the error.
+fn stream_format(
+    state: std::sync::Arc<AppState>,
+    conversation_id: String,
+    question: String,
+    head: ChunkHead,
+) -> impl FnMut(Out) -> Vec<Bytes> + Unpin {
     let mut streamed_tokens = false;
-    let chunk =
-        move |delta: serde_json::Value, finish: Option<&str>, extra: Option<serde_json::Value>| {
-            let mut v = serde_json::json!({
-                "id": id,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-            });
-            if let (Some(extra), Some(obj)) = (extra, v.as_object_mut()) {
-                obj.insert("citations".into(), extra);
-            }
-            sse_data(&v.to_string())
-        };
-    let format = move |out: Out| -> Vec<Bytes> {
+    move |out: Out| -> Vec<Bytes> {
         match out {
-            Out::Passages(_) => vec![chunk(
+            Out::Passages(_) => vec![head.chunk(
                 serde_json::json!({"role": "assistant", "content": ""}),
                 None,
                 None,
             )],
             Out::Token(text) => {
                 streamed_tokens = true;
-                vec![chunk(serde_json::json!({ "content": text }), None, None)]
+                vec![head.chunk(serde_json::json!({ "content": text }), None, None)]
             }
             Out::Finished(answer) => {
                 record(&state, &conversation_id, &question, &answer);
-                let mut frames = Vec::new();
-                if !streamed_tokens {
-                    frames.push(chunk(
-                        serde_json::json!({ "content": answer.text }),
-                        None,
-                        None,
-                    ));
-                }
-                let sources = sources_text(&answer);
-                if !sources.is_empty() {
-                    frames.push(chunk(serde_json::json!({ "content": sources }), None, None));
-                }
-                let citations = &answer.citations;
-                frames.push(chunk(
-                    serde_json::json!({}),
-                    Some("stop"),
-                    Some(serde_json::to_value(citations).unwrap_or_default()),
-                ));
-                frames.push(sse_data("[DONE]"));
-                frames
+                finished_frames(&head, &answer, streamed_tokens)
             }
             Out::Failed(e) => vec![
                 sse_data(&serde_json::to_string(&e.body()).unwrap_or_default()),
                 sse_data("[DONE]"),
             ],
         }
-    };
-    Ok(event_stream(SseStream::new(rx, cancel, format)))
+    }
+}
+
+/// The last events of a streamed answer: its text (unless its tokens were streamed),
+/// the sources, the `stop` chunk with the citations, and `[DONE]`.
+fn finished_frames(head: &ChunkHead, answer: &Answer, streamed_tokens: bool) -> Vec<Bytes> {
+    let mut frames = Vec::new();
+    if !streamed_tokens {
+        frames.push(head.chunk(serde_json::json!({ "content": answer.text }), None, None));
+    }
+    let sources = sources_text(answer);
+    if !sources.is_empty() {
+        frames.push(head.chunk(serde_json::json!({ "content": sources }), None, None));
+    }
+    let citations = &answer.citations;
+    frames.push(head.chunk(
+        serde_json::json!({}),
+        Some("stop"),
+        Some(serde_json::to_value(citations).unwrap_or_default()),
+    ));
+    frames.push(sse_data("[DONE]"));
+    frames
 }
 
 #[cfg(test)]

@@ -100,6 +100,7 @@ struct Paragraph {
 }
 
 /// Walks `word/document.xml`; returns the blocks and the text of the first `Title` paragraph.
+// Long on purpose: one state machine over the XML events, each tag's start and end side by side.
 fn body_blocks(
     xml: &[u8],
     part: &str,

@@ -6,6 +6,7 @@ use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
 use super::{Blocks, ParseLimits, ParsedDocument};
 
+// Long on purpose: one state machine over the Markdown events, each tag's start and end together.
 pub(crate) fn parse(input: &str, limits: &ParseLimits) -> ParsedDocument {
     let options = Options::ENABLE_TABLES
         | Options::ENABLE_STRIKETHROUGH

@@ -37,61 +37,15 @@ use crate::text;
 const MIN_TEXT_LAYER_CHARS: usize = 16;
 
 pub(crate) fn parse(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedDocument, ParseError> {
-    let doc = match catch_unwind(AssertUnwindSafe(|| Document::load_mem(bytes))) {
-        Ok(Ok(doc)) => doc,
-        Ok(Err(e)) => return Err(load_error(e)),
-        Err(panic) => return Err(ParseError::Panicked(panic_message(&*panic))),
-    };
-    if doc.is_encrypted() {
-        return Err(ParseError::Encrypted);
-    }
+    let doc = load(bytes)?;
     let pages = catch_unwind(AssertUnwindSafe(|| doc.get_pages()))
         .map_err(|p| ParseError::Panicked(panic_message(&*p)))?;
-    let mut pages_paras: Vec<(u32, Vec<Para>)> = Vec::new();
-    let mut failed = 0usize;
-    let mut last_failure = String::new();
-    let mut guard = Guard::new(&doc);
-    // Pages without a text layer that paint something: candidates for OCR.
-    let mut scanned: Vec<(u32, ObjectId)> = Vec::new();
-    for (&number, &page_id) in &pages {
-        let checked = catch_unwind(AssertUnwindSafe(|| guard.check_page(page_id)));
-        if let Ok(Err(why)) | Err(why) = checked.map_err(|p| panic_message(&*p)) {
-            failed += 1;
-            last_failure = format!("page {number}: {why}");
-            continue;
-        }
-        // pdf-extract panics on a page without a usable MediaBox, or with a short ArtBox.
-        if media_box(&doc, page_id).is_none() || !art_box_ok(&doc, page_id) {
-            failed += 1;
-            last_failure = format!("page {number} has no usable MediaBox or ArtBox");
-            continue;
-        }
-        let rendered = catch_unwind(AssertUnwindSafe(|| {
-            let mut s = String::new();
-            let result =
-                pdf_extract::output_doc_page(&doc, &mut PlainTextOutput::new(&mut s), number);
-            result.map(|()| s)
-        }));
-        let page_text = match rendered {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                failed += 1;
-                last_failure = e.to_string();
-                continue;
-            }
-            Err(panic) => {
-                failed += 1;
-                last_failure = format!("panic: {}", panic_message(&*panic));
-                continue;
-            }
-        };
-        let normalized = text::normalize_lines(&page_text);
-        let chars = normalized.chars().filter(|c| c.is_alphanumeric()).count();
-        if chars < MIN_TEXT_LAYER_CHARS && paints(&doc, page_id) {
-            scanned.push((number, page_id));
-        }
-        pages_paras.push((number, paras_from_lines(&normalized, Some(number))));
-    }
+    let TextLayer {
+        mut pages_paras,
+        failed,
+        last_failure,
+        scanned,
+    } = read_pages(&doc, &pages);
     let ocr = match (&limits.ocr, scanned.is_empty()) {
         (Some(opts), false) => ocr_pages(bytes, &doc, &scanned, opts, &mut pages_paras),
         _ => OcrOutcome::default(),
@@ -105,31 +59,135 @@ pub(crate) fn parse(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedDocument
     }
     let mut blocks = blocks_from_paras(paras, true);
     if blocks.is_empty() {
-        if let Some(why) = ocr.unavailable {
-            return Err(ParseError::OcrUnavailable(why));
-        }
-        if ocr.timeouts > 0 {
-            return Err(ParseError::Timeout(format!(
-                "OCR of {} scanned page(s): {}",
-                ocr.timeouts, ocr.last_failure
-            )));
-        }
-        if ocr.failures > 0 {
-            return Err(ParseError::Ocr(ocr.last_failure));
-        }
-        if failed > 0 && failed == pages.len() {
-            return Err(if last_failure.starts_with("panic: ") {
-                ParseError::Panicked(last_failure.trim_start_matches("panic: ").to_owned())
-            } else {
-                ParseError::Pdf(last_failure)
-            });
-        }
-        return Err(ParseError::NoText);
+        return Err(no_text_error(ocr, failed, pages.len(), last_failure));
     }
+    warn_unread_pages(failed, pages.len(), &last_failure, &ocr);
+    let title = info_title(&doc).or_else(|| first_heading(&blocks));
+    if let Some(t) = &title {
+        promote_title(&mut blocks, t);
+    }
+    Ok(ParsedDocument {
+        title,
+        blocks,
+        ocr_pages: ocr.pages,
+        ..ParsedDocument::default()
+    })
+}
+
+/// Loads the document, under `catch_unwind`; an encrypted one is refused.
+fn load(bytes: &[u8]) -> Result<Document, ParseError> {
+    let doc = match catch_unwind(AssertUnwindSafe(|| Document::load_mem(bytes))) {
+        Ok(Ok(doc)) => doc,
+        Ok(Err(e)) => return Err(load_error(e)),
+        Err(panic) => return Err(ParseError::Panicked(panic_message(&*panic))),
+    };
+    if doc.is_encrypted() {
+        return Err(ParseError::Encrypted);
+    }
+    Ok(doc)
+}
+
+/// The text layer of every page that could be read, and what happened to the others.
+struct TextLayer {
+    /// Each read page's number and paragraphs, in page order.
+    pages_paras: Vec<(u32, Vec<Para>)>,
+    /// Pages that could not be read.
+    failed: usize,
+    /// Why the last of those could not (`panic: …` for a panic in pdf-extract).
+    last_failure: String,
+    /// Pages without a text layer that paint something: candidates for OCR.
+    scanned: Vec<(u32, ObjectId)>,
+}
+
+/// Reads the text layer of each page in turn; a page that fails is counted and skipped.
+fn read_pages(doc: &Document, pages: &std::collections::BTreeMap<u32, ObjectId>) -> TextLayer {
+    let mut layer = TextLayer {
+        pages_paras: Vec::new(),
+        failed: 0,
+        last_failure: String::new(),
+        scanned: Vec::new(),
+    };
+    let mut guard = Guard::new(doc);
+    for (&number, &page_id) in pages {
+        let page_text = match page_text(doc, &mut guard, number, page_id) {
+            Ok(s) => s,
+            Err(why) => {
+                layer.failed += 1;
+                layer.last_failure = why;
+                continue;
+            }
+        };
+        let normalized = text::normalize_lines(&page_text);
+        let chars = normalized.chars().filter(|c| c.is_alphanumeric()).count();
+        if chars < MIN_TEXT_LAYER_CHARS && paints(doc, page_id) {
+            layer.scanned.push((number, page_id));
+        }
+        layer
+            .pages_paras
+            .push((number, paras_from_lines(&normalized, Some(number))));
+    }
+    layer
+}
+
+/// The raw text of one page, or why it could not be had: the page has a shape that would
+/// make pdf-extract recurse without end, no usable box, or pdf-extract failed or panicked.
+fn page_text(
+    doc: &Document,
+    guard: &mut Guard<'_>,
+    number: u32,
+    page_id: ObjectId,
+) -> Result<String, String> {
+    let checked = catch_unwind(AssertUnwindSafe(|| guard.check_page(page_id)));
+    if let Ok(Err(why)) | Err(why) = checked.map_err(|p| panic_message(&*p)) {
+        return Err(format!("page {number}: {why}"));
+    }
+    // pdf-extract panics on a page without a usable MediaBox, or with a short ArtBox.
+    if media_box(doc, page_id).is_none() || !art_box_ok(doc, page_id) {
+        return Err(format!("page {number} has no usable MediaBox or ArtBox"));
+    }
+    let rendered = catch_unwind(AssertUnwindSafe(|| {
+        let mut s = String::new();
+        let result = pdf_extract::output_doc_page(doc, &mut PlainTextOutput::new(&mut s), number);
+        result.map(|()| s)
+    }));
+    match rendered {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(panic) => Err(format!("panic: {}", panic_message(&*panic))),
+    }
+}
+
+/// Why a PDF gave no text at all: OCR unavailable, out of time or failing, every page
+/// failing (the last failure says how), or no text in it.
+fn no_text_error(ocr: OcrOutcome, failed: usize, pages: usize, last_failure: String) -> ParseError {
+    if let Some(why) = ocr.unavailable {
+        return ParseError::OcrUnavailable(why);
+    }
+    if ocr.timeouts > 0 {
+        return ParseError::Timeout(format!(
+            "OCR of {} scanned page(s): {}",
+            ocr.timeouts, ocr.last_failure
+        ));
+    }
+    if ocr.failures > 0 {
+        return ParseError::Ocr(ocr.last_failure);
+    }
+    if failed > 0 && failed == pages {
+        return if last_failure.starts_with("panic: ") {
+            ParseError::Panicked(last_failure.trim_start_matches("panic: ").to_owned())
+        } else {
+            ParseError::Pdf(last_failure)
+        };
+    }
+    ParseError::NoText
+}
+
+/// Logs the pages left out of a PDF that still gave text: unreadable, or scanned and not OCR'd.
+fn warn_unread_pages(failed: usize, pages: usize, last_failure: &str, ocr: &OcrOutcome) {
     if failed > 0 {
         tracing::warn!(
             failed,
-            pages = pages.len(),
+            pages,
             "some PDF pages could not be read: {last_failure}"
         );
     }
@@ -143,25 +201,19 @@ pub(crate) fn parse(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedDocument
             ocr.last_failure
         );
     }
-    let title = info_title(&doc).or_else(|| first_heading(&blocks));
-    // The title shown as a heading on page 1 is the top of the outline.
-    if let Some(t) = &title {
-        if let Some(b) = blocks
-            .iter_mut()
-            .take(5)
-            .find(|b| &b.text == t && b.page == Some(1))
-        {
-            if b.heading_level().is_some() {
-                *b = Block::heading(1, b.text.clone(), b.page);
-            }
+}
+
+/// The title shown as a heading on page 1 is the top of the outline.
+fn promote_title(blocks: &mut [Block], title: &str) {
+    if let Some(b) = blocks
+        .iter_mut()
+        .take(5)
+        .find(|b| b.text == title && b.page == Some(1))
+    {
+        if b.heading_level().is_some() {
+            *b = Block::heading(1, b.text.clone(), b.page);
         }
     }
-    Ok(ParsedDocument {
-        title,
-        blocks,
-        ocr_pages: ocr.pages,
-        ..ParsedDocument::default()
-    })
 }
 
 /// What OCR made of the scanned pages.

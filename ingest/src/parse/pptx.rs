@@ -155,6 +155,7 @@ struct Frame {
 
 /// The text frames of a slide or notes part, in document order: one per `p:sp` shape, plus
 /// one per table (each row a `cell | cell` paragraph) and one for stray text.
+// Long on purpose: one state machine over the XML events, each tag's start and end side by side.
 fn frames(xml: &[u8], part: &str) -> Result<Vec<Frame>, ParseError> {
     let mut reader = Reader::from_reader(xml);
     let mut buf = Vec::new();
