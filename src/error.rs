@@ -10,6 +10,9 @@ use std::path::PathBuf;
 /// Result alias used throughout the core library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The underlying error a store, BM25 or embedder failure carries as its `source()`.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Everything that can go wrong in the core library.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -48,21 +51,36 @@ pub enum Error {
     #[error("the data directory {0} is in use by another Tanya process")]
     Locked(PathBuf),
 
-    /// The embedding model failed.
-    #[error("embedding failed: {0}")]
-    Embed(String),
+    /// The embedding model (or the reranker) failed: what we were doing, and the error
+    /// underneath when there is one. `Display` shows only `context`; the source is
+    /// [`std::error::Error::source`] (see [`Error::full_message`]).
+    #[error("embedding failed: {context}")]
+    Embed {
+        context: String,
+        #[source]
+        source: Option<BoxError>,
+    },
 
     /// The language model failed.
     #[error("generation failed: {0}")]
     Generate(#[from] GenerateError),
 
-    /// The vector store failed.
-    #[error("vector store: {0}")]
-    Store(String),
+    /// The vector store failed: what we were doing, and the store's error when there is
+    /// one.
+    #[error("vector store: {context}")]
+    Store {
+        context: String,
+        #[source]
+        source: Option<BoxError>,
+    },
 
-    /// The BM25 index failed.
-    #[error("BM25 index: {0}")]
-    Bm25(String),
+    /// The BM25 index failed: what we were doing, and tantivy's error when there is one.
+    #[error("BM25 index: {context}")]
+    Bm25 {
+        context: String,
+        #[source]
+        source: Option<BoxError>,
+    },
 
     /// The data directory's disk is (nearly) full.
     #[error(
@@ -76,7 +94,7 @@ pub enum Error {
     },
 
     /// Reading or writing a file failed.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         context: String,
         #[source]
@@ -86,6 +104,8 @@ pub enum Error {
 
 impl Error {
     /// True when the error is the caller's fault (fix the input), false when it is ours.
+    /// A full disk is the user's to fix, also when it reaches us from under the vector
+    /// store, tantivy or a file write (see [`Error::is_disk_full`]).
     pub fn is_user_error(&self) -> bool {
         match self {
             Error::Config(_)
@@ -102,7 +122,102 @@ impl Error {
                     | GenerateError::PromptTooLong { .. }
                     | GenerateError::InvalidInput(_)
             ),
-            Error::Embed(_) | Error::Store(_) | Error::Bm25(_) | Error::Io { .. } => false,
+            Error::Embed { .. } | Error::Store { .. } | Error::Bm25 { .. } | Error::Io { .. } => {
+                self.is_disk_full()
+            }
+        }
+    }
+
+    /// Whether this error means the disk is full: [`Error::DiskFull`], or any error whose
+    /// `source()` chain holds an [`std::io::Error`] that [`is_disk_full`] recognises (by
+    /// its errno, never by its message).
+    pub fn is_disk_full(&self) -> bool {
+        if matches!(self, Error::DiskFull { .. }) {
+            return true;
+        }
+        let mut next = std::error::Error::source(self);
+        while let Some(e) = next {
+            if e.downcast_ref::<std::io::Error>().is_some_and(is_disk_full) {
+                return true;
+            }
+            next = e.source();
+        }
+        false
+    }
+
+    /// The error and its whole `source()` chain joined with ": ", for the places that
+    /// show an error as one string (API messages, logs, ingest reports). A source whose
+    /// text the previous one already shows is left out.
+    pub fn full_message(&self) -> String {
+        let mut out = self.to_string();
+        let mut last = out.clone();
+        let mut next = std::error::Error::source(self);
+        while let Some(e) = next {
+            let text = e.to_string();
+            if !text.is_empty() && !last.contains(&text) {
+                out.push_str(": ");
+                out.push_str(&text);
+            }
+            last = text;
+            next = e.source();
+        }
+        out
+    }
+
+    /// An embedder failure caused by `source`.
+    pub fn embed(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Embed {
+            context: context.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// An embedder failure with no underlying error.
+    pub fn embed_msg(context: impl Into<String>) -> Self {
+        Error::Embed {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// A vector store failure caused by `source`.
+    pub fn store(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Store {
+            context: context.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// A vector store failure with no underlying error.
+    pub fn store_msg(context: impl Into<String>) -> Self {
+        Error::Store {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// A BM25 index failure caused by `source`.
+    pub fn bm25(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Bm25 {
+            context: context.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// A BM25 index failure with no underlying error.
+    pub fn bm25_msg(context: impl Into<String>) -> Self {
+        Error::Bm25 {
+            context: context.into(),
+            source: None,
         }
     }
 

@@ -19,13 +19,13 @@ fn main() {
     cli::init_logging(cli.verbose);
     if let Err(err) = run(cli) {
         eprintln!("error: {err:#}");
+        // By errno anywhere in the chain (a store or tantivy failing on a full disk
+        // included), never by message text.
         let disk_full = err.chain().any(|e| {
-            matches!(
-                e.downcast_ref::<tanya::Error>(),
-                Some(tanya::Error::DiskFull { .. })
-            ) || e
-                .downcast_ref::<std::io::Error>()
-                .is_some_and(tanya::error::is_disk_full)
+            e.downcast_ref::<tanya::Error>()
+                .is_some_and(tanya::Error::is_disk_full)
+                || e.downcast_ref::<std::io::Error>()
+                    .is_some_and(tanya::error::is_disk_full)
         });
         if disk_full {
             eprintln!(

@@ -28,7 +28,65 @@ pub use crate::text::analysis::{analyze, tokenize, Analyzer};
 
 impl From<tantivy::TantivyError> for Error {
     fn from(e: tantivy::TantivyError) -> Self {
-        Error::Bm25(e.to_string())
+        Error::bm25("tantivy failed", TantivyFailure(e))
+    }
+}
+
+/// A tantivy error as the source of [`Error::Bm25`]. Tantivy keeps the `io::Error` under
+/// its I/O failures (a full disk among them) but does not expose it as `source()`; this
+/// does, so [`Error::is_disk_full`] finds it by its errno. Its text then leaves the I/O
+/// error to the next link of the chain instead of repeating it.
+#[derive(Debug)]
+struct TantivyFailure(tantivy::TantivyError);
+
+impl TantivyFailure {
+    fn io_error(&self) -> Option<&std::io::Error> {
+        use tantivy::directory::error::{
+            LockError, OpenDirectoryError, OpenReadError, OpenWriteError,
+        };
+        use tantivy::TantivyError as T;
+        match &self.0 {
+            T::IoError(io)
+            | T::OpenWriteError(OpenWriteError::IoError { io_error: io, .. })
+            | T::OpenReadError(OpenReadError::IoError { io_error: io, .. })
+            | T::OpenDirectoryError(OpenDirectoryError::IoError { io_error: io, .. })
+            | T::OpenDirectoryError(OpenDirectoryError::FailedToCreateTempDir(io))
+            | T::LockFailure(LockError::IoError(io), _) => Some(io.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for TantivyFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use tantivy::directory::error::{OpenDirectoryError, OpenReadError, OpenWriteError};
+        use tantivy::TantivyError as T;
+        match &self.0 {
+            T::IoError(_) => write!(f, "an I/O error"),
+            T::OpenWriteError(OpenWriteError::IoError { filepath, .. }) => {
+                write!(f, "opening {} for writing", filepath.display())
+            }
+            T::OpenReadError(OpenReadError::IoError { filepath, .. }) => {
+                write!(f, "opening {} for reading", filepath.display())
+            }
+            T::OpenDirectoryError(OpenDirectoryError::IoError { directory_path, .. }) => {
+                write!(f, "opening the directory {}", directory_path.display())
+            }
+            T::OpenDirectoryError(OpenDirectoryError::FailedToCreateTempDir(_)) => {
+                write!(f, "creating a temporary directory")
+            }
+            T::LockFailure(..) if self.io_error().is_some() => {
+                write!(f, "acquiring the index lock")
+            }
+            other => write!(f, "{other}"),
+        }
+    }
+}
+
+impl std::error::Error for TantivyFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.io_error()
+            .map(|io| io as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -102,7 +160,7 @@ impl Bm25Index {
         let index = if dir.join("meta.json").is_file() {
             let index = Index::open_in_dir(dir)?;
             if index.schema() != schema {
-                return Err(Error::Bm25(format!(
+                return Err(Error::bm25_msg(format!(
                     "the index in {} was made by another version of Tanya; re-ingest into a new \
                      data directory",
                     dir.display()
@@ -157,9 +215,8 @@ impl Bm25Index {
         let json = d
             .get_first(self.fields.payload)
             .and_then(|v| v.as_str())
-            .ok_or_else(|| Error::Bm25("a document without payload".into()))?;
-        serde_json::from_str(json)
-            .map_err(|e| Error::Bm25(format!("stored payload does not parse: {e}")))
+            .ok_or_else(|| Error::bm25_msg("a document without payload"))?;
+        serde_json::from_str(json).map_err(|e| Error::bm25("stored payload does not parse", e))
     }
 
     /// A RAM-only index, for tests.
@@ -190,7 +247,7 @@ impl Bm25Index {
     fn writer(&self) -> Result<std::sync::MutexGuard<'_, IndexWriter>> {
         self.writer
             .lock()
-            .map_err(|_| Error::Bm25("index writer poisoned by an earlier panic".into()))
+            .map_err(|_| Error::bm25_msg("index writer poisoned by an earlier panic"))
     }
 
     /// Adds passages (visible after [`Self::commit`]).
@@ -205,7 +262,7 @@ impl Bm25Index {
                 f.version => p.version.as_str(),
                 f.body_ms => analyze(&text, Analyzer::Malay).join(" "),
                 f.body_en => analyze(&text, Analyzer::English).join(" "),
-                f.payload => serde_json::to_string(p).map_err(|e| Error::Bm25(e.to_string()))?,
+                f.payload => serde_json::to_string(p).map_err(|e| Error::bm25("serialising a passage", e))?,
             );
             for g in &p.groups {
                 d.add_text(f.groups, g);
@@ -345,6 +402,48 @@ impl Bm25Index {
 mod tests {
     use super::*;
     use crate::index::store::contract_tests::passage;
+
+    #[test]
+    fn a_tantivy_io_error_is_the_source_and_a_full_disk_is_seen_by_errno() {
+        use std::error::Error as _;
+        let e = Error::from(tantivy::TantivyError::from(
+            std::io::Error::from_raw_os_error(28),
+        ));
+        assert!(matches!(e, Error::Bm25 { .. }), "{e:?}");
+        assert!(e.is_disk_full(), "{e:?}");
+        let io = e
+            .source()
+            .and_then(|s| s.source())
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .expect("the io::Error under tantivy's error is in the chain");
+        assert_eq!(io.raw_os_error(), Some(28));
+        // The I/O error's text appears once in the chain.
+        let text = std::io::Error::from_raw_os_error(28).to_string();
+        assert_eq!(
+            e.full_message().matches(&text).count(),
+            1,
+            "{}",
+            e.full_message()
+        );
+
+        let open = Error::from(tantivy::TantivyError::from(
+            tantivy::directory::error::OpenWriteError::wrap_io_error(
+                std::io::Error::from(std::io::ErrorKind::StorageFull),
+                "meta.json".into(),
+            ),
+        ));
+        assert!(open.is_disk_full(), "{open:?}");
+
+        let other = Error::from(tantivy::TantivyError::InvalidArgument("x".into()));
+        assert!(!other.is_disk_full());
+        assert!(
+            other
+                .full_message()
+                .contains("An invalid argument was passed"),
+            "{}",
+            other.full_message()
+        );
+    }
 
     #[test]
     fn tokenize_and_analyze() {

@@ -105,7 +105,7 @@ impl Collection {
                 "removed the chunks of unacknowledged writes left by an interrupted run"
             ),
             Err(e) => tracing::warn!(
-                error = %e,
+                error = %e.full_message(),
                 "could not yet remove what an interrupted run left; will retry at the next start"
             ),
         }

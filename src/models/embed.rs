@@ -101,7 +101,8 @@ pub(crate) fn read_model_files(dir: &Path) -> Result<(Vec<u8>, TokenizerFiles)> 
     ))
 }
 
-static ORT_INIT: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+static ORT_INIT: OnceLock<std::result::Result<(), std::sync::Arc<ort::LoadDynamicError>>> =
+    OnceLock::new();
 
 /// Loads ONNX Runtime from `models_dir` once per process. fastembed panics when the
 /// library is missing, so the path is checked first and reported as a missing model.
@@ -115,14 +116,14 @@ pub(crate) fn init_ort(models_dir: &Path) -> Result<()> {
     ORT_INIT
         .get_or_init(|| {
             // Loads the library; sessions then create the default environment lazily.
-            ort::init_from(&lib).map(drop).map_err(|e| e.to_string())
+            ort::init_from(&lib).map(drop).map_err(std::sync::Arc::new)
         })
         .clone()
         .map_err(|e| {
-            Error::Embed(format!(
-                "cannot load ONNX Runtime from {}: {e}",
-                lib.display()
-            ))
+            Error::embed(
+                format!("cannot load ONNX Runtime from {}", lib.display()),
+                e,
+            )
         })
 }
 
@@ -175,7 +176,7 @@ impl Embedder {
             .with_max_length(max_length)
             .with_intra_threads(threads);
         let model = TextEmbedding::try_new_from_user_defined(model, options)
-            .map_err(|e| Error::Embed(format!("loading {}: {e}", dir.display())))?;
+            .map_err(|e| Error::embed(format!("loading {}", dir.display()), e))?;
         let tokenizer = model.tokenizer.clone();
         Ok(Embedder {
             kind,
@@ -249,10 +250,10 @@ impl Embedder {
         let mut model = self
             .model
             .lock()
-            .map_err(|_| Error::Embed("embedder poisoned by an earlier panic".into()))?;
+            .map_err(|_| Error::embed_msg("embedder poisoned by an earlier panic"))?;
         let mut out = model
             .embed(inputs, Some(inputs.len()))
-            .map_err(|e| Error::Embed(e.to_string()))?;
+            .map_err(|e| Error::embed(format!("embedding {} texts", inputs.len()), e))?;
         for v in &mut out {
             l2_normalize(v);
         }

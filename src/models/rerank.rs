@@ -36,7 +36,7 @@ impl CrossEncoder {
             .with_max_length(max_length)
             .with_intra_threads(crate::config::Config::resolve_threads(threads));
         let model = TextRerank::try_new_from_user_defined(model, options)
-            .map_err(|e| Error::Embed(format!("loading the reranker in {}: {e}", dir.display())))?;
+            .map_err(|e| Error::embed(format!("loading the reranker in {}", dir.display()), e))?;
         Ok(CrossEncoder {
             dir: dir.to_path_buf(),
             model: Mutex::new(model),
@@ -51,10 +51,10 @@ impl CrossEncoder {
         let mut model = self
             .model
             .lock()
-            .map_err(|_| Error::Embed("reranker poisoned by an earlier panic".into()))?;
+            .map_err(|_| Error::embed_msg("reranker poisoned by an earlier panic"))?;
         let results = model
             .rerank(query, passages, false, Some(8))
-            .map_err(|e| Error::Embed(format!("reranking: {e}")))?;
+            .map_err(|e| Error::embed(format!("reranking {} passages", passages.len()), e))?;
         let mut scores = vec![f32::NAN; passages.len()];
         for r in results {
             if let Some(s) = scores.get_mut(r.index) {

@@ -200,7 +200,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, Api
             ApiError::new(
                 actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
                 "not_ready",
-                e.to_string(),
+                e.full_message(),
             )
         })?;
     Ok(web::Json(Health {

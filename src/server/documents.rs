@@ -191,7 +191,7 @@ impl Uploads {
                     } else {
                         "error"
                     };
-                    Some((reason.to_string(), e.to_string()))
+                    Some((reason.to_string(), e.full_message()))
                 }
                 Err(_) => {
                     metrics.ingested("rejected", 0);

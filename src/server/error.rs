@@ -78,7 +78,10 @@ impl ApiError {
     }
 }
 
-/// The mapping of core errors to statuses: the caller's mistakes are 4xx, ours 5xx.
+/// The mapping of core errors to statuses: the caller's mistakes are 4xx, ours 5xx. Every
+/// variant is named (no catch-all), so a new one does not compile until it is mapped here.
+/// A full disk is 507 `disk_full` whatever variant carries it, recognised by the errno of
+/// the I/O error in its source chain ([`Error::is_disk_full`]).
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         let message = e.to_string();
@@ -96,7 +99,25 @@ impl From<Error> for ApiError {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", message)
             }
             Error::Generate(_) if e.is_user_error() => ApiError::bad_request(message),
-            _ => {
+            Error::Embed { .. } | Error::Store { .. } | Error::Bm25 { .. } | Error::Io { .. }
+                if e.is_disk_full() =>
+            {
+                ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "disk_full",
+                    format!(
+                        "the disk holding Tanya's data is full: free some space and try again \
+                         ({})",
+                        e.full_message()
+                    ),
+                )
+            }
+            Error::Generate(_)
+            | Error::Embed { .. }
+            | Error::Store { .. }
+            | Error::Bm25 { .. }
+            | Error::Io { .. } => {
+                let message = e.full_message();
                 tracing::error!(error = %message, "request failed");
                 ApiError::internal(message)
             }
@@ -144,4 +165,165 @@ pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
 /// 404 in our shape for every path no route matches.
 pub async fn no_route() -> HttpResponse {
     ApiError::not_found("no such endpoint").error_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::error::GenerateError;
+
+    fn full_disk() -> std::io::Error {
+        std::io::Error::from_raw_os_error(28)
+    }
+
+    fn status(e: Error) -> (u16, &'static str) {
+        let api = ApiError::from(e);
+        (api.status.as_u16(), api.code)
+    }
+
+    #[test]
+    fn every_variant_maps_to_its_documented_status() {
+        let p = || PathBuf::from("/data");
+        let cases: Vec<(Error, u16, &str)> = vec![
+            (
+                Error::BadRequest("empty question".into()),
+                400,
+                "bad_request",
+            ),
+            (Error::PathNotFound(p()), 404, "not_found"),
+            (Error::ModelMissing { path: p() }, 503, "not_configured"),
+            (Error::Config("bad".into()), 503, "not_configured"),
+            (
+                Error::DiskFull {
+                    dir: p(),
+                    available_mb: 1,
+                    required_mb: 100,
+                },
+                507,
+                "disk_full",
+            ),
+            (Error::Locked(p()), 503, "not_ready"),
+            (
+                Error::EmbedderMismatch {
+                    data_dir: p(),
+                    built_with: "a".into(),
+                    configured: "b".into(),
+                },
+                503,
+                "not_ready",
+            ),
+            (
+                GenerateError::PromptTooLong {
+                    prompt_tokens: 10,
+                    max_context: 5,
+                }
+                .into(),
+                400,
+                "bad_request",
+            ),
+            (
+                GenerateError::InvalidInput("nul".into()).into(),
+                400,
+                "bad_request",
+            ),
+            (GenerateError::WorkerGone.into(), 500, "internal"),
+            (GenerateError::Decode("boom".into()).into(), 500, "internal"),
+            (Error::embed_msg("poisoned"), 500, "internal"),
+            (
+                Error::embed("embedding 3 texts", std::fmt::Error),
+                500,
+                "internal",
+            ),
+            (Error::store_msg("no payload"), 500, "internal"),
+            (
+                Error::store("searching", std::io::Error::other("broken")),
+                500,
+                "internal",
+            ),
+            (Error::bm25_msg("poisoned"), 500, "internal"),
+            (
+                Error::bm25("parsing", std::io::Error::other("broken")),
+                500,
+                "internal",
+            ),
+            (
+                Error::io("reading x", std::io::Error::other("broken")),
+                500,
+                "internal",
+            ),
+        ];
+        for (e, want_status, want_code) in cases {
+            let shown = format!("{e:?}");
+            assert_eq!(status(e), (want_status, want_code), "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_full_disk_under_any_variant_is_507_by_errno() {
+        let wrapped = [
+            Error::store("flushing", full_disk()),
+            Error::bm25("committing", full_disk()),
+            Error::embed("loading", full_disk()),
+            Error::io("writing manifest.json", full_disk()),
+            Error::store(
+                "flushing",
+                std::io::Error::from(std::io::ErrorKind::StorageFull),
+            ),
+        ];
+        for e in wrapped {
+            assert!(e.is_disk_full(), "{e:?}");
+            assert!(e.is_user_error(), "a full disk is the user's to fix: {e:?}");
+            assert_eq!(status(e), (507, "disk_full"));
+        }
+        // Deeper in the chain: an io::Error under another error.
+        #[derive(Debug, thiserror::Error)]
+        #[error("segment write failed")]
+        struct Outer(#[source] std::io::Error);
+        let deep = Error::bm25("committing", Outer(full_disk()));
+        assert!(deep.is_disk_full());
+        assert_eq!(status(deep), (507, "disk_full"));
+        // The text alone never makes a full disk.
+        let text_only = Error::store_msg("No space left on device (os error 28)");
+        assert!(!text_only.is_disk_full());
+        assert_eq!(status(text_only), (500, "internal"));
+        let other = Error::store("flushing", std::io::Error::other("No space left on device"));
+        assert!(!other.is_disk_full());
+        assert_eq!(status(other), (500, "internal"));
+    }
+
+    #[test]
+    fn the_source_chain_is_kept() {
+        let e = Error::store("flushing", full_disk());
+        let source = e.source().expect("the store error keeps its source");
+        let io = source
+            .downcast_ref::<std::io::Error>()
+            .expect("the source is the io::Error itself");
+        assert_eq!(io.raw_os_error(), Some(28));
+        // Display names only what we were doing; the chain adds the cause once.
+        assert_eq!(e.to_string(), "vector store: flushing");
+        assert_eq!(
+            e.full_message(),
+            format!("vector store: flushing: {}", full_disk())
+        );
+        assert!(Error::store_msg("x").source().is_none());
+        let io = Error::io("reading a.txt", std::io::Error::other("denied"));
+        assert_eq!(io.to_string(), "reading a.txt");
+        assert_eq!(io.full_message(), "reading a.txt: denied");
+    }
+
+    #[test]
+    fn an_internal_error_reports_its_whole_chain() {
+        let api = ApiError::from(Error::bm25(
+            "stored payload does not parse",
+            std::io::Error::other("expected value at line 1"),
+        ));
+        assert_eq!(api.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            api.message,
+            "BM25 index: stored payload does not parse: expected value at line 1"
+        );
+    }
 }

@@ -31,8 +31,12 @@ pub struct EdgeStore {
     path: PathBuf,
 }
 
-fn store_err(e: impl std::fmt::Display) -> Error {
-    Error::Store(e.to_string())
+/// Maps the shard's error to [`Error::Store`], saying what we were doing and keeping the
+/// error as the source (the context becomes a `String` only when there is an error).
+fn store_err<E: std::error::Error + Send + Sync + 'static>(
+    context: impl Into<String>,
+) -> impl FnOnce(E) -> Error {
+    move |e| Error::store(context, e)
 }
 
 fn key(name: &str) -> JsonPath {
@@ -72,7 +76,8 @@ impl EdgeStore {
     pub fn open_in_dir(dir: &Path, dim: usize) -> Result<Self> {
         let exists = dir.join("edge_config.json").is_file();
         let shard = if exists {
-            EdgeShard::load(dir, None).map_err(store_err)?
+            EdgeShard::load(dir, None)
+                .map_err(store_err(format!("loading the shard in {}", dir.display())))?
         } else {
             let config = EdgeConfigBuilder::new()
                 .vector(
@@ -84,7 +89,8 @@ impl EdgeStore {
                         .build(),
                 )
                 .build();
-            EdgeShard::new(dir, config).map_err(store_err)?
+            EdgeShard::new(dir, config)
+                .map_err(store_err(format!("creating a shard in {}", dir.display())))?
         };
         let store = EdgeStore {
             shard,
@@ -102,9 +108,12 @@ impl EdgeStore {
                             )),
                         }),
                     ))
-                    .map_err(store_err)?;
+                    .map_err(store_err(format!("creating the payload index on {field}")))?;
             }
-            store.shard.flush().map_err(store_err)?;
+            store
+                .shard
+                .flush()
+                .map_err(store_err("flushing the new shard"))?;
         }
         Ok(store)
     }
@@ -115,7 +124,7 @@ impl EdgeStore {
 
     /// Builds the HNSW graph and merges segments (blocking; worth it after a big ingest).
     pub fn optimize(&self) -> Result<()> {
-        self.shard.optimize().map_err(store_err)?;
+        self.shard.optimize().map_err(store_err("optimizing"))?;
         Ok(())
     }
 
@@ -125,7 +134,7 @@ impl EdgeStore {
                 filter,
                 exact: true,
             })
-            .map_err(store_err)
+            .map_err(store_err("counting points"))
     }
 }
 
@@ -137,11 +146,13 @@ impl VectorStore for EdgeStore {
         let points = items
             .iter()
             .map(|(p, v)| {
-                let payload = match serde_json::to_value(p).map_err(store_err)? {
-                    serde_json::Value::Object(map) => Payload(map),
-                    _ => unreachable!("a struct serialises to an object"),
-                };
-                let multi = Vector::new_multi(v.clone()).map_err(store_err)?;
+                let payload =
+                    match serde_json::to_value(p).map_err(store_err("serialising a passage"))? {
+                        serde_json::Value::Object(map) => Payload(map),
+                        _ => unreachable!("a struct serialises to an object"),
+                    };
+                let multi = Vector::new_multi(v.clone())
+                    .map_err(store_err("building a passage's multivector"))?;
                 let vector = VectorStructInternal::Named(
                     [(VECTOR.to_string(), VectorInternal::from(multi))]
                         .into_iter()
@@ -158,7 +169,7 @@ impl VectorStore for EdgeStore {
             .update(UpdateOperation::PointOperation(
                 PointOperations::UpsertPoints(PointInsertOperations::PointsList(points)),
             ))
-            .map_err(store_err)
+            .map_err(store_err(format!("upserting {} points", items.len())))
     }
 
     fn delete_document(&self, doc_id: &str, keep_version: Option<&str>) -> Result<()> {
@@ -166,7 +177,9 @@ impl VectorStore for EdgeStore {
             .update(UpdateOperation::PointOperation(
                 PointOperations::DeletePointsByFilter(document_filter(doc_id, keep_version)),
             ))
-            .map_err(store_err)
+            .map_err(store_err(format!(
+                "deleting the points of document {doc_id}"
+            )))
     }
 
     fn search(&self, vector: &[f32], access: &Access, limit: usize) -> Result<Vec<(Passage, f32)>> {
@@ -176,23 +189,22 @@ impl VectorStore for EdgeStore {
         let request = QueryRequestBuilder::new(limit)
             .query(ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery {
                 query: VectorInternal::from(
-                    Vector::new_multi(vec![vector.to_vec()]).map_err(store_err)?,
+                    Vector::new_multi(vec![vector.to_vec()])
+                        .map_err(store_err("building the query vector"))?,
                 ),
                 using: Some(VECTOR.to_string()),
             })))
             .filter(access_filter(access))
             .with_payload(WithPayloadInterface::Bool(true))
             .build();
-        let hits = self.shard.query(request).map_err(store_err)?;
+        let hits = self.shard.query(request).map_err(store_err("searching"))?;
         hits.into_iter()
             .map(|hit| {
                 let payload = hit
                     .payload
-                    .ok_or_else(|| Error::Store("a point came back without payload".into()))?;
+                    .ok_or_else(|| Error::store_msg("a point came back without payload"))?;
                 let passage: Passage = serde_json::from_value(serde_json::Value::Object(payload.0))
-                    .map_err(|e| {
-                        Error::Store(format!("stored payload does not match Passage: {e}"))
-                    })?;
+                    .map_err(|e| Error::store("stored payload does not match Passage", e))?;
                 Ok((passage, hit.score))
             })
             .collect()
@@ -204,7 +216,10 @@ impl VectorStore for EdgeStore {
             with_payload: Some(WithPayloadInterface::Bool(false)),
             with_vector: Some(WithVector::Bool(true)),
         };
-        let records = self.shard.retrieve(request).map_err(store_err)?;
+        let records = self
+            .shard
+            .retrieve(request)
+            .map_err(store_err("retrieving vectors"))?;
         let mut out = std::collections::HashMap::new();
         for r in records {
             let PointId::NumId(id) = r.id else { continue };
@@ -227,7 +242,7 @@ impl VectorStore for EdgeStore {
     }
 
     fn flush(&self) -> Result<()> {
-        self.shard.flush().map_err(store_err)
+        self.shard.flush().map_err(store_err("flushing"))
     }
 }
 
