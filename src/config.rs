@@ -32,6 +32,7 @@ pub struct Config {
     pub answer: AnswerConfig,
     pub generator: GeneratorSettings,
     pub server: ServerConfig,
+    pub store: StoreConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -158,6 +159,32 @@ pub struct ServerConfig {
     pub groups: Vec<String>,
     /// HTTP worker threads. 0 = one per CPU core.
     pub workers: usize,
+}
+
+/// Which [`crate::index::store::VectorStore`] holds the vectors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    pub kind: StoreKind,
+}
+
+/// The vector store implementations `[store] kind` can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// An embedded Qdrant edge shard in `<data_dir>/vectors` (the default).
+    Edge,
+    /// In memory only: nothing on disk, a restart loses every vector.
+    Memory,
+}
+
+impl StoreKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::Edge => "edge",
+            StoreKind::Memory => "memory",
+        }
+    }
 }
 
 /// The SmolLM2 GGUF installed by the setup script, relative to the models directory.
@@ -557,6 +584,18 @@ mod tests {
         let e =
             Config::load_layers(Some(&dir.path().join("missing.toml")), Vec::new()).unwrap_err();
         assert!(e.to_string().contains("missing.toml"), "{e}");
+    }
+
+    #[test]
+    fn store_kind() {
+        assert_eq!(Config::defaults().unwrap().store.kind, StoreKind::Edge);
+        let c = Config::load_layers(None, env(&[("TANYA__STORE__KIND", "memory")])).unwrap();
+        assert_eq!(c.store.kind, StoreKind::Memory);
+        assert_eq!(c.store.kind.as_str(), "memory");
+        let e = Config::load_layers(None, env(&[("TANYA__STORE__KIND", "sqlite")])).unwrap_err();
+        assert!(e.to_string().contains("sqlite"), "{e}");
+        let e = Config::load_layers(None, env(&[("TANYA__STORE__PATH", "x")])).unwrap_err();
+        assert!(e.to_string().contains("store.path"), "{e}");
     }
 
     #[test]

@@ -68,6 +68,7 @@ impl Engine {
             &config.paths.data_dir,
             &embedder.identity(),
             kind.dimension(),
+            &config.store,
         )?;
         let cross_encoder = match config.reranker_dir() {
             Some(dir) => Some(CrossEncoder::load(

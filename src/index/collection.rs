@@ -10,12 +10,12 @@ use std::sync::{RwLock, RwLockReadGuard};
 
 use fs4::fs_std::FileExt;
 
+use crate::config::StoreConfig;
 use crate::error::{Error, Result};
 use crate::index::bm25::Bm25Index;
 use crate::index::manifest::{DocumentEntry, Manifest};
 use crate::index::passage::{Access, Passage};
-use crate::index::store::edge::EdgeStore;
-use crate::index::store::VectorStore;
+use crate::index::store::{self, VectorStore};
 use tanya_ingest::Lang;
 
 const LOCK_FILE: &str = "tanya.lock";
@@ -71,9 +71,11 @@ pub struct Collection {
 
 impl Collection {
     /// Opens (or creates) the collection in `data_dir` for an embedder with `identity`
-    /// ("name/dimension") and vectors of `dim`. Refuses a directory another process holds
-    /// and an index built by a different embedder.
-    pub fn open(data_dir: &Path, identity: &str, dim: usize) -> Result<Self> {
+    /// ("name/dimension") and vectors of `dim`, keeping the vectors in the store `store`
+    /// names (see [`store::open`]). Refuses a directory another process holds, an index
+    /// built by a different embedder, and, with a store that does not persist, a
+    /// directory whose manifest already lists documents (their vectors are not in it).
+    pub fn open(data_dir: &Path, identity: &str, dim: usize, store: &StoreConfig) -> Result<Self> {
         let lock = lock_data_dir(data_dir)?;
         super::swap::finish_interrupted(data_dir)?;
         let manifest = match Manifest::load(data_dir)? {
@@ -87,13 +89,27 @@ impl Collection {
             Some(m) => m,
             None => Manifest::new(identity),
         };
-        let vectors = EdgeStore::open_in_dir(&data_dir.join("vectors"), dim)?;
+        let vectors = store::open(store, &data_dir.join("vectors"), dim)?;
+        if !vectors.persistent() && !manifest.documents.is_empty() && vectors.count()? == 0 {
+            // The manifest (and BM25 index) on disk outlived the vectors of an earlier
+            // run, or belong to a persistent store's index. Neither serving documents
+            // without their vectors nor forgetting them silently is right.
+            return Err(Error::Config(format!(
+                "the data directory {} lists {} documents, but [store] kind = \"{}\" does \
+                 not keep vectors across restarts and starts empty, so theirs are not there: \
+                 give it a data directory of its own (e.g. \
+                 TANYA__PATHS__DATA_DIR=$(mktemp -d)), or a persistent kind",
+                data_dir.display(),
+                manifest.documents.len(),
+                store.kind.as_str(),
+            )));
+        }
         let bm25 = Bm25Index::open_in_dir(&data_dir.join("bm25"))?;
         let collection = Collection {
             dir: data_dir.to_path_buf(),
             _lock: lock,
             manifest: RwLock::new(manifest),
-            vectors: Box::new(vectors),
+            vectors,
             bm25,
         };
         // Searches never see unacknowledged chunks anyway (they filter by the manifest),
@@ -168,6 +184,11 @@ impl Collection {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Whether the vectors outlive this process (see [`VectorStore::persistent`]).
+    pub fn persistent(&self) -> bool {
+        self.vectors.persistent()
     }
 
     /// The acknowledged documents.
@@ -352,12 +373,98 @@ impl Collection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::StoreKind;
     use crate::index::manifest::tests::sample_entry as entry;
+    use crate::index::store::contract_tests::passage;
+
+    const EDGE: StoreConfig = StoreConfig {
+        kind: StoreKind::Edge,
+    };
+    const MEMORY: StoreConfig = StoreConfig {
+        kind: StoreKind::Memory,
+    };
+
+    /// Commits document `doc` (version "abc", as [`entry`] says) with one public chunk.
+    fn commit_one(c: &Collection, doc: &str) -> Passage {
+        let p = passage(doc, "abc", 0, &["public"]);
+        c.commit_document(
+            doc,
+            entry(Lang::En, "public"),
+            &[(p.clone(), vec![vec![1.0, 0.0, 0.0, 0.0]])],
+        )
+        .unwrap();
+        c.finish().unwrap();
+        p
+    }
+
+    #[test]
+    fn memory_store_serves_a_collection_and_writes_no_vectors() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Collection::open(dir.path(), "test/4", 4, &MEMORY).unwrap();
+        assert!(!c.persistent());
+        let p = commit_one(&c, "a");
+        let public = Access::for_groups(["public"]).unwrap();
+        let hits = c.dense_search(&[1.0, 0.0, 0.0, 0.0], &public, 5).unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].0, p);
+        assert_eq!(c.total_counts().unwrap(), (1, 1));
+        assert!(!dir.path().join("vectors").exists());
+    }
+
+    #[test]
+    fn memory_store_refuses_a_directory_whose_manifest_lists_documents() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = Collection::open(dir.path(), "test/4", 4, &MEMORY).unwrap();
+            commit_one(&c, "a");
+        }
+        // A restart lost the vectors the manifest speaks of.
+        let e = Collection::open(dir.path(), "test/4", 4, &MEMORY)
+            .err()
+            .expect("refused");
+        assert!(matches!(e, Error::Config(_)), "{e}");
+        assert!(e.to_string().contains("memory"), "{e}");
+        assert!(e.to_string().contains("1 documents"), "{e}");
+        // Nothing was thrown away.
+        assert!(Manifest::load(dir.path())
+            .unwrap()
+            .unwrap()
+            .documents
+            .contains_key("a"));
+
+        // Nor may it mask an index an edge store holds.
+        let dir = tempfile::tempdir().unwrap();
+        let p = {
+            let c = Collection::open(dir.path(), "test/4", 4, &EDGE).unwrap();
+            assert!(c.persistent());
+            commit_one(&c, "b")
+        };
+        assert!(Collection::open(dir.path(), "test/4", 4, &MEMORY).is_err());
+        let c = Collection::open(dir.path(), "test/4", 4, &EDGE).unwrap();
+        let public = Access::for_groups(["public"]).unwrap();
+        let hits = c.dense_search(&[1.0, 0.0, 0.0, 0.0], &public, 5).unwrap();
+        assert_eq!(hits[0].0, p);
+    }
+
+    #[test]
+    fn memory_store_reopens_a_directory_whose_manifest_lists_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = Collection::open(dir.path(), "test/4", 4, &MEMORY).unwrap();
+            commit_one(&c, "a");
+            c.remove_document("a").unwrap();
+            c.finish().unwrap();
+        }
+        let c = Collection::open(dir.path(), "test/4", 4, &MEMORY).unwrap();
+        assert!(c.manifest().documents.is_empty());
+        commit_one(&c, "b");
+        assert_eq!(c.total_counts().unwrap().0, 1);
+    }
 
     #[test]
     fn language_share_counts_only_the_documents_the_caller_may_see() {
         let dir = tempfile::tempdir().unwrap();
-        let c = Collection::open(dir.path(), "test/4", 4).unwrap();
+        let c = Collection::open(dir.path(), "test/4", 4, &EDGE).unwrap();
         let public = Access::for_groups(["public"]).unwrap();
         let hr = Access::for_groups(["public", "hr"]).unwrap();
         // Nothing to see: nothing says the answer is in another language.

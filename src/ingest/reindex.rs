@@ -63,7 +63,17 @@ pub fn reindex(config: Config, observer: &dyn IngestObserver) -> Result<ReindexR
         &staged.paths.data_dir,
         &embedder.identity(),
         embedder.kind().dimension(),
+        &staged.store,
     )?;
+    if !collection.persistent() {
+        // The new index would be gone by the time it replaces the old one. (The staging
+        // folder left behind is discarded when the data directory next opens.)
+        return Err(Error::Config(format!(
+            "`tanya reindex` needs a vector store that keeps what it builds, and [store] \
+             kind = \"{}\" does not: reindex with a persistent kind",
+            staged.store.kind.as_str()
+        )));
+    }
     let mut report = ReindexReport {
         previous_embedder: old.embedder.clone(),
         embedder: embedder.identity(),

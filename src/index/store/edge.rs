@@ -139,6 +139,10 @@ impl EdgeStore {
 }
 
 impl VectorStore for EdgeStore {
+    fn persistent(&self) -> bool {
+        true
+    }
+
     fn upsert(&self, items: &[(Passage, Vec<Vec<f32>>)]) -> Result<()> {
         if items.is_empty() {
             return Ok(());
@@ -243,37 +247,5 @@ impl VectorStore for EdgeStore {
 
     fn flush(&self) -> Result<()> {
         self.shard.flush().map_err(store_err("flushing"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn edge_store_contract() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = EdgeStore::open_in_dir(&dir.path().join("vectors"), 8).unwrap();
-        super::super::contract_tests::run_all(&store, 8);
-    }
-
-    #[test]
-    fn reopen_keeps_data() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("vectors");
-        {
-            let store = EdgeStore::open_in_dir(&path, 4).unwrap();
-            let p = super::super::contract_tests::passage("a", "v1", 0, &["public"]);
-            store
-                .upsert(&[(p, vec![vec![1.0, 0.0, 0.0, 0.0]])])
-                .unwrap();
-            store.flush().unwrap();
-        }
-        let store = EdgeStore::open_in_dir(&path, 4).unwrap();
-        assert_eq!(store.count().unwrap(), 1);
-        let access = Access::for_groups(["public"]).unwrap();
-        let hits = store.search(&[1.0, 0.0, 0.0, 0.0], &access, 3).unwrap();
-        assert_eq!(hits.len(), 1);
-        assert_eq!(hits[0].0.doc_id, "a");
     }
 }
