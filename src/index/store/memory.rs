@@ -57,7 +57,7 @@ impl MemoryStore {
 }
 
 fn store_err(message: String) -> Error {
-    Error::Store(message)
+    Error::store_msg(message)
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
