@@ -79,11 +79,7 @@ def read_crate(src_dir, root_name):
                 if rel == "main.rs":
                     files[("cli",)] = (p, strip(open(p, encoding="utf-8").read()))
                     continue
-                mod = module_of(rel)
-                if mod and mod[0] == "cli" and root_name == "core":
-                    files[mod] = (p, strip(open(p, encoding="utf-8").read()))
-                else:
-                    files[mod] = (p, strip(open(p, encoding="utf-8").read()))
+                files[module_of(rel)] = (p, strip(open(p, encoding="utf-8").read()))
     mods = set(files)
     edges = {m: set() for m in mods}
 
