@@ -183,6 +183,17 @@ def main():
                     if not any(rel.startswith(o) for o in owners):
                         problems.append(f"{rel} names {krate}: only {', '.join(owners)} may")
 
+    # The server and the CLI ask the engine; they never reach into its collection or
+    # models (Engine::collection and Engine::embedder are for eval and tests).
+    for folder in ("src/server", "src/cli"):
+        for dp, _, fns in os.walk(os.path.join(ROOT, folder)):
+            for f in fns:
+                p = os.path.join(dp, f)
+                src = strip(open(p, encoding="utf-8").read()) if f.endswith(".rs") else ""
+                if re.search(r"\.(collection|embedder)\(\)", src):
+                    rel = os.path.relpath(p, ROOT)
+                    problems.append(f"{rel} reaches into the engine's collection or embedder")
+
     if "--dot" in sys.argv:
         print("digraph tanya {")
         for m, ts in sorted(core.items()):
