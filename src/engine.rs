@@ -18,8 +18,8 @@ use crate::index::collection::Collection;
 use crate::models::embed::{dot, Embedder};
 use crate::models::generate::{ChatMessage, GenEvent, Generator, GeneratorConfig};
 use crate::models::rerank::{self, CrossEncoder};
-use crate::text::lang::question_lang;
 use crate::text::quantities::NumericQuestion;
+use tanya_ingest::detect_lang;
 
 // The engine's vocabulary: what the server and the CLI may name, so that they depend on
 // the engine alone (scripts/layers.py checks it).
@@ -354,7 +354,7 @@ impl Engine {
     ) -> Result<Answer> {
         let started = Instant::now();
         let question = crate::query::check_query(question)?;
-        let lang = question_lang(question);
+        let lang = detect_lang(question);
         let query = follow_up_query(question, history);
         let retrieval = self.search(&query, access, self.config.answer.passages)?;
         let retrieval_ms = started.elapsed().as_secs_f64() * 1000.0;

@@ -15,8 +15,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::lang::{detect_lang, Lang};
 use crate::parse::{BlockKind, ParsedDocument};
-use crate::text::{detect_lang, sentence_spans, Lang};
+use crate::text::sentence_spans;
 
 /// Counts tokens the way the embedding model will. The core passes the real tokenizer.
 pub trait TokenCounter {

@@ -13,6 +13,7 @@
 pub mod chunk;
 pub mod detect;
 pub mod error;
+pub mod lang;
 pub mod parse;
 pub mod text;
 pub mod walk;
@@ -26,10 +27,11 @@ use sha2::{Digest, Sha256};
 pub use chunk::{chunk, Chunk, ChunkerConfig, TokenCounter, WordEstimate};
 pub use detect::{detect, Format};
 pub use error::panic_message;
+pub use lang::{detect_lang, Lang};
 pub use parse::{
     parse, Attachment, Block, BlockKind, OcrOptions, ParseError, ParseLimits, ParsedDocument,
 };
-pub use text::{detect_lang, Lang, ENGLISH_STOPWORDS, MALAY_STOPWORDS};
+pub use text::{ENGLISH_STOPWORDS, MALAY_STOPWORDS};
 pub use walk::{walk, SkipReason, Skipped, SourceFile, Walk, WalkError, WalkOptions};
 
 /// One document, read, parsed and chunked.

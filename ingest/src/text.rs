@@ -1,36 +1,9 @@
 //! Text normalisation shared by every parser, PDF line joining (with Malay-aware de-hyphenation),
-//! sentence spans for the chunker, and a stopword-based Malay/English language guess.
+//! sentence spans for the chunker, and the Malay and English stopword lists.
 //!
 //! Everything here is deterministic and allocation-light; nothing here knows about formats.
 
-use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
-
-/// The two languages of the corpus. English is the tie-break everywhere.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Lang {
-    /// Bahasa Melayu.
-    Ms,
-    /// English.
-    En,
-}
-
-impl Lang {
-    /// The ISO 639-1 code, as used in serialised form: `"ms"` or `"en"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Lang::Ms => "ms",
-            Lang::En => "en",
-        }
-    }
-}
-
-impl std::fmt::Display for Lang {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Malay function words (particles, prepositions, conjunctions, pronouns, auxiliaries, question
 /// words and the modal/obligation words of policy prose). Lowercase, no duplicates, disjoint from
@@ -78,32 +51,6 @@ pub const ENGLISH_STOPWORDS: &[&str] = &[
     "whereas", "whether", "which", "while", "who", "whom", "whose", "why", "will", "with",
     "within", "without", "would", "you", "your", "yours", "yourself", "yourselves",
 ];
-
-/// Guesses the language of `text` by counting Malay and English stopwords.
-///
-/// English wins ties (including text with no stopwords at all), because English is the safer
-/// default for the downstream analysers.
-pub fn detect_lang(text: &str) -> Lang {
-    let (mut ms, mut en) = (0usize, 0usize);
-    let mut word = String::new();
-    for token in text.split(|c: char| !c.is_alphabetic()) {
-        if token.is_empty() || token.len() > 16 {
-            continue;
-        }
-        word.clear();
-        word.extend(token.chars().flat_map(char::to_lowercase));
-        if MALAY_STOPWORDS.binary_search(&word.as_str()).is_ok() {
-            ms += 1;
-        } else if ENGLISH_STOPWORDS.binary_search(&word.as_str()).is_ok() {
-            en += 1;
-        }
-    }
-    if ms > en {
-        Lang::Ms
-    } else {
-        Lang::En
-    }
-}
 
 /// Characters removed outright: soft hyphen, zero-width space, BOM / zero-width no-break space.
 fn is_invisible(c: char) -> bool {
@@ -381,19 +328,6 @@ mod tests {
         for w in MALAY_STOPWORDS {
             assert!(!ENGLISH_STOPWORDS.contains(w), "{w} in both lists");
         }
-    }
-
-    #[test]
-    fn detects_malay_and_english() {
-        let ms = "Pekerja yang telah berkhidmat tidak kurang daripada dua belas bulan adalah \
-                  layak untuk cuti tahunan dan hendaklah memohon kepada ketua jabatan.";
-        let en = "Employees who have served for at least twelve months are entitled to annual \
-                  leave and shall apply to the head of department.";
-        assert_eq!(detect_lang(ms), Lang::Ms);
-        assert_eq!(detect_lang(en), Lang::En);
-        assert_eq!(detect_lang(""), Lang::En);
-        assert_eq!(detect_lang("RM 5,000.00"), Lang::En);
-        assert_eq!(serde_json::to_string(&Lang::Ms).unwrap(), "\"ms\"");
     }
 
     #[test]

@@ -65,7 +65,7 @@ pub fn search(
     let query_vector = embedder.embed_query(query)?;
     // Can the answer be in another language than the question's? Only if enough
     // documents are. That decides how the two lists are read (docs/quality.md §9).
-    let lang = crate::text::lang::question_lang(query);
+    let lang = tanya_ingest::detect_lang(query);
     let share = collection.language_share(lang, access);
     let one_language = share >= config.one_language_share;
     let minority = minority_factor(share, config.bm25_minority_share);

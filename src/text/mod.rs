@@ -3,7 +3,6 @@
 //! Depends on nothing else in the crate but [`crate::error`].
 
 pub mod analysis;
-pub mod lang;
 pub mod quantities;
 pub mod sentences;
 pub mod terms;
