@@ -51,8 +51,35 @@ const BLOCKS: &[&str] = &[
     "ul",
 ];
 
+/// `input` without a leading `<!DOCTYPE … [ internal subset ]>`. HTML parsers end a
+/// doctype at its first `>`, so the rest of an XML-style internal subset (entity
+/// declarations, the closing `]>`) would come out as text.
+fn without_internal_subset(input: &str) -> &str {
+    let start = input.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
+    let is_doctype = start
+        .get(..9)
+        .is_some_and(|d| d.eq_ignore_ascii_case("<!doctype"));
+    if !is_doctype {
+        return input;
+    }
+    let head_end = start.find('>').unwrap_or(start.len());
+    let Some(open) = start[..head_end].find('[') else {
+        return input;
+    };
+    let subset = &start[open..];
+    let mut from = 0;
+    while let Some(close) = subset[from..].find(']') {
+        let after = subset[from + close + 1..].trim_start();
+        if let Some(rest) = after.strip_prefix('>') {
+            return rest;
+        }
+        from += close + 1;
+    }
+    input
+}
+
 pub(crate) fn parse(input: &str, limits: &ParseLimits) -> ParsedDocument {
-    let html = Html::parse_document(input);
+    let html = Html::parse_document(without_internal_subset(input));
     let mut state = State::default();
     for edge in html.tree.root().traverse() {
         match edge {
@@ -262,6 +289,19 @@ fn heading_level(name: &str) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_doctype_internal_subset_is_not_text() {
+        let html = "<!DOCTYPE html [\n  <!ENTITY x \"SYSTEM file:///etc/passwd\">\n]>\n\
+                    <html><body><p>Dasar cuti.</p></body></html>";
+        let doc = parse(html, &ParseLimits::default());
+        assert_eq!(summary(&doc), [(None, "Dasar cuti.")]);
+        // Without a subset, or with no closing "]>", nothing is cut.
+        let plain = "<!doctype html><p>a</p>";
+        assert_eq!(without_internal_subset(plain), plain);
+        let open = "<!DOCTYPE x [ <p>b</p>";
+        assert_eq!(without_internal_subset(open), open);
+    }
 
     fn summary(doc: &ParsedDocument) -> Vec<(Option<u8>, &str)> {
         doc.blocks
