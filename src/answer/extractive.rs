@@ -53,7 +53,7 @@ pub fn extractive_answer(
                 n
             }
         };
-        parts.push(format!("“{}” [{n}]", c.sentence.text));
+        parts.push(format!("“{}” [{n}]", super::quoted(&c.sentence.text)));
     }
     let text = format!("{} {}", according_to(lang), parts.join(" "));
     (text, citations)

@@ -86,6 +86,31 @@ pub(crate) fn according_to(lang: Lang) -> &'static str {
     }
 }
 
+/// Document text as it may appear inside an answer: a citation marker in the document
+/// ("[1]", "[23]") would read as one of the answer's own, and the page would make it a
+/// chip pointing at a real source, so its brackets become fullwidth ("［1］"), which look
+/// the same and mean nothing. The document's other words are data, quoted as they are.
+pub fn quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('[') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let digits = after.chars().take_while(char::is_ascii_digit).count();
+        if digits > 0 && after[digits..].starts_with(']') {
+            out.push('［');
+            out.push_str(&after[..digits]);
+            out.push('］');
+            rest = &after[digits + 1..];
+        } else {
+            out.push('[');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The highest dense similarity among the hits (the relevance gate's input).
 pub fn best_relevance(hits: &[SearchHit]) -> f32 {
     hits.iter()
@@ -105,6 +130,22 @@ pub(crate) fn citation(n: usize, hit: usize, hits: &[SearchHit], quote: &str) ->
         quote: quote.to_string(),
         char_start: p.char_start,
         char_end: p.char_end,
+    }
+}
+
+#[cfg(test)]
+mod quote_tests {
+    use super::quoted;
+
+    #[test]
+    fn markers_in_document_text_are_not_markers() {
+        assert_eq!(
+            quoted("see [1] [2] and [30]."),
+            "see ［1］ ［2］ and ［30］."
+        );
+        assert_eq!(quoted("a [b] [1a] [ 2] []"), "a [b] [1a] [ 2] []");
+        assert_eq!(quoted("[[1]]"), "[［1］]");
+        assert_eq!(quoted("tiada"), "tiada");
     }
 }
 
