@@ -26,6 +26,7 @@ use tanya_ingest::detect_lang;
 pub use crate::answer::{Answer, AnswerEvent, Citation};
 pub use crate::index::manifest::{DocumentEntry, Manifest};
 pub use crate::index::passage::{Access, Passage};
+pub use crate::index::texts::StoredText;
 pub use crate::ingest::isolate::{worker_main, WorkerArgs};
 pub use crate::ingest::pipeline::{
     doc_id_for, passages_of, peak_rss_mib, IngestObserver, IngestOptions, IngestReport, Quiet,
@@ -137,6 +138,19 @@ impl Engine {
             .check_free_space(self.config.ingest.min_free_disk_mb)
     }
 
+    /// The acknowledged bytes of a document (see [`crate::index::sources::original`]):
+    /// refused with [`Error::SourceChanged`] when its file is not what was indexed.
+    pub fn original(&self, entry: &DocumentEntry) -> Result<Vec<u8>> {
+        crate::index::sources::original(entry, self.config.ingest.max_file_mb * 1024 * 1024)
+    }
+
+    /// The text extracted from a document's acknowledged version at ingest, with its
+    /// pages; `None` for a version indexed before texts were stored (the next ingest of
+    /// its folder stores it).
+    pub fn document_text(&self, doc_id: &str) -> Result<Option<StoredText>> {
+        self.collection.text(doc_id)
+    }
+
     /// A real (tiny) read of the BM25 index under `access`: whether the index answers.
     pub fn probe(&self, access: &Access) -> Result<()> {
         self.collection.bm25_search("tanya", access, 1).map(|_| ())
@@ -149,6 +163,12 @@ impl Engine {
         let mut documents = Vec::new();
         for (id, d) in &m.documents {
             let (vectors, bm25) = self.collection.chunk_counts(id)?;
+            let source = match self.original(d) {
+                Ok(_) => None,
+                Err(e @ Error::SourceChanged { .. }) => Some(e.to_string()),
+                Err(e) => Some(e.full_message()),
+            };
+            let text_stored = self.collection.has_text(id, &d.version);
             documents.push(DocumentCheck {
                 id: id.clone(),
                 rel_path: d.rel_path.clone(),
@@ -156,11 +176,15 @@ impl Engine {
                 stored_vectors: vectors,
                 stored_bm25: bm25,
                 whole: vectors == d.chunks as usize && bm25 == d.chunks as usize,
+                source_problem: source,
+                text_stored,
             });
         }
         let acknowledged_chunks = m.documents.values().map(|d| d.chunks as usize).sum();
         let (stored_vectors_total, stored_bm25_total) = self.collection.total_counts()?;
-        let ok = documents.iter().all(|d| d.whole)
+        let ok = documents
+            .iter()
+            .all(|d| d.whole && d.source_problem.is_none() && d.text_stored)
             && stored_vectors_total == acknowledged_chunks
             && stored_bm25_total == acknowledged_chunks;
         Ok(Verification {
@@ -529,6 +553,11 @@ pub struct DocumentCheck {
     pub stored_vectors: usize,
     pub stored_bm25: usize,
     pub whole: bool,
+    /// Why its source file is not what was indexed (missing, changed, a symlink now);
+    /// `None` when it is.
+    pub source_problem: Option<String>,
+    /// Whether its extracted text is stored (the source viewer shows it).
+    pub text_stored: bool,
 }
 
 /// One earlier question and its answer in a conversation.

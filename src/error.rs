@@ -93,6 +93,13 @@ pub enum Error {
         required_mb: u64,
     },
 
+    /// An indexed document's file is no longer what was indexed: gone, replaced by a
+    /// symlink, or changed. It is not served until its folder is ingested again.
+    #[error(
+        "the original of {rel_path} {why}: ingest its folder again to index what is there now"
+    )]
+    SourceChanged { rel_path: String, why: String },
+
     /// Reading or writing a file failed.
     #[error("{context}")]
     Io {
@@ -114,6 +121,7 @@ impl Error {
             | Error::BadRequest(_)
             | Error::EmbedderMismatch { .. }
             | Error::Locked(_)
+            | Error::SourceChanged { .. }
             | Error::DiskFull { .. } => true,
             Error::Generate(e) => matches!(
                 e,

@@ -688,9 +688,7 @@ pub fn ingest(
 ) -> Result<IngestReport> {
     engine.ingest(
         &corpus.dir,
-        &IngestOptions {
-            groups: engine.config().ingest.default_groups.clone(),
-        },
+        &IngestOptions::with_groups(engine.config().ingest.default_groups.clone()),
         observer,
     )
 }

@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::http::{error_of, get, hdr, multipart, post_json, raw_post, sse, wait_for_status};
+
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -52,92 +54,6 @@ macro_rules! service {
     () => {
         test::init_service(server::app(fixture().state.clone())).await
     };
-}
-
-/// A response header as a string ("" when absent).
-fn hdr(headers: &actix_web::http::header::HeaderMap, name: header::HeaderName) -> String {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn post_json(path: &str, body: Value) -> TestRequest {
-    TestRequest::post()
-        .uri(path)
-        .insert_header((header::HOST, "localhost:8080"))
-        .set_json(body)
-}
-
-/// A POST with a hand-made body and content type.
-fn raw_post(
-    path: &str,
-    content_type: impl Into<String>,
-    body: impl Into<bytes::Bytes>,
-) -> TestRequest {
-    TestRequest::post()
-        .uri(path)
-        .insert_header((header::HOST, "localhost"))
-        .insert_header((header::CONTENT_TYPE, content_type.into()))
-        .set_payload(body.into())
-}
-
-fn get(path: &str) -> TestRequest {
-    TestRequest::get()
-        .uri(path)
-        .insert_header((header::HOST, "localhost:8080"))
-}
-
-/// Parses a server-sent-event body into (event, data) pairs; unnamed events are "".
-fn sse(body: &str) -> Vec<(String, String)> {
-    body.split("\n\n")
-        .filter_map(|frame| {
-            let mut event = String::new();
-            let mut data = None;
-            for line in frame.lines() {
-                if let Some(e) = line.strip_prefix("event: ") {
-                    event = e.to_string();
-                } else if let Some(d) = line.strip_prefix("data: ") {
-                    data = Some(d.to_string());
-                }
-            }
-            data.map(|d| (event, d))
-        })
-        .collect()
-}
-
-fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
-    let boundary = "tanya-test-boundary-7d1f";
-    let mut body = Vec::new();
-    for (name, bytes) in parts {
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
-async fn error_of(res: actix_web::dev::ServiceResponse) -> (StatusCode, String, String) {
-    let status = res.status();
-    let body: Value = test::read_body_json(res).await;
-    (
-        status,
-        body["error"]["code"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        body["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-    )
 }
 
 #[actix_web::test]
@@ -538,29 +454,6 @@ async fn documents_list_source_and_text() {
     )
     .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
-}
-
-/// Polls a document until it is indexed or rejected.
-macro_rules! wait_for_status {
-    ($app:expr, $id:expr) => {{
-        let started = Instant::now();
-        loop {
-            let doc: Value = test::read_body_json(
-                test::call_service($app, get(&format!("/api/documents/{}", $id)).to_request())
-                    .await,
-            )
-            .await;
-            let status = doc["status"].as_str().unwrap_or_default().to_string();
-            if status == "indexed" || status == "rejected" {
-                break doc;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(120),
-                "still {status}"
-            );
-            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-        }
-    }};
 }
 
 #[actix_web::test]

@@ -209,9 +209,7 @@ fn reingest_is_incremental_and_follows_edits_and_deletes() {
     )
     .unwrap();
     let engine = Engine::open(config(&dir.path().join("data"))).unwrap();
-    let opts = IngestOptions {
-        groups: vec!["public".into()],
-    };
+    let opts = IngestOptions::with_groups(vec!["public".into()]);
     let r1 = engine.ingest(&docs, &opts, &Quiet).unwrap();
     assert_eq!(r1.indexed.len(), 2);
     assert!(r1.chunks_embedded >= 2);

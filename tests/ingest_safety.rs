@@ -471,9 +471,7 @@ fn watch_mode_follows_creates_edits_renames_and_deletes() {
             engine
                 .watch(
                     &docs,
-                    &tanya::ingest::pipeline::IngestOptions {
-                        groups: vec!["public".into()],
-                    },
+                    &tanya::ingest::pipeline::IngestOptions::with_groups(vec!["public".into()]),
                     Duration::from_secs(3600),
                     &stop,
                     &mut |_| {

@@ -14,6 +14,7 @@ pub mod chunk;
 pub mod detect;
 pub mod error;
 pub mod lang;
+pub mod open;
 pub mod parse;
 pub mod text;
 pub mod walk;
@@ -55,6 +56,8 @@ pub struct Document {
     pub attachments: Vec<Attachment>,
     /// [`ParsedDocument::full_text`]: chunk offsets index into this by `char`.
     pub full_text: String,
+    /// [`ParsedDocument::page_spans`]: `(page, char_start, char_end)` in `full_text`.
+    pub page_spans: Vec<(u32, usize, usize)>,
     /// The chunks, in order.
     pub chunks: Vec<Chunk>,
 }
@@ -83,19 +86,30 @@ pub enum ReadError {
     /// Not something Tanya can read (not a regular file, or a format it does not support).
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// The file, or a folder on its path, became a symlink (or left its root) after it was
+    /// listed: it is not read (see [`open::open_beneath`]).
+    #[error("{rel_path}: {source}")]
+    Escapes {
+        /// The file, relative to its root.
+        rel_path: String,
+        /// Always [`open::OpenError::Escapes`].
+        #[source]
+        source: open::OpenError,
+    },
     /// The parser rejected the file.
     #[error(transparent)]
     Parse(#[from] ParseError),
 }
 
 impl ReadError {
-    /// A short machine code: `unsupported`, `encrypted`, `too_large`, `decompression_limit`,
-    /// `parse_error`, `timeout`, `no_text`, `ocr_unavailable` or `io`.
+    /// A short machine code: `unsupported`, `symlink`, `encrypted`, `too_large`,
+    /// `decompression_limit`, `parse_error`, `timeout`, `no_text`, `ocr_unavailable` or `io`.
     pub fn reason(&self) -> &'static str {
         match self {
             ReadError::Io { .. } => "io",
             ReadError::TooLarge { .. } => "too_large",
             ReadError::Unsupported(_) => "unsupported",
+            ReadError::Escapes { .. } => "symlink",
             ReadError::Parse(e) => e.reason(),
         }
     }
@@ -153,6 +167,7 @@ pub fn build_document(
         },
         ocr_pages: std::mem::take(&mut parsed.ocr_pages),
         attachments: std::mem::take(&mut parsed.attachments),
+        page_spans: parsed.page_spans(),
         full_text,
         chunks,
     }
@@ -179,28 +194,49 @@ fn read_bounded(file: &SourceFile, max: u64) -> Result<Vec<u8>, ReadError> {
         path: file.path.clone(),
         source,
     };
-    let meta = std::fs::metadata(&file.path).map_err(io)?;
-    if !meta.is_file() {
-        return Err(ReadError::Unsupported(
-            "not a regular file (a pipe, socket or device)".into(),
-        ));
+    let f = match open::open_beneath(&file.root, &file.path) {
+        Ok(f) => f,
+        Err(open::OpenError::Io(e)) => return Err(io(e)),
+        Err(open::OpenError::NotAFile) => {
+            return Err(ReadError::Unsupported(
+                "not a regular file (a pipe, socket or device)".into(),
+            ))
+        }
+        Err(source) => {
+            return Err(ReadError::Escapes {
+                rel_path: file.rel_path.clone(),
+                source,
+            })
+        }
+    };
+    read_to_limit(f, max).map_err(|e| match e {
+        Bounded::Io(e) => io(e),
+        Bounded::TooLarge(size) => ReadError::TooLarge { size, max },
+    })
+}
+
+/// Why [`read_to_limit`] stopped.
+#[derive(Debug)]
+pub enum Bounded {
+    /// Reading failed.
+    Io(std::io::Error),
+    /// The file has this many bytes (at least), over the limit.
+    TooLarge(u64),
+}
+
+/// Reads an opened file to its end, refusing one over `max` bytes (by its size first, then
+/// by what is actually read: a file may grow while it is read).
+pub fn read_to_limit(f: std::fs::File, max: u64) -> Result<Vec<u8>, Bounded> {
+    let len = f.metadata().map_err(Bounded::Io)?.len();
+    if len > max {
+        return Err(Bounded::TooLarge(len));
     }
-    if meta.len() > max {
-        return Err(ReadError::TooLarge {
-            size: meta.len(),
-            max,
-        });
-    }
-    let f = std::fs::File::open(&file.path).map_err(io)?;
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    let mut bytes = Vec::with_capacity(len as usize);
     f.take(max.saturating_add(1))
         .read_to_end(&mut bytes)
-        .map_err(io)?;
+        .map_err(Bounded::Io)?;
     if bytes.len() as u64 > max {
-        return Err(ReadError::TooLarge {
-            size: bytes.len() as u64,
-            max,
-        });
+        return Err(Bounded::TooLarge(bytes.len() as u64));
     }
     Ok(bytes)
 }

@@ -34,7 +34,10 @@ impl Default for WalkOptions {
 /// One file to read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceFile {
-    /// Absolute path to read from (for a symlink, its canonical target).
+    /// The canonical root it was listed under: reading it again never leaves this folder
+    /// (see [`crate::open::open_beneath`]). For a single-file root, the file itself.
+    pub root: PathBuf,
+    /// Absolute path to read from (for a symlink, its canonical target), under `root`.
     pub path: PathBuf,
     /// `/`-separated path relative to the root given; for a single-file root, its file name.
     pub rel_path: String,
@@ -143,7 +146,7 @@ pub fn walk(root: &Path, opts: &WalkOptions) -> Result<Walk, WalkError> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| canonical_root.to_string_lossy().into_owned());
         let target = canonical_root.clone();
-        consider_file(&mut out, name, target, &meta, opts);
+        consider_file(&mut out, &canonical_root, name, target, &meta, opts);
         return Ok(out);
     }
 
@@ -300,10 +303,10 @@ impl Walker<'_> {
                 ));
                 return None;
             }
-            consider_file(out, rel, target, &target_meta, self.opts);
+            consider_file(out, self.root, rel, target, &target_meta, self.opts);
             return None;
         }
-        consider_file(out, rel, path, &meta, self.opts);
+        consider_file(out, self.root, rel, path, &meta, self.opts);
         None
     }
 }
@@ -311,6 +314,7 @@ impl Walker<'_> {
 /// Lists or skips one non-folder entry whose metadata (not following links) is `meta`.
 fn consider_file(
     out: &mut Walk,
+    root: &Path,
     rel: String,
     path: PathBuf,
     meta: &fs::Metadata,
@@ -346,6 +350,7 @@ fn consider_file(
         return;
     }
     out.files.push(SourceFile {
+        root: root.to_path_buf(),
         path,
         rel_path: rel,
         size,

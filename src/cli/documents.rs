@@ -1,5 +1,5 @@
 //! `tanya documents`: what is indexed, and `--verify`: whether both stores hold exactly
-//! the acknowledged chunks.
+//! the acknowledged chunks, and every source file is still what was indexed.
 
 use tanya::config::Config;
 use tanya::Engine;
@@ -9,8 +9,9 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     /// Check that every document is whole in both stores (its chunk count in the
-    /// vector store and the BM25 index equals the manifest's) and that nothing else
-    /// is stored; exits with 1 when not.
+    /// vector store and the BM25 index equals the manifest's), that nothing else is
+    /// stored, that its source file is present, inside its folder and hashes to the
+    /// indexed version, and that its text is stored; exits with 1 when not.
     #[arg(long)]
     verify: bool,
 }
@@ -51,6 +52,17 @@ fn verify(engine: &Engine, json: bool) -> anyhow::Result<()> {
                 "NOT WHOLE {}: manifest {} chunks, vector store {}, BM25 {}",
                 d.rel_path, d.chunks, d.stored_vectors, d.stored_bm25
             );
+        }
+        for d in &v.documents {
+            if let Some(problem) = &d.source_problem {
+                println!("SOURCE {}: {problem}", d.rel_path);
+            }
+            if !d.text_stored {
+                println!(
+                    "NO TEXT {}: its extracted text is not stored (ingest its folder again)",
+                    d.rel_path
+                );
+            }
         }
         println!(
             "{} documents, {} acknowledged chunks; stored: {} vectors, {} BM25 entries: {}",

@@ -18,6 +18,10 @@ pub struct Args {
     /// Access groups for these documents (default: ingest.default_groups).
     #[arg(long, value_delimiter = ',')]
     groups: Vec<String>,
+    /// Move documents indexed already under other groups to these groups. Without it they
+    /// keep the groups they have, and the run lists them.
+    #[arg(long)]
+    regroup: bool,
     /// Also write the run's summary as JSON to this file.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -38,7 +42,10 @@ pub fn run(config: Config, args: Args) -> anyhow::Result<()> {
     };
     Access::for_groups(groups.clone())?;
     let engine = Engine::open(config)?;
-    let options = IngestOptions { groups };
+    let options = IngestOptions {
+        regroup: args.regroup,
+        ..IngestOptions::with_groups(groups)
+    };
     if args.watch {
         let [root] = args.paths.as_slice() else {
             anyhow::bail!(tanya::Error::BadRequest(
@@ -102,6 +109,22 @@ fn print_report(path: &Path, r: &IngestReport) {
     }
     for x in &r.removed {
         println!("  removed {x} (deleted from the folder)");
+    }
+    for x in &r.kept_groups {
+        println!(
+            "  kept groups {} for {} (asked for {}; --regroup moves it)",
+            x.from.join(","),
+            x.rel_path,
+            x.to.join(",")
+        );
+    }
+    for x in &r.regrouped {
+        println!(
+            "  regrouped {}: {} → {}",
+            x.rel_path,
+            x.from.join(","),
+            x.to.join(",")
+        );
     }
     for x in r.indexed.iter().filter(|x| !x.ocr_pages.is_empty()) {
         let pages: Vec<String> = x.ocr_pages.iter().map(|p| p.to_string()).collect();

@@ -9,6 +9,9 @@ use tanya::engine::{worker_main, WorkerArgs};
 pub struct Args {
     #[arg(long)]
     format: String,
+    /// The folder the file was listed under: it is opened beneath it, through no symlink.
+    #[arg(long)]
+    root: PathBuf,
     #[arg(long)]
     rel_path: String,
     #[arg(long)]
@@ -23,6 +26,7 @@ pub struct Args {
 /// No configuration, no models: only the parser runs here. Returns the exit code.
 pub fn run(args: Args) -> i32 {
     worker_main(WorkerArgs {
+        root: args.root,
         path: args.path,
         rel_path: args.rel_path,
         format: args.format,

@@ -24,11 +24,15 @@ pub fn run(config: Config, args: Args) -> anyhow::Result<()> {
         } else {
             format!("http://{addr}/")
         };
-        println!("Tanya is serving on {shown}");
-        println!(
+        // Written, not println!: a closed stdout (`tanya serve | head -1`) must not stop
+        // the server.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "Tanya is serving on {shown}");
+        let _ = writeln!(
+            out,
             "  {documents} documents indexed; open the address in your browser. Ctrl+C stops."
         );
-        let _ = std::io::stdout().flush();
+        let _ = out.flush();
     })?;
     Ok(())
 }

@@ -16,6 +16,7 @@ use crate::index::bm25::Bm25Index;
 use crate::index::manifest::{DocumentEntry, Manifest};
 use crate::index::passage::{Access, Passage};
 use crate::index::store::{self, VectorStore};
+use crate::index::texts::{StoredText, Texts};
 use tanya_ingest::Lang;
 
 const LOCK_FILE: &str = "tanya.lock";
@@ -67,6 +68,7 @@ pub struct Collection {
     manifest: RwLock<Manifest>,
     vectors: Box<dyn VectorStore>,
     bm25: Bm25Index,
+    texts: Texts,
 }
 
 impl Collection {
@@ -111,6 +113,7 @@ impl Collection {
             manifest: RwLock::new(manifest),
             vectors,
             bm25,
+            texts: Texts::open(data_dir)?,
         };
         // Searches never see unacknowledged chunks anyway (they filter by the manifest),
         // so a failed clean-up (a full disk) must not stop the index from opening.
@@ -150,6 +153,13 @@ impl Collection {
     /// document's acknowledged version. Returns how many documents needed it. The source
     /// files are untouched, so the next ingest of their folder redoes the work.
     pub fn reconcile(&self) -> Result<usize> {
+        let stray = self.texts.retain_acknowledged(&self.manifest());
+        if stray > 0 {
+            tracing::info!(
+                texts = stray,
+                "removed the stored texts of unacknowledged versions"
+            );
+        }
         let dir = self.pending_dir();
         let Ok(entries) = std::fs::read_dir(&dir) else {
             return Ok(0);
@@ -180,6 +190,41 @@ impl Collection {
             self.end_write(name);
         }
         Ok(cleaned.len())
+    }
+
+    /// The stored text of `doc_id`'s acknowledged version; `None` for an unknown document
+    /// or one indexed before texts were stored.
+    pub fn text(&self, doc_id: &str) -> Result<Option<StoredText>> {
+        let version = self
+            .manifest()
+            .documents
+            .get(doc_id)
+            .map(|d| d.version.clone());
+        match version {
+            Some(v) => self.texts.get(doc_id, &v),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores the text of `doc_id`'s acknowledged `version` (one indexed before texts
+    /// were stored). Refused for any other version: a text belongs to what was indexed.
+    pub fn store_text(&self, doc_id: &str, version: &str, text: &StoredText) -> Result<()> {
+        let acknowledged = self
+            .manifest()
+            .documents
+            .get(doc_id)
+            .is_some_and(|d| d.version == version);
+        if !acknowledged {
+            return Err(Error::BadRequest(format!(
+                "{doc_id} at {version} is not an acknowledged version"
+            )));
+        }
+        self.texts.put(doc_id, version, text)
+    }
+
+    /// Whether the text of `doc_id` at `version` is stored.
+    pub fn has_text(&self, doc_id: &str, version: &str) -> bool {
+        self.texts.has(doc_id, version)
     }
 
     pub fn dir(&self) -> &Path {
@@ -223,6 +268,7 @@ impl Collection {
         doc_id: &str,
         entry: DocumentEntry,
         items: &[(Passage, Vec<Vec<f32>>)],
+        text: &StoredText,
     ) -> Result<()> {
         let previous = self
             .manifest()
@@ -238,6 +284,7 @@ impl Collection {
         self.bm25.add(&passages)?;
         self.vectors.flush()?;
         self.bm25.commit()?;
+        self.texts.put(doc_id, &entry.version, text)?;
         test_pause();
         let version = entry.version.clone();
         {
@@ -249,6 +296,9 @@ impl Collection {
         }
         self.vectors.delete_document(doc_id, Some(&version))?;
         self.bm25.delete_document(doc_id, Some(&version))?;
+        if let Some(previous) = previous.filter(|p| *p != version) {
+            self.texts.remove(doc_id, &previous);
+        }
         // The superseded chunks are deleted in memory; the intent stays until that is
         // durable too, so a crash before then still cleans them up at the next start.
         Ok(())
@@ -256,20 +306,22 @@ impl Collection {
 
     /// Forgets a document: unacknowledge first, then delete its chunks.
     pub fn remove_document(&self, doc_id: &str) -> Result<()> {
-        {
+        let version = {
             let mut m = self.manifest.write().unwrap_or_else(|p| p.into_inner());
-            if !m.documents.contains_key(doc_id) {
+            let Some(version) = m.documents.get(doc_id).map(|d| d.version.clone()) else {
                 return Ok(());
-            }
+            };
             // An empty version: the intent is to have none.
             self.begin_write(doc_id, "")?;
             let mut next = m.clone();
             next.documents.remove(doc_id);
             next.save(&self.dir)?;
             *m = next;
-        }
+            version
+        };
         self.vectors.delete_document(doc_id, None)?;
         self.bm25.delete_document(doc_id, None)?;
+        self.texts.remove(doc_id, &version);
         Ok(())
     }
 
@@ -384,6 +436,13 @@ mod tests {
         kind: StoreKind::Memory,
     };
 
+    fn no_text() -> StoredText {
+        StoredText {
+            text: String::new(),
+            pages: Vec::new(),
+        }
+    }
+
     /// Commits document `doc` (version "abc", as [`entry`] says) with one public chunk.
     fn commit_one(c: &Collection, doc: &str) -> Passage {
         let p = passage(doc, "abc", 0, &["public"]);
@@ -391,6 +450,7 @@ mod tests {
             doc,
             entry(Lang::En, "public"),
             &[(p.clone(), vec![vec![1.0, 0.0, 0.0, 0.0]])],
+            &no_text(),
         )
         .unwrap();
         c.finish().unwrap();
@@ -469,13 +529,14 @@ mod tests {
         let hr = Access::for_groups(["public", "hr"]).unwrap();
         // Nothing to see: nothing says the answer is in another language.
         assert_eq!(c.language_share(Lang::En, &public), 1.0);
-        c.commit_document("a", entry(Lang::Ms, "public"), &[])
+        c.commit_document("a", entry(Lang::Ms, "public"), &[], &no_text())
             .unwrap();
-        c.commit_document("b", entry(Lang::Ms, "public"), &[])
+        c.commit_document("b", entry(Lang::Ms, "public"), &[], &no_text())
             .unwrap();
-        c.commit_document("c", entry(Lang::En, "public"), &[])
+        c.commit_document("c", entry(Lang::En, "public"), &[], &no_text())
             .unwrap();
-        c.commit_document("d", entry(Lang::En, "hr"), &[]).unwrap();
+        c.commit_document("d", entry(Lang::En, "hr"), &[], &no_text())
+            .unwrap();
         assert!((c.language_share(Lang::Ms, &public) - 2.0 / 3.0).abs() < 1e-6);
         assert!((c.language_share(Lang::En, &public) - 1.0 / 3.0).abs() < 1e-6);
         assert_eq!(c.language_share(Lang::En, &hr), 0.5);

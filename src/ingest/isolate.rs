@@ -74,6 +74,9 @@ pub fn worker_exe() -> Option<PathBuf> {
     (name == "tanya").then_some(exe)
 }
 
+/// The parse workers' nice value (see [`run_worker`]).
+const WORKER_NICE: i32 = 10;
+
 /// Reads and parses `file` in a worker process under `limits`. Without a worker
 /// executable (a library user's own binary), parses in this process instead.
 pub fn read_and_parse(
@@ -104,6 +107,12 @@ fn run_worker(
     let mut child = worker_command(exe, file, parse_limits, limits)
         .spawn()
         .map_err(|e| crashed(format!("could not start the parse worker: {e}")))?;
+    // Parsing and OCR run at a lower priority than questions (nice 10): a scanned PDF
+    // being read must not slow the answers of people asking meanwhile.
+    let pid = rustix::process::Pid::from_child(&child);
+    if let Err(e) = rustix::process::setpriority_process(Some(pid), WORKER_NICE) {
+        tracing::debug!(error = %e, "could not lower the parse worker's priority");
+    }
     // Drain both pipes on their own threads so a chatty worker never blocks on a full
     // pipe while we wait for it.
     let (out_reader, err_reader) = drain_pipes(&mut child);
@@ -148,6 +157,8 @@ fn worker_command(
         .arg("parse-worker")
         .arg("--format")
         .arg(file.format.as_str())
+        .arg("--root")
+        .arg(&file.root)
         .arg("--rel-path")
         .arg(&file.rel_path)
         .arg("--max-file-bytes")
@@ -253,6 +264,7 @@ fn classify(status: std::process::ExitStatus, stderr: &str, limits: &WorkerLimit
 /// Arguments of `tanya parse-worker`.
 #[derive(Debug, Clone)]
 pub struct WorkerArgs {
+    pub root: PathBuf,
     pub path: PathBuf,
     pub rel_path: String,
     pub format: String,
@@ -276,6 +288,7 @@ pub fn worker_main(args: WorkerArgs) -> i32 {
             inject_fault(&args.rel_path);
             let size = std::fs::metadata(&args.path).map(|m| m.len()).unwrap_or(0);
             let file = SourceFile {
+                root: args.root.clone(),
                 path: args.path.clone(),
                 rel_path: args.rel_path.clone(),
                 size,

@@ -14,14 +14,43 @@ use crate::error::{Error, Result};
 use crate::index::collection::Collection;
 use crate::index::manifest::DocumentEntry;
 use crate::index::passage::{point_id, Passage};
+use crate::index::texts::StoredText;
 use crate::ingest::isolate::WorkerLimits;
 use crate::models::embed::Embedder;
 
 /// Options of one ingest run.
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
-    /// Access groups given to every document of this run.
+    /// Access groups given to the documents this run adds.
     pub groups: Vec<String>,
+    /// Whether documents indexed already under other groups are moved to `groups`. Without
+    /// it they keep the groups they have (and the report says so): a document's audience
+    /// changes only when someone asks for it.
+    pub regroup: bool,
+    /// Groups recorded outside the collection, by document id, consulted before the
+    /// collection's own record: a reindex carries the old index's groups this way.
+    pub recorded: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl IngestOptions {
+    /// New documents get `groups`; documents indexed already keep theirs.
+    pub fn with_groups(groups: Vec<String>) -> Self {
+        IngestOptions {
+            groups,
+            regroup: false,
+            recorded: Default::default(),
+        }
+    }
+}
+
+/// A document whose recorded groups differ from the run's.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupChange {
+    pub rel_path: String,
+    /// The groups it had.
+    pub from: Vec<String>,
+    /// The groups the run asked for.
+    pub to: Vec<String>,
 }
 
 /// A document that was (re)indexed.
@@ -52,6 +81,11 @@ pub struct IngestReport {
     pub unchanged: usize,
     pub rejected: Vec<Rejected>,
     pub removed: Vec<String>,
+    /// Documents that kept their recorded groups although the run asked for others
+    /// (no `regroup`).
+    pub kept_groups: Vec<GroupChange>,
+    /// Documents moved to the run's groups (`regroup`).
+    pub regrouped: Vec<GroupChange>,
     pub chunks_embedded: usize,
     /// Texts embedded (chunks and their sentences).
     pub texts_embedded: usize,
@@ -138,6 +172,12 @@ struct Pending {
     file: SourceFile,
     canonical: PathBuf,
     doc_id: String,
+    /// The groups it is indexed under: the run's, or the ones it has (see
+    /// [`IngestOptions::regroup`]).
+    groups: Vec<String>,
+    /// Indexed already, unchanged, but its text was not stored (an index built before
+    /// texts were): the text is stored, nothing is embedded again.
+    text_only: bool,
 }
 
 enum Parsed {
@@ -175,6 +215,7 @@ fn parse_with_attachments(
         let path = dir.path().join(format!("{}-{}", out.len(), a.name));
         let child = Pending {
             file: SourceFile {
+                root: dir.path().to_path_buf(),
                 path: path.clone(),
                 rel_path: format!("{}#{}", p.file.rel_path, a.name),
                 size: a.bytes.len() as u64,
@@ -182,6 +223,8 @@ fn parse_with_attachments(
             },
             canonical: p.canonical.clone(),
             doc_id: doc_id_for(Path::new(&format!("{}#{}", p.canonical.display(), a.name))),
+            groups: p.groups.clone(),
+            text_only: p.text_only,
         };
         if let Err(e) = std::fs::write(&path, &a.bytes) {
             out.push(reject(
@@ -235,26 +278,27 @@ fn dedupe(
     limits: &ParseLimits,
     report: &mut IngestReport,
 ) -> Result<Vec<Pending>> {
-    let mut known: std::collections::HashMap<String, (String, String)> = collection
+    // Content and audience: a copy for other groups is not a duplicate (its readers could
+    // not see the other), and saying which document it copies would tell them it exists.
+    type Key = (String, Vec<String>);
+    let mut known: std::collections::HashMap<Key, (String, String)> = collection
         .manifest()
         .documents
         .iter()
         .filter(|(_, e)| e.source.exists())
-        .map(|(id, e)| (e.version.clone(), (id.clone(), e.rel_path.clone())))
+        .map(|(id, e)| {
+            let key = (e.version.clone(), e.groups.clone());
+            (key, (id.clone(), e.rel_path.clone()))
+        })
         .collect();
     let mut keep = Vec::with_capacity(pending.len());
     for p in pending {
-        let hash = match p.file.size <= limits.max_file_bytes {
-            true => std::fs::read(&p.file.path)
-                .ok()
-                .map(|b| tanya_ingest::content_hash(&b)),
-            false => None,
-        };
-        let Some(hash) = hash else {
+        let Some(hash) = hash_of(&p.file, limits.max_file_bytes) else {
             keep.push(p); // the worker reports why it cannot be read
             continue;
         };
-        match known.get(&hash) {
+        let key = (hash, p.groups.clone());
+        match known.get(&key) {
             Some((other, rel)) if *other != p.doc_id => {
                 // An edit that made this file a copy of another: its old text is gone.
                 collection.remove_document(&p.doc_id)?;
@@ -265,12 +309,20 @@ fn dedupe(
                 });
             }
             _ => {
-                known.insert(hash, (p.doc_id.clone(), p.file.rel_path.clone()));
+                known.insert(key, (p.doc_id.clone(), p.file.rel_path.clone()));
                 keep.push(p);
             }
         }
     }
     Ok(keep)
+}
+
+/// The content hash of a listed file, read beneath its root; `None` when it cannot be read
+/// (the parse worker then says why).
+fn hash_of(file: &SourceFile, max: u64) -> Option<String> {
+    let f = tanya_ingest::open::open_beneath(&file.root, &file.path).ok()?;
+    let bytes = tanya_ingest::read_to_limit(f, max).ok()?;
+    Some(tanya_ingest::content_hash(&bytes))
 }
 
 /// Documents embedded together while more are ready (see [`ingest_path`]).
@@ -309,9 +361,22 @@ struct IngestRun<'a> {
     root: PathBuf,
     /// The run's access groups, sorted and without duplicates.
     groups: Vec<String>,
+    /// See [`IngestOptions::regroup`].
+    regroup: bool,
+    /// See [`IngestOptions::recorded`].
+    recorded: &'a std::collections::BTreeMap<String, Vec<String>>,
     limits: ParseLimits,
     worker: WorkerLimits,
     chunker: ChunkerConfig,
+}
+
+/// What the index knows of a listed file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Known {
+    Unchanged,
+    /// Unchanged, but indexed before texts were stored.
+    TextMissing,
+    Changed,
 }
 
 /// What a run has done so far.
@@ -351,7 +416,7 @@ impl<'a> IngestRun<'a> {
         embedder: &'a Embedder,
         config: &'a Config,
         root: &Path,
-        options: &IngestOptions,
+        options: &'a IngestOptions,
         observer: &'a dyn IngestObserver,
     ) -> Result<Self> {
         if !root.exists() {
@@ -368,6 +433,8 @@ impl<'a> IngestRun<'a> {
             observer,
             root,
             groups: groups.into_iter().collect(),
+            regroup: options.regroup,
+            recorded: &options.recorded,
             limits: ParseLimits {
                 max_file_bytes: config.ingest.max_file_mb * 1024 * 1024,
                 ..ParseLimits::default()
@@ -408,13 +475,17 @@ impl<'a> IngestRun<'a> {
             let doc_id = doc_id_for(&canonical);
             present.insert(doc_id.clone());
             present_sources.insert(canonical.clone());
-            if self.unchanged(&doc_id, &file) {
+            let groups = self.groups_for(&doc_id, &file.rel_path, report);
+            let known = self.known(&doc_id, &file, &groups);
+            if known == Known::Unchanged {
                 report.unchanged += 1;
             } else {
                 pending.push(Pending {
                     file,
                     canonical,
                     doc_id,
+                    groups,
+                    text_only: known == Known::TextMissing,
                 });
             }
         }
@@ -432,16 +503,54 @@ impl<'a> IngestRun<'a> {
         dedupe(self.collection, pending, &self.limits, report)
     }
 
-    /// Whether `file` is indexed already with the same content and groups.
-    fn unchanged(&self, doc_id: &str, file: &SourceFile) -> bool {
-        match self.collection.manifest().documents.get(doc_id) {
-            Some(entry) if entry.groups == self.groups && entry.size == file.size => {
-                match std::fs::read(&file.path) {
-                    Ok(bytes) => tanya_ingest::content_hash(&bytes) == entry.version,
-                    Err(_) => false,
-                }
+    /// The groups `doc_id` is indexed under in this run: the run's for a new document or
+    /// with `regroup`; otherwise the ones it has, and a document whose groups the run would
+    /// have changed is reported (and logged) either way.
+    fn groups_for(&self, doc_id: &str, rel_path: &str, report: &mut IngestReport) -> Vec<String> {
+        let recorded = match self.recorded.get(doc_id) {
+            Some(groups) => Some(groups.clone()),
+            None => self
+                .collection
+                .manifest()
+                .documents
+                .get(doc_id)
+                .map(|e| e.groups.clone()),
+        };
+        let recorded = match recorded {
+            Some(groups) if groups != self.groups => groups,
+            _ => return self.groups.clone(),
+        };
+        let change = GroupChange {
+            rel_path: rel_path.to_string(),
+            from: recorded.clone(),
+            to: self.groups.clone(),
+        };
+        if self.regroup {
+            tracing::warn!(file = rel_path, from = ?change.from, to = ?change.to, "moving a document to other access groups");
+            report.regrouped.push(change);
+            self.groups.clone()
+        } else {
+            tracing::warn!(file = rel_path, kept = ?change.from, asked = ?change.to, "a document keeps its access groups (regroup to change them)");
+            report.kept_groups.push(change);
+            recorded
+        }
+    }
+
+    /// Whether `file` is indexed already with the same content and `groups`, and its text
+    /// stored.
+    fn known(&self, doc_id: &str, file: &SourceFile, groups: &[String]) -> Known {
+        let version = match self.collection.manifest().documents.get(doc_id) {
+            Some(entry) if entry.groups == groups && entry.size == file.size => {
+                entry.version.clone()
             }
-            _ => false,
+            _ => return Known::Changed,
+        };
+        if hash_of(file, u64::MAX).is_none_or(|hash| hash != version) {
+            Known::Changed
+        } else if self.collection.has_text(doc_id, &version) {
+            Known::Unchanged
+        } else {
+            Known::TextMissing
         }
     }
 
@@ -517,6 +626,26 @@ impl<'a> IngestRun<'a> {
                 }
             }
         }
+        // Indexed already as they are, without their text: store it, embed nothing.
+        let (refresh, docs): (Vec<_>, Vec<_>) = docs.into_iter().partition(|(p, d)| {
+            p.text_only
+                && self
+                    .collection
+                    .manifest()
+                    .documents
+                    .get(&p.doc_id)
+                    .is_some_and(|e| e.version == d.content_hash)
+        });
+        for (p, doc) in refresh {
+            let text = StoredText {
+                text: doc.full_text,
+                pages: doc.page_spans,
+            };
+            self.collection
+                .store_text(&p.doc_id, &doc.content_hash, &text)?;
+            state.report.unchanged += 1;
+            self.observer.file_done(&doc.rel_path, 0);
+        }
         if docs.is_empty() {
             return Ok(());
         }
@@ -548,7 +677,7 @@ impl<'a> IngestRun<'a> {
         vectors: Vec<Vec<Vec<f32>>>,
         report: &mut IngestReport,
     ) -> Result<()> {
-        let items: Vec<(Passage, Vec<Vec<f32>>)> = passages_of(&p.doc_id, &doc, &self.groups)
+        let items: Vec<(Passage, Vec<Vec<f32>>)> = passages_of(&p.doc_id, &doc, &p.groups)
             .into_iter()
             .zip(vectors)
             .collect();
@@ -563,7 +692,7 @@ impl<'a> IngestRun<'a> {
             version: doc.content_hash.clone(),
             chunks: items.len() as u32,
             ocr_pages: doc.ocr_pages.clone(),
-            groups: self.groups.clone(),
+            groups: p.groups.clone(),
             size: p.file.size,
             ingested_at: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -572,7 +701,12 @@ impl<'a> IngestRun<'a> {
         };
         self.collection
             .check_free_space(self.config.ingest.min_free_disk_mb)?;
-        self.collection.commit_document(&p.doc_id, entry, &items)?;
+        let text = StoredText {
+            text: doc.full_text,
+            pages: doc.page_spans,
+        };
+        self.collection
+            .commit_document(&p.doc_id, entry, &items, &text)?;
         report.chunks_embedded += items.len();
         report.texts_embedded += items.iter().map(|(_, v)| v.len()).sum::<usize>();
         report.indexed.push(Indexed {

@@ -85,7 +85,15 @@ pub fn reindex(config: Config, observer: &dyn IngestObserver) -> Result<ReindexR
             report.missing_roots.push(root);
             continue;
         }
-        let options = IngestOptions { groups };
+        // Every document keeps the groups it had, whichever root lists it first.
+        let options = IngestOptions {
+            recorded: old
+                .documents
+                .iter()
+                .map(|(id, e)| (id.clone(), e.groups.clone()))
+                .collect(),
+            ..IngestOptions::with_groups(groups)
+        };
         let r = ingest_path(&collection, &embedder, &staged, &root, &options, observer)?;
         report.chunks_embedded += r.chunks_embedded;
     }

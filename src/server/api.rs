@@ -165,6 +165,17 @@ pub async fn search(
     }))
 }
 
+/// The acknowledged documents the caller may see: counts never tell of the others.
+fn visible_documents(state: &AppState) -> usize {
+    state
+        .engine
+        .manifest()
+        .documents
+        .values()
+        .filter(|d| state.access.allows(&d.groups))
+        .count()
+}
+
 #[utoipa::path(get, path = "/api/info", tag = "operations",
     responses((status = 200, body = Info)))]
 pub async fn info(state: web::Data<AppState>) -> web::Json<Info> {
@@ -173,7 +184,7 @@ pub async fn info(state: web::Data<AppState>) -> web::Json<Info> {
         version: env!("CARGO_PKG_VERSION").to_string(),
         default_mode: config.answer.mode.as_str().to_string(),
         generative_available: config.gguf_path().is_file(),
-        documents: state.engine.manifest().documents.len(),
+        documents: visible_documents(&state),
         embedder: state.engine.embedder_identity(),
         max_upload_mb: config.server.max_upload_mb,
         max_question_chars: crate::engine::MAX_QUERY_CHARS,
@@ -213,7 +224,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, Api
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let text = state.metrics.render(&Gauges {
         queue_depth: state.uploads.depth(),
-        documents: state.engine.manifest().documents.len(),
+        documents: visible_documents(&state),
         conversations: state.conversations.len(),
         answering: state.answering.load(std::sync::atomic::Ordering::SeqCst),
     });

@@ -12,7 +12,7 @@ use actix_multipart::Multipart;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::TryStreamExt;
-use tanya_ingest::{Format, ParseLimits};
+use tanya_ingest::Format;
 
 use super::error::ApiError;
 use super::metrics::Metrics;
@@ -26,6 +26,11 @@ use crate::Engine;
 pub const UPLOADS_DIR: &str = "uploads";
 /// Where an upload is written until it is complete.
 const INCOMING_DIR: &str = ".incoming";
+/// Where complete uploads wait for their turn to be ingested (kept across restarts).
+const QUEUED_DIR: &str = ".queued";
+/// Where the indexed version of a file waits while its new upload is ingested: put back if
+/// the new one is rejected, removed once it is acknowledged.
+const PREVIOUS_DIR: &str = ".previous";
 /// Multipart framing allowed on top of the file bytes when checking `Content-Length`.
 const MULTIPART_SLACK: u64 = 64 * 1024;
 /// Longest stored file name, in bytes.
@@ -41,7 +46,10 @@ enum JobStatus {
 #[derive(Debug, Clone)]
 struct Job {
     name: String,
+    /// Where it is indexed from (its document id is this path's).
     path: PathBuf,
+    /// Where it waits until its turn (under [`QUEUED_DIR`]).
+    staged: PathBuf,
     size: u64,
     format: Format,
     status: JobStatus,
@@ -56,22 +64,24 @@ pub struct Uploads {
 }
 
 impl Uploads {
-    /// Creates the uploads folder, starts the ingest worker and re-queues uploads that
-    /// were stored but never acknowledged (the server stopped while they waited).
+    /// Creates the uploads folders, puts back what an interrupted ingest left half-swapped,
+    /// starts the ingest worker and re-queues every upload that was stored but never
+    /// acknowledged (the server stopped while it waited or was being ingested).
     pub fn start(engine: Arc<Engine>, metrics: Arc<Metrics>) -> crate::Result<Arc<Uploads>> {
         let dir = engine.data_dir().join(UPLOADS_DIR);
-        let incoming = dir.join(INCOMING_DIR);
-        std::fs::create_dir_all(&incoming)
-            .map_err(|e| crate::Error::io(format!("creating {}", incoming.display()), e))?;
+        for sub in [INCOMING_DIR, QUEUED_DIR, PREVIOUS_DIR] {
+            let d = dir.join(sub);
+            std::fs::create_dir_all(&d)
+                .map_err(|e| crate::Error::io(format!("creating {}", d.display()), e))?;
+        }
         // Half-written uploads of a previous run: never acknowledged, never queued.
-        if let Ok(entries) = std::fs::read_dir(&incoming) {
-            for e in entries.flatten() {
-                let _ = std::fs::remove_file(e.path());
-            }
+        for e in files_in(&dir.join(INCOMING_DIR)) {
+            let _ = std::fs::remove_file(e);
         }
         let dir = dir
             .canonicalize()
             .map_err(|e| crate::Error::io(format!("resolving {}", dir.display()), e))?;
+        recover(&engine, &dir);
         let (tx, rx) = crossbeam_channel::unbounded::<String>();
         let uploads = Arc::new(Uploads {
             dir,
@@ -79,39 +89,20 @@ impl Uploads {
             queue: tx,
             depth: AtomicUsize::new(0),
         });
-        let mut leftovers = Vec::new();
-        if let Ok(entries) = std::fs::read_dir(&uploads.dir) {
-            for e in entries.flatten() {
-                let path = e.path();
-                if !path.is_file() {
-                    continue;
-                }
-                let id = doc_id_for(&path);
-                let size = e.metadata().map(|m| m.len()).unwrap_or(0);
-                let acknowledged = engine
-                    .manifest()
-                    .documents
-                    .get(&id)
-                    .is_some_and(|d| d.size == size);
-                if !acknowledged {
-                    leftovers.push(path);
-                }
-            }
-        }
         let worker = Arc::clone(&uploads);
         std::thread::Builder::new()
             .name("tanya-uploads".into())
             .spawn(move || worker.run(&engine, &metrics, rx))
             .map_err(|e| crate::Error::io("starting the ingest worker", e))?;
-        for path in leftovers {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if let Some(format) = Format::from_path(&path) {
-                let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        for staged in files_in(&uploads.dir.join(QUEUED_DIR)) {
+            let Some(name) = staged.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+                continue;
+            };
+            if let Some(format) = Format::from_path(&staged) {
+                let size = std::fs::metadata(&staged).map(|m| m.len()).unwrap_or(0);
                 tracing::info!(file = %name, "re-queueing an upload that was never indexed");
-                uploads.enqueue(name, path, size, format);
+                let dest = uploads.dir.join(&name);
+                uploads.enqueue(name, staged, dest, size, format);
             }
         }
         Ok(uploads)
@@ -126,7 +117,14 @@ impl Uploads {
         self.depth.load(Ordering::Relaxed)
     }
 
-    fn enqueue(&self, name: String, path: PathBuf, size: u64, format: Format) -> String {
+    fn enqueue(
+        &self,
+        name: String,
+        staged: PathBuf,
+        path: PathBuf,
+        size: u64,
+        format: Format,
+    ) -> String {
         let id = doc_id_for(&path);
         let mut jobs = self.lock();
         let already = matches!(jobs.get(&id).map(|j| &j.status), Some(JobStatus::Queued));
@@ -135,6 +133,7 @@ impl Uploads {
             Job {
                 name,
                 path,
+                staged,
                 size,
                 format,
                 status: JobStatus::Queued,
@@ -150,27 +149,29 @@ impl Uploads {
     }
 
     fn run(&self, engine: &Engine, metrics: &Metrics, rx: crossbeam_channel::Receiver<String>) {
-        let options = IngestOptions {
-            groups: engine.config().server.groups.clone(),
-        };
+        let options = IngestOptions::with_groups(engine.config().server.groups.clone());
         for id in rx {
-            let path = {
+            let job = {
                 let mut jobs = self.lock();
                 match jobs.get_mut(&id) {
                     Some(job) if matches!(job.status, JobStatus::Queued) => {
                         job.status = JobStatus::Indexing;
-                        Some(job.path.clone())
+                        Some((job.staged.clone(), job.path.clone()))
                     }
                     _ => None, // deleted while queued
                 }
             };
-            let Some(path) = path else {
+            let Some((staged, path)) = job else {
                 self.depth.fetch_sub(1, Ordering::Relaxed);
                 continue;
             };
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                engine.ingest(&path, &options, &Quiet)
-            }));
+            let previous = self.dir.join(PREVIOUS_DIR).join(file_name(&path));
+            let outcome = match swap_in(&staged, &path, &previous) {
+                Err(e) => Ok(Err(crate::Error::io("putting the upload in place", e))),
+                Ok(()) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    engine.ingest(&path, &options, &Quiet)
+                })),
+            };
             let rejection = match outcome {
                 Ok(Ok(report)) => {
                     for i in &report.indexed {
@@ -205,14 +206,22 @@ impl Uploads {
             match rejection {
                 Some((reason, message)) => {
                     tracing::warn!(file = %path.display(), %reason, %message, "upload rejected");
-                    // A rejected upload is not kept: nothing would ever use it.
-                    let _ = std::fs::remove_file(&path);
+                    // A rejected upload is not kept: nothing would ever use it. The version
+                    // indexed before it, if any, goes back in place, whole.
+                    let _ = std::fs::remove_file(&staged);
+                    if previous.is_file() {
+                        let _ = std::fs::rename(&previous, &path);
+                    } else {
+                        let _ = std::fs::remove_file(&path);
+                    }
                     if let Some(job) = jobs.get_mut(&id) {
+                        let message = super::error::redact_paths(&message);
                         job.status = JobStatus::Rejected { reason, message };
                     }
                 }
                 None => {
                     // Indexed: the manifest is the record from now on.
+                    let _ = std::fs::remove_file(&previous);
                     if matches!(jobs.get(&id).map(|j| &j.status), Some(JobStatus::Indexing)) {
                         jobs.remove(&id);
                     }
@@ -224,6 +233,80 @@ impl Uploads {
 
     fn is_upload(&self, source: &Path) -> bool {
         source.starts_with(&self.dir)
+    }
+}
+
+/// The regular files directly in `dir`.
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Puts a queued upload where it is indexed from, moving the version there now (if any)
+/// aside to `previous` first.
+fn swap_in(staged: &Path, dest: &Path, previous: &Path) -> std::io::Result<()> {
+    if dest.is_file() {
+        std::fs::rename(dest, previous)?;
+    }
+    std::fs::rename(staged, dest)
+}
+
+/// Whether `path` holds exactly the bytes of an acknowledged version.
+fn holds_version(path: &Path, version: Option<&str>) -> bool {
+    version.is_some_and(|v| std::fs::read(path).is_ok_and(|b| tanya_ingest::content_hash(&b) == v))
+}
+
+/// Puts back what a server that stopped during an upload's ingest left: the acknowledged
+/// version in place, and every upload that was not acknowledged in the queue.
+fn recover(engine: &Engine, dir: &Path) {
+    let version_of = |path: &Path| {
+        engine
+            .manifest()
+            .documents
+            .get(&doc_id_for(path))
+            .map(|d| d.version.clone())
+    };
+    let queued = dir.join(QUEUED_DIR);
+    for previous in files_in(&dir.join(PREVIOUS_DIR)) {
+        let name = file_name(&previous);
+        let dest = dir.join(&name);
+        let version = version_of(&dest);
+        if holds_version(&dest, version.as_deref()) {
+            let _ = std::fs::remove_file(&previous); // the new upload was acknowledged
+        } else if holds_version(&previous, version.as_deref()) {
+            // The new upload was not: back in the queue (unless a newer one waits), and
+            // the acknowledged version back in place.
+            if dest.is_file() && !queued.join(&name).exists() {
+                let _ = std::fs::rename(&dest, queued.join(&name));
+            }
+            let _ = std::fs::rename(&previous, &dest);
+        } else {
+            let _ = std::fs::remove_file(&previous);
+        }
+    }
+    for path in files_in(dir) {
+        let version = version_of(&path);
+        if !holds_version(&path, version.as_deref()) {
+            let staged = queued.join(file_name(&path));
+            if staged.exists() {
+                let _ = std::fs::remove_file(&path);
+            } else {
+                let _ = std::fs::rename(&path, staged);
+            }
+        }
     }
 }
 
@@ -416,6 +499,7 @@ fn multipart_error(e: actix_multipart::MultipartError) -> ApiError {
         M::ContentTypeMissing | M::ContentTypeParse | M::ContentTypeIncompatible => {
             ApiError::unsupported("upload files as multipart/form-data, in parts named `file`")
         }
+        M::Payload(e) if super::slow::is_too_slow(&e) => super::error::too_slow(),
         other => ApiError::bad_request(format!("reading the upload: {other}")),
     }
 }
@@ -465,17 +549,18 @@ pub async fn upload(
                 "`{name}` is not a format Tanya reads (PDF, DOCX, XLSX, PPTX, CSV, email, HTML, Markdown or text)"
             ))
         })?;
-        let dest = state.uploads.dir.join(&name);
+        let staged = state.uploads.dir.join(QUEUED_DIR).join(&name);
         let size = receive_file(
             &mut field,
             &incoming,
-            &dest,
+            &staged,
             &mut total,
             max,
             &limit_message,
         )
         .await?;
-        let id = state.uploads.enqueue(name, dest, size, format);
+        let dest = state.uploads.dir.join(&name);
+        let id = state.uploads.enqueue(name, staged, dest, size, format);
         accepted.push(id);
     }
     if accepted.is_empty() {
@@ -571,26 +656,9 @@ pub async fn delete(
             let _ = std::fs::remove_file(&e.source);
         }
     } else if let Some(job) = job {
-        let _ = std::fs::remove_file(&job.path);
+        let _ = std::fs::remove_file(&job.staged);
     }
     Ok(web::Json(Deleted { deleted: id }))
-}
-
-/// The bytes of a document: its file, or for an email attachment (`mail.eml#name`) the
-/// attachment taken out of the email again.
-fn original_bytes(source: &Path, rel_path: &str) -> Result<Vec<u8>, String> {
-    let bytes = std::fs::read(source).map_err(|e| format!("{}: {e}", source.display()))?;
-    let Some((_, name)) = rel_path.rsplit_once('#') else {
-        return Ok(bytes);
-    };
-    let email = tanya_ingest::parse(Format::Eml, &bytes, &ParseLimits::default())
-        .map_err(|e| e.to_string())?;
-    email
-        .attachments
-        .into_iter()
-        .find(|a| a.name == name)
-        .map(|a| a.bytes)
-        .ok_or_else(|| format!("the email no longer has the attachment {name}"))
 }
 
 /// Content type and disposition of a served original: only PDFs are shown inline (to
@@ -625,15 +693,9 @@ pub async fn source(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let e = entry(&state, &id)?;
-    let (source, rel) = (e.source.clone(), e.rel_path.clone());
-    let bytes = web::block(move || original_bytes(&source, &rel))
-        .await?
-        .map_err(|err| {
-            ApiError::not_found(format!(
-                "the original of `{}` cannot be read: {err}",
-                e.rel_path
-            ))
-        })?;
+    let engine = Arc::clone(&state.engine);
+    let acknowledged = e.clone();
+    let bytes = web::block(move || engine.original(&acknowledged)).await??;
     let (content_type, inline) = source_type(e.format);
     let file_name = Path::new(&e.rel_path)
         .file_name()
@@ -645,7 +707,7 @@ pub async fn source(
         } else {
             header::DispositionType::Attachment
         },
-        parameters: vec![header::DispositionParam::Filename(file_name)],
+        parameters: disposition_names(&file_name),
     };
     Ok(HttpResponse::Ok()
         .content_type(content_type)
@@ -666,26 +728,19 @@ pub async fn text(
     id: web::Path<String>,
 ) -> Result<web::Json<DocumentText>, ApiError> {
     let e = entry(&state, &id)?;
-    let limits = ParseLimits {
-        max_file_bytes: state.engine.config().ingest.max_file_mb * 1024 * 1024,
-        ..ParseLimits::default()
-    };
-    let path = e.source.clone();
-    let rel = e.rel_path.clone();
-    let format = e.format;
-    let parsed = web::block(move || -> Result<tanya_ingest::ParsedDocument, String> {
-        let bytes = original_bytes(&path, &rel)?;
-        tanya_ingest::parse(format, &bytes, &limits).map_err(|err| err.to_string())
-    })
-    .await?
-    .map_err(|err| {
-        ApiError::not_found(format!(
-            "the original of `{}` cannot be read: {err}",
-            e.rel_path
-        ))
-    })?;
-    let pages = parsed
-        .page_spans()
+    let engine = Arc::clone(&state.engine);
+    let doc = id.clone();
+    let stored = web::block(move || engine.document_text(&doc))
+        .await??
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "the text of `{}` was not stored when it was indexed (by an older Tanya): \
+                 ingest its folder again",
+                e.rel_path
+            ))
+        })?;
+    let pages = stored
+        .pages
         .into_iter()
         .map(|(page, char_start, char_end)| PageSpan {
             page,
@@ -696,10 +751,34 @@ pub async fn text(
     Ok(web::Json(DocumentText {
         id: id.into_inner(),
         title: e.title,
-        format: format.as_str().to_string(),
-        text: parsed.full_text(),
+        format: e.format.as_str().to_string(),
+        text: stored.text,
         pages,
     }))
+}
+
+/// The file name of a served original, for `Content-Disposition`: plain ASCII (anything
+/// else, control characters included, becomes `_`) and the exact name UTF-8-encoded
+/// (RFC 6266), so that no name can break the header.
+fn disposition_names(name: &str) -> Vec<header::DispositionParam> {
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if (c.is_ascii_graphic() && c != '"' && c != '\\') || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    vec![
+        header::DispositionParam::Filename(ascii),
+        header::DispositionParam::FilenameExt(header::ExtendedValue {
+            charset: header::Charset::Ext("UTF-8".into()),
+            language_tag: None,
+            value: name.as_bytes().to_vec(),
+        }),
+    ]
 }
 
 #[cfg(test)]

@@ -84,9 +84,12 @@ impl ApiError {
 /// the I/O error in its source chain ([`Error::is_disk_full`]).
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
-        let message = e.to_string();
+        let message = redact_paths(&e.to_string());
         match &e {
             Error::BadRequest(_) => ApiError::bad_request(message),
+            Error::SourceChanged { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "source_changed", message)
+            }
             Error::PathNotFound(_) => ApiError::not_found(message),
             Error::ModelMissing { .. } | Error::Config(_) => {
                 // The request is fine; the installation is not.
@@ -108,7 +111,7 @@ impl From<Error> for ApiError {
                     format!(
                         "the disk holding Tanya's data is full: free some space and try again \
                          ({})",
-                        e.full_message()
+                        redact_paths(&e.full_message())
                     ),
                 )
             }
@@ -119,10 +122,49 @@ impl From<Error> for ApiError {
             | Error::Io { .. } => {
                 let message = e.full_message();
                 tracing::error!(error = %message, "request failed");
-                ApiError::internal(message)
+                ApiError::internal(redact_paths(&message))
             }
         }
     }
+}
+
+/// 408 for a request body that stalled or trickled (see [`super::slow`]).
+pub fn too_slow() -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        format!("{}: send it faster, or in one go", super::slow::TOO_SLOW),
+    )
+}
+
+/// `message` with every absolute path shortened to its last component ("…/a.pdf"): where
+/// Tanya keeps its data and its users' folders is no business of a browser. The server's
+/// log keeps the whole message.
+pub fn redact_paths(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find('/') {
+        let at_word_start = rest[..start]
+            .chars()
+            .last()
+            .is_none_or(|c| c.is_whitespace() || matches!(c, '(' | '`' | '\'' | '"'));
+        let len = rest[start..]
+            .find(|c: char| c.is_whitespace() || matches!(c, ')' | '`' | '\'' | '"' | ','))
+            .unwrap_or(rest.len() - start);
+        let path = rest[start..start + len].trim_end_matches([':', '.', ';']);
+        out.push_str(&rest[..start]);
+        if at_word_start && path.matches('/').count() >= 2 {
+            let last = path.rsplit('/').find(|c| !c.is_empty()).unwrap_or("");
+            out.push_str("…/");
+            out.push_str(last);
+            rest = &rest[start + path.len()..];
+        } else {
+            out.push('/');
+            rest = &rest[start + 1..];
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 impl From<actix_web::error::BlockingError> for ApiError {
@@ -157,6 +199,7 @@ pub fn json_error(err: actix_web::error::JsonPayloadError) -> ApiError {
         }
         J::Deserialize(e) => ApiError::bad_request(format!("malformed JSON: {e}")),
         J::Serialize(e) => ApiError::internal(e.to_string()),
+        J::Payload(e) if super::slow::is_too_slow(&e) => too_slow(),
         J::Payload(e) => ApiError::bad_request(format!("reading the request body: {e}")),
         other => ApiError::bad_request(other.to_string()),
     }
@@ -206,6 +249,14 @@ mod tests {
                 "disk_full",
             ),
             (Error::Locked(p()), 503, "not_ready"),
+            (
+                Error::SourceChanged {
+                    rel_path: "a.txt".into(),
+                    why: "is no longer in its folder".into(),
+                },
+                409,
+                "source_changed",
+            ),
             (
                 Error::EmbedderMismatch {
                     data_dir: p(),
@@ -325,5 +376,35 @@ mod tests {
             api.message,
             "BM25 index: stored payload does not parse: expected value at line 1"
         );
+    }
+
+    #[test]
+    fn messages_name_files_never_where_they_live() {
+        assert_eq!(
+            redact_paths("cannot read /srv/tanya/data/uploads/gaji.pdf: denied"),
+            "cannot read …/gaji.pdf: denied"
+        );
+        assert_eq!(
+            redact_paths("path not found: /home/aminah/Dasar Cuti"),
+            "path not found: …/Dasar Cuti"
+        );
+        assert_eq!(
+            redact_paths("writing `/var/lib/tanya/manifest.json`, (os error 28)"),
+            "writing `…/manifest.json`, (os error 28)"
+        );
+        // Not paths: fractions, "and/or", a single leading slash, relative paths.
+        for kept in [
+            "1/2 of the days",
+            "and/or",
+            "GET /healthz",
+            "hr/gaji.txt is rejected",
+        ] {
+            assert_eq!(redact_paths(kept), kept);
+        }
+        let api = ApiError::from(Error::io(
+            "reading /srv/tanya/data/manifest.json",
+            std::io::Error::other("denied"),
+        ));
+        assert_eq!(api.message, "reading …/manifest.json: denied");
     }
 }

@@ -185,7 +185,7 @@ impl Inner {
             (
                 "tanya_documents",
                 "gauge",
-                "Acknowledged (searchable) documents.",
+                "Acknowledged (searchable) documents the server's groups may see.",
                 gauges.documents as u64,
             ),
             (

@@ -15,6 +15,7 @@ mod documents;
 mod error;
 mod metrics;
 mod openai;
+mod slow;
 mod types;
 
 use std::net::SocketAddr;
@@ -110,12 +111,6 @@ fn host_name(value: &str) -> String {
     }
 }
 
-/// The host of an `Origin` header (`http://localhost:8080` → `localhost`).
-fn origin_host(origin: &str) -> Option<String> {
-    let rest = origin.split_once("://")?.1;
-    Some(host_name(rest.split('/').next().unwrap_or("")))
-}
-
 fn refuse(req: ServiceRequest, e: ApiError) -> ServiceResponse<BoxBody> {
     use actix_web::ResponseError;
     req.into_response(e.error_response())
@@ -123,10 +118,12 @@ fn refuse(req: ServiceRequest, e: ApiError) -> ServiceResponse<BoxBody> {
 
 /// Host and origin checks, metrics, security headers: around every request.
 async fn guard(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
+    let body = actix_web::HttpMessage::take_payload(&mut req);
+    req.set_payload(slow::deadline(body));
     let state = req
         .app_data::<web::Data<AppState>>()
         .cloned()
@@ -134,7 +131,7 @@ async fn guard(
     let host = request_host(&req);
     let mut res = match host {
         Some(h) if state.allowed_hosts.contains(&h) => {
-            let cross_site = is_cross_site(&req, &h);
+            let cross_site = is_cross_site(&req);
             if cross_site {
                 refuse(
                     req,
@@ -178,16 +175,50 @@ fn request_host(req: &ServiceRequest) -> Option<String> {
         .or_else(|| req.uri().host().map(|h| h.to_ascii_lowercase()))
 }
 
-/// A state-changing request (not GET, HEAD or OPTIONS) whose `Origin` names
-/// another host than `host`.
-fn is_cross_site(req: &ServiceRequest, host: &str) -> bool {
+/// A state-changing request (not GET, HEAD or OPTIONS) whose `Origin` is another origin
+/// than the one the request is addressed to: another host, or the same host on another
+/// port (`http://127.0.0.1:9999` is another site than `127.0.0.1:8080`).
+fn is_cross_site(req: &ServiceRequest) -> bool {
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    unsafe_method
-        && req
-            .headers()
-            .get(header::ORIGIN)
-            .and_then(|o| o.to_str().ok())
-            .is_some_and(|o| origin_host(o).as_deref() != Some(host))
+    let Some(origin) = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+    else {
+        return false;
+    };
+    let addressed = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .map(|a| authority(&a, req.connection_info().scheme()));
+    unsafe_method && origin_authority(origin) != addressed
+}
+
+/// `host:port` of an authority, lowercased, with the scheme's default port filled in.
+fn authority(value: &str, scheme: &str) -> String {
+    let host = host_name(value);
+    let rest = value.trim()[host.len().min(value.trim().len())..].trim_start_matches(':');
+    let port = if rest.is_empty() {
+        if scheme == "https" {
+            "443"
+        } else {
+            "80"
+        }
+    } else {
+        rest
+    };
+    format!("{host}:{port}")
+}
+
+/// `host:port` of an `Origin` header (`http://localhost:8080` → `localhost:8080`,
+/// `http://localhost` → `localhost:80`); `None` for an opaque origin (`null`).
+fn origin_authority(origin: &str) -> Option<String> {
+    let (scheme, rest) = origin.split_once("://")?;
+    let value = rest.split('/').next().unwrap_or("");
+    Some(authority(value, &scheme.to_ascii_lowercase()))
 }
 
 /// Counts the answered request in the metrics, by route pattern, method and status.
@@ -369,6 +400,27 @@ pub fn app(
         .wrap(from_fn(guard))
 }
 
+/// Descriptors kept for everything but connections: the stores' files, the models,
+/// parse workers' pipes.
+const RESERVED_FDS: u64 = 512;
+
+/// Raises this process's open-file limit to the most it may have (the soft limit is often
+/// 1,024 while the hard one is far higher), and shares what is left after
+/// [`RESERVED_FDS`] among the HTTP workers as their connection cap.
+fn connections_per_worker(workers: usize) -> usize {
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not raise the open-file limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    };
+    let per_worker = limit.saturating_sub(RESERVED_FDS) / workers.max(1) as u64;
+    let per_worker = per_worker.clamp(64, 25_000) as usize;
+    tracing::info!(open_files = limit, per_worker, "connection limits");
+    per_worker
+}
+
 /// Serves until interrupted. `on_bound` is called with the address actually bound (the
 /// port may have been 0).
 pub fn serve(
@@ -383,9 +435,16 @@ pub fn serve(
         .local_addr()
         .map_err(|e| crate::Error::io("reading the bound address", e))?;
     let state = web::Data::new(AppState::new(engine, Some(addr))?);
+    let per_worker = connections_per_worker(workers);
     let system = actix_web::rt::System::new();
     let server = actix_web::HttpServer::new(move || app(state.clone()))
         .workers(workers)
+        // Headers within 5 s, an idle keep-alive connection closed after 5 s, bodies as
+        // slow::deadline says, and no more connections than the descriptors allow.
+        .client_request_timeout(std::time::Duration::from_secs(5))
+        .client_disconnect_timeout(std::time::Duration::from_secs(2))
+        .keep_alive(std::time::Duration::from_secs(5))
+        .max_connections(per_worker)
         .listen(listener)
         .map_err(|e| crate::Error::io(format!("listening on {addr}"), e))?
         .run();
@@ -407,13 +466,32 @@ mod tests {
         assert_eq!(host_name("127.0.0.1"), "127.0.0.1");
         assert_eq!(host_name("evil.example:80"), "evil.example");
         assert_eq!(
-            origin_host("http://localhost:8080").as_deref(),
-            Some("localhost")
+            origin_authority("https://evil.example/x").as_deref(),
+            Some("evil.example:443")
+        );
+    }
+
+    #[test]
+    fn origins_compare_host_and_port() {
+        assert_eq!(
+            origin_authority("http://127.0.0.1:9999").as_deref(),
+            Some("127.0.0.1:9999")
         );
         assert_eq!(
-            origin_host("https://evil.example/x").as_deref(),
-            Some("evil.example")
+            origin_authority("http://LocalHost").as_deref(),
+            Some("localhost:80")
         );
-        assert_eq!(origin_host("null"), None);
+        assert_eq!(
+            origin_authority("https://tanya.example/").as_deref(),
+            Some("tanya.example:443")
+        );
+        assert_eq!(authority("127.0.0.1:8080", "http"), "127.0.0.1:8080");
+        assert_eq!(authority("localhost", "http"), "localhost:80");
+        assert_eq!(authority("[::1]:8080", "http"), "[::1]:8080");
+        assert_ne!(
+            origin_authority("http://127.0.0.1:9999").unwrap(),
+            authority("127.0.0.1:8080", "http")
+        );
+        assert_eq!(origin_authority("null"), None);
     }
 }

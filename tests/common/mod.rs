@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -92,9 +94,7 @@ pub fn ingest_public(engine: &Engine, path: &Path) -> IngestReport {
     engine
         .ingest(
             path,
-            &IngestOptions {
-                groups: vec!["public".into()],
-            },
+            &IngestOptions::with_groups(vec!["public".into()]),
             &Quiet,
         )
         .unwrap()
