@@ -24,6 +24,11 @@ pub struct Args {
     generative: usize,
     #[arg(long, value_delimiter = ',', default_value = "public")]
     groups: Vec<String>,
+    /// Also search while this folder is ingested (into the current index, where its
+    /// documents stay), and report search latency during the ingest beside the latency
+    /// before it.
+    #[arg(long)]
+    during_ingest: Option<PathBuf>,
 }
 
 #[derive(serde::Deserialize)]
@@ -44,6 +49,9 @@ pub fn run(config: Config, args: Args) -> anyhow::Result<()> {
         toml::from_str(&text).with_context(|| format!("parsing {}", args.questions.display()))?;
     let qs: Vec<String> = qs.question.into_iter().map(|q| q.question).collect();
     let engine = Engine::open(config)?;
+    if let Some(folder) = &args.during_ingest {
+        return searches_during_ingest(&engine, &qs, args.runs, &access, folder);
+    }
     let search_ms = time_searches(&engine, &qs, args.runs, &access)?;
     let ask_ms = time_answers(&engine, &qs, &access)?;
     println!("questions: {}, search runs: {}", qs.len(), search_ms.len());
@@ -57,6 +65,71 @@ pub fn run(config: Config, args: Args) -> anyhow::Result<()> {
         println!("peak RSS: {rss:.0} MiB");
     }
     Ok(())
+}
+
+/// Search latency (p50, p99) on an idle engine, then while `folder` is ingested.
+fn searches_during_ingest(
+    engine: &Engine,
+    questions: &[String],
+    runs: usize,
+    access: &Access,
+    folder: &std::path::Path,
+) -> anyhow::Result<()> {
+    let idle = time_searches(engine, questions, runs, access)?;
+    let options =
+        tanya::engine::IngestOptions::with_groups(engine.config().ingest.default_groups.clone());
+    let done = AtomicBool::new(false);
+    let (report, during) = std::thread::scope(|scope| {
+        let ingest = scope.spawn(|| {
+            let r = engine.ingest(folder, &options, &tanya::engine::Quiet);
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            r
+        });
+        let mut during = Vec::new();
+        'outer: while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            for q in questions {
+                if done.load(std::sync::atomic::Ordering::SeqCst) {
+                    break 'outer;
+                }
+                let t = Instant::now();
+                engine.search(q, access, engine.config().search.top_k)?;
+                during.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        let report = ingest.join().expect("the ingest thread panicked")?;
+        anyhow::Ok((report, during))
+    })?;
+    println!(
+        "ingest of {}: {} documents, {} chunks in {:.1} s",
+        folder.display(),
+        report.indexed.len(),
+        report.chunks_embedded,
+        report.elapsed_seconds
+    );
+    println!(
+        "search latency idle:         p50 {:.1} ms, p99 {:.1} ms ({} searches)",
+        percentile(&idle, 0.5),
+        percentile(&idle, 0.99),
+        idle.len()
+    );
+    println!(
+        "search latency during ingest: p50 {:.1} ms, p99 {:.1} ms ({} searches)",
+        percentile(&during, 0.5),
+        percentile(&during, 0.99),
+        during.len()
+    );
+    Ok(())
+}
+
+/// The `q` quantile (nearest rank) of `xs`.
+fn percentile(xs: &[f64], q: f64) -> f64 {
+    if xs.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = xs.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[rank - 1]
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
