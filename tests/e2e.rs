@@ -667,3 +667,44 @@ fn the_llm_rerank_pass_scores_candidates_with_the_generator() {
     assert!(judged[0] >= judged[1], "{hits:?}");
     assert_eq!(hits[2].1, None, "{hits:?}");
 }
+
+#[test]
+fn questions_during_an_ingest_batch_use_a_session_of_their_own_with_the_same_vectors() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(common::config(&dir.path().join("data"))).unwrap();
+    let embedder = engine.embedder();
+    let question = "Berapa hari cuti tahunan selepas 3 tahun berkhidmat?";
+    let idle = embedder.embed_query(question).unwrap();
+    assert!(!embedder.has_question_session());
+    // A long ingest batch holds the passage session; questions keep coming meanwhile.
+    let passages: Vec<String> = (0..400)
+        .map(|i| {
+            format!(
+                "Perenggan {i}: pekerja layak mendapat cuti tahunan mengikut tempoh perkhidmatan."
+            )
+        })
+        .collect();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let during = std::thread::scope(|s| {
+        s.spawn(|| {
+            embedder.embed_passages(&passages).unwrap();
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        let mut during = Vec::new();
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            during.push(embedder.embed_query(question).unwrap());
+        }
+        during
+    });
+    assert!(
+        embedder.has_question_session(),
+        "no question came while the batch ran"
+    );
+    for v in &during {
+        let cos: f32 = v.iter().zip(&idle).map(|(a, b)| a * b).sum();
+        assert!(
+            cos > 0.9999,
+            "the question session embeds differently: {cos}"
+        );
+    }
+}

@@ -118,6 +118,9 @@ fn searches_during_ingest(
         percentile(&during, 0.99),
         during.len()
     );
+    if let Some(rss) = tanya::engine::peak_rss_mib() {
+        println!("peak RSS: {rss:.0} MiB");
+    }
     Ok(())
 }
 

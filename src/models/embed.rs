@@ -128,6 +128,36 @@ pub(crate) fn init_ort(models_dir: &Path) -> Result<()> {
         })
 }
 
+/// Opens an ONNX session of the model in `dir`.
+fn open_session(dir: &Path, threads: usize, max_length: usize) -> Result<TextEmbedding> {
+    let (onnx, tokenizer) = read_model_files(dir)?;
+    let model = UserDefinedEmbeddingModel::new(onnx, tokenizer)
+        .with_pooling(Pooling::Mean)
+        .with_quantization(QuantizationMode::None);
+    let options = InitOptionsUserDefined::new()
+        .with_max_length(max_length)
+        .with_intra_threads(threads);
+    TextEmbedding::try_new_from_user_defined(model, options)
+        .map_err(|e| Error::embed(format!("loading {}", dir.display()), e))
+}
+
+/// Embeds `inputs` as one ONNX batch with `model`, normalised.
+fn embed_normalized<S: AsRef<str> + Send + Sync>(
+    model: &mut TextEmbedding,
+    inputs: &[S],
+) -> Result<Vec<Vec<f32>>> {
+    if inputs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = model
+        .embed(inputs, Some(inputs.len()))
+        .map_err(|e| Error::embed(format!("embedding {} texts", inputs.len()), e))?;
+    for v in &mut out {
+        l2_normalize(v);
+    }
+    Ok(out)
+}
+
 /// Longest an ingest batch waits for questions (see [`QuestionsFirst`]).
 const MAX_YIELD: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -176,6 +206,12 @@ impl QuestionsFirst {
 pub struct Embedder {
     kind: EmbedderKind,
     model: Mutex<TextEmbedding>,
+    /// A session of its own for questions that arrive while an ingest batch holds
+    /// `model` (one batch can take seconds on 2 cores), opened the first time that
+    /// happens: it costs ~380 MB and ~1.4 s, which a one-shot `tanya ask` never needs.
+    query_model: Mutex<Option<TextEmbedding>>,
+    /// What opening another session takes: the model folder and the thread count.
+    session: (std::path::PathBuf, usize),
     /// Questions waiting for (or in) the model: ingest batches wait while there are any.
     questions: QuestionsFirst,
     tokenizer: tokenizers::Tokenizer,
@@ -212,21 +248,15 @@ impl Embedder {
         max_length: usize,
     ) -> Result<Self> {
         let dir = models_dir.join(kind.name());
-        let (onnx, tokenizer) = read_model_files(&dir)?;
         init_ort(models_dir)?;
-        let model = UserDefinedEmbeddingModel::new(onnx, tokenizer)
-            .with_pooling(Pooling::Mean)
-            .with_quantization(QuantizationMode::None);
         let threads = crate::config::Config::resolve_threads(threads);
-        let options = InitOptionsUserDefined::new()
-            .with_max_length(max_length)
-            .with_intra_threads(threads);
-        let model = TextEmbedding::try_new_from_user_defined(model, options)
-            .map_err(|e| Error::embed(format!("loading {}", dir.display()), e))?;
+        let model = open_session(&dir, threads, max_length)?;
         let tokenizer = model.tokenizer.clone();
         Ok(Embedder {
             kind,
             model: Mutex::new(model),
+            query_model: Mutex::new(None),
+            session: (dir, threads),
             questions: QuestionsFirst::default(),
             tokenizer,
             batch_tokens: batch_tokens.max(1),
@@ -289,7 +319,26 @@ impl Embedder {
     pub fn embed_query(&self, text: &str) -> Result<Vec<f32>> {
         let input = vec![format!("{}{}", self.kind.query_prefix(), text)];
         let _waiting = self.questions.enter();
-        Ok(self.embed_raw(&input)?.remove(0))
+        let poisoned = || Error::embed_msg("embedder poisoned by an earlier panic");
+        let out = match self.model.try_lock() {
+            Ok(mut model) => embed_normalized(&mut model, &input)?,
+            Err(std::sync::TryLockError::Poisoned(_)) => return Err(poisoned()),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                let mut query_model = self.query_model.lock().map_err(|_| poisoned())?;
+                if query_model.is_none() {
+                    let (dir, threads) = &self.session;
+                    tracing::info!("opening a second embedder session for questions during ingest");
+                    *query_model = Some(open_session(dir, *threads, self.max_length)?);
+                }
+                embed_normalized(query_model.as_mut().expect("opened above"), &input)?
+            }
+        };
+        Ok(out.into_iter().next().expect("one input, one vector"))
+    }
+
+    /// Whether the second session for questions during ingest has been opened.
+    pub fn has_question_session(&self) -> bool {
+        self.query_model.lock().is_ok_and(|m| m.is_some())
     }
 
     /// Before an ingest batch: see [`QuestionsFirst`].
@@ -299,20 +348,11 @@ impl Embedder {
 
     /// Embeds `inputs` as one ONNX batch.
     fn embed_raw<S: AsRef<str> + Send + Sync>(&self, inputs: &[S]) -> Result<Vec<Vec<f32>>> {
-        if inputs.is_empty() {
-            return Ok(Vec::new());
-        }
         let mut model = self
             .model
             .lock()
             .map_err(|_| Error::embed_msg("embedder poisoned by an earlier panic"))?;
-        let mut out = model
-            .embed(inputs, Some(inputs.len()))
-            .map_err(|e| Error::embed(format!("embedding {} texts", inputs.len()), e))?;
-        for v in &mut out {
-            l2_normalize(v);
-        }
-        Ok(out)
+        embed_normalized(&mut model, inputs)
     }
 
     /// Exact token count of `text` as the embedder sees it (special tokens excluded).
