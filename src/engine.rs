@@ -169,6 +169,7 @@ impl Engine {
                 Err(e) => Some(e.full_message()),
             };
             let text_stored = self.collection.has_text(id, &d.version);
+            let groups_as_recorded = self.collection.groups_as_recorded(id, d)?;
             documents.push(DocumentCheck {
                 id: id.clone(),
                 rel_path: d.rel_path.clone(),
@@ -178,14 +179,14 @@ impl Engine {
                 whole: vectors == d.chunks as usize && bm25 == d.chunks as usize,
                 source_problem: source,
                 text_stored,
+                groups_as_recorded,
             });
         }
         let acknowledged_chunks = m.documents.values().map(|d| d.chunks as usize).sum();
         let (stored_vectors_total, stored_bm25_total) = self.collection.total_counts()?;
-        let ok = documents
-            .iter()
-            .all(|d| d.whole && d.source_problem.is_none() && d.text_stored)
-            && stored_vectors_total == acknowledged_chunks
+        let ok = documents.iter().all(|d| {
+            d.whole && d.source_problem.is_none() && d.text_stored && d.groups_as_recorded
+        }) && stored_vectors_total == acknowledged_chunks
             && stored_bm25_total == acknowledged_chunks;
         Ok(Verification {
             documents,
@@ -558,6 +559,8 @@ pub struct DocumentCheck {
     pub source_problem: Option<String>,
     /// Whether its extracted text is stored (the source viewer shows it).
     pub text_stored: bool,
+    /// Whether every stored chunk carries the groups the manifest records.
+    pub groups_as_recorded: bool,
 }
 
 /// One earlier question and its answer in a conversation.

@@ -11,7 +11,8 @@ pub struct Args {
     /// Check that every document is whole in both stores (its chunk count in the
     /// vector store and the BM25 index equals the manifest's), that nothing else is
     /// stored, that its source file is present, inside its folder and hashes to the
-    /// indexed version, and that its text is stored; exits with 1 when not.
+    /// indexed version, that its chunks carry its recorded groups, and that its text is
+    /// stored; exits with 1 when not.
     #[arg(long)]
     verify: bool,
 }
@@ -56,6 +57,12 @@ fn verify(engine: &Engine, json: bool) -> anyhow::Result<()> {
         for d in &v.documents {
             if let Some(problem) = &d.source_problem {
                 println!("SOURCE {}: {problem}", d.rel_path);
+            }
+            if !d.groups_as_recorded {
+                println!(
+                    "GROUPS {}: stored chunks carry other groups than the manifest records",
+                    d.rel_path
+                );
             }
             if !d.text_stored {
                 println!(

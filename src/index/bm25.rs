@@ -379,6 +379,20 @@ impl Bm25Index {
             .collect()
     }
 
+    /// The committed passages of `doc_id` (every version), in no order.
+    pub fn passages_of(&self, doc_id: &str) -> Result<Vec<Passage>> {
+        let q = TermQuery::new(
+            Term::from_field_text(self.fields.doc_id, doc_id),
+            IndexRecordOption::Basic,
+        );
+        let searcher = self.reader.searcher();
+        let addresses = searcher.search(&q, &DocSetCollector)?;
+        addresses
+            .into_iter()
+            .map(|addr| self.passage_at(&searcher, addr))
+            .collect()
+    }
+
     /// Number of committed chunks of `doc_id`.
     pub fn count_document(&self, doc_id: &str) -> Result<usize> {
         let q = TermQuery::new(

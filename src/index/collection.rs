@@ -276,8 +276,12 @@ impl Collection {
             .get(doc_id)
             .map(|d| d.version.clone());
         self.begin_write(doc_id, &entry.version)?;
-        // Drop leftovers of any unacknowledged attempt, keep the acknowledged version.
-        self.bm25.delete_document(doc_id, previous.as_deref())?;
+        // Drop leftovers of any unacknowledged attempt, keep the acknowledged version —
+        // unless this is that version again (the same content under other groups): its
+        // BM25 entries go in the same commit as their replacements, so none keeps the old
+        // groups. (The vector store replaces them by point id.)
+        let keep = previous.as_deref().filter(|p| *p != entry.version);
+        self.bm25.delete_document(doc_id, keep)?;
         self.vectors.upsert(items)?;
         test_pause();
         let passages: Vec<Passage> = items.iter().map(|(p, _)| p.clone()).collect();
@@ -414,6 +418,27 @@ impl Collection {
     }
 
     /// Chunk counts of a document in (vector store, BM25 index), all versions.
+    /// Whether every chunk of `entry`'s version of `doc_id` carries exactly the groups
+    /// the manifest records, in the vector store and in the BM25 index (the access
+    /// filters inside both searches read the chunks' groups, not the manifest's).
+    pub fn groups_as_recorded(&self, doc_id: &str, entry: &DocumentEntry) -> Result<bool> {
+        let ids: Vec<u64> = (0..entry.chunks)
+            .map(|ordinal| crate::index::passage::point_id(doc_id, &entry.version, ordinal))
+            .collect();
+        let in_vectors = self
+            .vectors
+            .passages(&ids)?
+            .values()
+            .all(|p| p.groups == entry.groups);
+        let in_bm25 = self
+            .bm25
+            .passages_of(doc_id)?
+            .iter()
+            .filter(|p| p.version == entry.version)
+            .all(|p| p.groups == entry.groups);
+        Ok(in_vectors && in_bm25)
+    }
+
     pub fn chunk_counts(&self, doc_id: &str) -> Result<(usize, usize)> {
         Ok((
             self.vectors.count_document(doc_id)?,
@@ -455,6 +480,42 @@ mod tests {
         .unwrap();
         c.finish().unwrap();
         p
+    }
+
+    #[test]
+    fn the_same_version_under_other_groups_leaves_no_chunk_with_the_old_ones() {
+        for store in [EDGE, MEMORY] {
+            let dir = tempfile::tempdir().unwrap();
+            let c = Collection::open(dir.path(), "test/4", 4, &store).unwrap();
+            let v = vec![vec![1.0, 0.0, 0.0, 0.0]];
+            let public = passage("d", "abc", 0, &["public"]);
+            c.commit_document(
+                "d",
+                entry(Lang::En, "public"),
+                &[(public, v.clone())],
+                &no_text(),
+            )
+            .unwrap();
+            c.finish().unwrap();
+            // Moved to hr (the content, so the version and the chunk ids, unchanged).
+            let hr = passage("d", "abc", 0, &["hr"]);
+            c.commit_document(
+                "d",
+                entry(Lang::En, "hr"),
+                &[(hr.clone(), v.clone())],
+                &no_text(),
+            )
+            .unwrap();
+            c.finish().unwrap();
+            assert_eq!(c.chunk_counts("d").unwrap(), (1, 1), "{store:?}");
+            let outsider = Access::for_groups(["public"]).unwrap();
+            assert!(c.bm25_search("text d", &outsider, 5).unwrap().is_empty());
+            assert!(c.dense_search(&v[0], &outsider, 5).unwrap().is_empty());
+            let member = Access::for_groups(["hr"]).unwrap();
+            assert_eq!(c.bm25_search("text d", &member, 5).unwrap()[0].0, hr);
+            let recorded = c.manifest().documents["d"].clone();
+            assert!(c.groups_as_recorded("d", &recorded).unwrap());
+        }
     }
 
     #[test]

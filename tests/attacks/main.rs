@@ -276,6 +276,11 @@ fn f4_a_parent_ingest_keeps_the_groups_a_document_has() {
     let report = engine.ingest(&w.docs(), &options, &Quiet).unwrap();
     assert_eq!(report.regrouped.len(), 1, "{report:?}");
     assert_eq!(engine.manifest().documents[&gaji].groups, ["public"]);
+    let v = engine.verify().unwrap();
+    assert!(
+        v.ok && v.documents.iter().all(|d| d.groups_as_recorded),
+        "{v:?}"
+    );
     assert!(found(&engine, &public(), "gaji bulanan pengarah", "48,500"));
 }
 

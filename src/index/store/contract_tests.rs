@@ -123,6 +123,7 @@ macro_rules! store_contract {
             limit_applies_after_the_filter,
             limit_keeps_the_best_visible,
             vectors_come_back_in_order_unknown_ids_left_out,
+            passages_come_back_by_id_unknown_ids_left_out,
             reupsert_does_not_duplicate,
             reupsert_replaces_payload_and_vectors,
             delete_keeps_only_the_given_version,
@@ -395,6 +396,22 @@ fn vectors_come_back_in_order_unknown_ids_left_out(store: &dyn VectorStore) {
     assert_eq!(got.len(), 2);
     assert!(same_vectors(&got[&one.point_id], &[unit(0)]), "{got:?}");
     assert!(store.vectors(&[]).unwrap().is_empty());
+}
+
+fn passages_come_back_by_id_unknown_ids_left_out(store: &dyn VectorStore) {
+    let hr = passage("a", "v1", 0, &["hr"]);
+    let public = passage("a", "v1", 1, &["public", "hr"]);
+    store
+        .upsert(&[(hr.clone(), vec![unit(0)]), (public.clone(), vec![unit(1)])])
+        .unwrap();
+    // Whatever the access groups: this is not a search.
+    let got = store
+        .passages(&[hr.point_id, public.point_id, 12345])
+        .unwrap();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[&hr.point_id], hr);
+    assert_eq!(got[&public.point_id], public);
+    assert!(store.passages(&[]).unwrap().is_empty());
 }
 
 fn reupsert_does_not_duplicate(store: &dyn VectorStore) {

@@ -237,6 +237,29 @@ impl VectorStore for EdgeStore {
         Ok(out)
     }
 
+    fn passages(&self, ids: &[u64]) -> Result<std::collections::HashMap<u64, Passage>> {
+        let request = RetrieveRequest {
+            point_ids: ids.iter().map(|&id| PointId::NumId(id)).collect(),
+            with_payload: Some(WithPayloadInterface::Bool(true)),
+            with_vector: Some(WithVector::Bool(false)),
+        };
+        let records = self
+            .shard
+            .retrieve(request)
+            .map_err(store_err("retrieving passages"))?;
+        let mut out = std::collections::HashMap::new();
+        for r in records {
+            let PointId::NumId(id) = r.id else { continue };
+            let payload = r
+                .payload
+                .ok_or_else(|| Error::store_msg("a point came back without payload"))?;
+            let passage: Passage = serde_json::from_value(serde_json::Value::Object(payload.0))
+                .map_err(|e| Error::store("stored payload does not match Passage", e))?;
+            out.insert(id, passage);
+        }
+        Ok(out)
+    }
+
     fn count_document(&self, doc_id: &str) -> Result<usize> {
         self.count_filtered(Some(document_filter(doc_id, None)))
     }

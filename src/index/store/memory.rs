@@ -140,6 +140,14 @@ impl VectorStore for MemoryStore {
             .collect())
     }
 
+    fn passages(&self, ids: &[u64]) -> Result<HashMap<u64, Passage>> {
+        let map = self.points.read();
+        Ok(ids
+            .iter()
+            .filter_map(|id| map.get(id).map(|p| (*id, p.passage.clone())))
+            .collect())
+    }
+
     fn count_document(&self, doc_id: &str) -> Result<usize> {
         Ok(self
             .points

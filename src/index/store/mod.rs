@@ -39,6 +39,9 @@ pub trait VectorStore: Send + Sync {
     /// The stored vectors of the given chunks (the chunk's, then its sentences', in the
     /// order they were upserted); unknown ids are left out.
     fn vectors(&self, ids: &[u64]) -> Result<std::collections::HashMap<u64, Vec<Vec<f32>>>>;
+    /// The stored passages of the given chunks (payloads, without vectors); unknown ids are
+    /// left out. Not a search: no access filter (for checks such as `--verify`).
+    fn passages(&self, ids: &[u64]) -> Result<std::collections::HashMap<u64, Passage>>;
     /// Number of chunks of `doc_id` (all versions).
     fn count_document(&self, doc_id: &str) -> Result<usize>;
     /// Number of chunks stored.
