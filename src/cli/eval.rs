@@ -20,6 +20,32 @@ pub enum Command {
     /// Ingest a corpus and ask every question: SQuAD exact match and F1, "contains a
     /// gold answer", citation accuracy and abstention, per answer mode.
     Answers(AnswersArgs),
+    /// Ingest a folder of documents and ask a question set about them (conversations
+    /// turn by turn): right answers per kind of question, false abstentions.
+    Questions(QuestionsArgs),
+}
+
+#[derive(clap::Args)]
+pub struct QuestionsArgs {
+    /// The question set (JSON lines; see tests/data/answers/).
+    #[arg(long)]
+    set: PathBuf,
+    /// The folder the questions are about.
+    #[arg(long, default_value = "samples/corpus")]
+    docs: PathBuf,
+    /// Answer mode (default: extractive).
+    #[arg(long, default_value = "extractive")]
+    mode: AnswerMode,
+    /// Scratch data directory, reused (incrementally) across runs (default: under
+    /// ~/.cache/tanya/eval/, one per folder).
+    #[arg(long)]
+    index: Option<PathBuf>,
+    /// Also write the scores and every outcome as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Print every wrong answer.
+    #[arg(long)]
+    misses: bool,
 }
 
 #[derive(clap::Args)]
@@ -75,7 +101,72 @@ pub fn run(config: Config, what: Command) -> anyhow::Result<()> {
     match what {
         Command::Retrieval(args) => retrieval(config, args, access),
         Command::Answers(args) => answers(config, args, access),
+        Command::Questions(args) => questions(config, args, access),
     }
+}
+
+fn questions(mut config: Config, args: QuestionsArgs, access: Access) -> anyhow::Result<()> {
+    let set: Vec<tanya::eval::questions::SetQuestion> = tanya::eval::read_jsonl(&args.set)?;
+    config.paths.data_dir = eval_index(args.index, &args.docs).join("data");
+    eprintln!(
+        "{} questions about {}; scratch index {}",
+        set.len(),
+        args.docs.display(),
+        config.paths.data_dir.display()
+    );
+    let engine = Engine::open(config)?;
+    let options =
+        tanya::engine::IngestOptions::with_groups(engine.config().ingest.default_groups.clone());
+    let report = engine.ingest(&args.docs, &options, &tanya::engine::Quiet)?;
+    eprintln!(
+        "ingest: {} indexed, {} unchanged, {} rejected",
+        report.indexed.len(),
+        report.unchanged,
+        report.rejected.len()
+    );
+    let s = tanya::eval::questions::evaluate(&engine, &set, &access, args.mode)?;
+    if args.misses {
+        let by_id: std::collections::HashMap<&str, &tanya::eval::questions::SetQuestion> =
+            set.iter().map(|q| (q.id.as_str(), q)).collect();
+        for o in s.outcomes.iter().filter(|o| !o.right) {
+            let q = by_id[o.id.as_str()];
+            println!(
+                "MISS {} [{}] {}\n  expected {} {:?}; cited {:?}, fact {}\n  {}",
+                o.id,
+                o.kind,
+                q.question,
+                q.document.as_deref().unwrap_or("(abstain)"),
+                q.answer_contains,
+                o.cited,
+                o.fact,
+                o.answer.chars().take(240).collect::<String>()
+            );
+        }
+    }
+    println!(
+        "{:<16} {:>6} {:>6} {:>7}",
+        "kind", "right", "asked", "share"
+    );
+    for (kind, t) in s
+        .by_kind
+        .iter()
+        .chain([(&"overall".to_string(), &s.overall)])
+    {
+        println!(
+            "{:<16} {:>6} {:>6} {:>7.3}",
+            kind,
+            t.right,
+            t.asked,
+            t.share()
+        );
+    }
+    println!(
+        "false abstentions: {} of {} answerable ({:.3})",
+        s.false_abstention.right,
+        s.false_abstention.asked,
+        s.false_abstention.share()
+    );
+    write_json(args.json, &s)
 }
 
 /// The scratch index of a corpus file: `index` or a folder under the cache named by

@@ -7,6 +7,8 @@
 //! stores), so the figures measure what users get. Chunks are mapped back to their
 //! corpus document; a document ranks where its best chunk ranks.
 
+pub mod questions;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
