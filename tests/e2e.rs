@@ -708,3 +708,71 @@ fn questions_during_an_ingest_batch_use_a_session_of_their_own_with_the_same_vec
         );
     }
 }
+
+#[test]
+fn eval_questions_asks_conversations_and_scores_each_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let docs = d.join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::copy(
+        common::corpus_dir().join("cuti-tahunan.pdf"),
+        docs.join("cuti-tahunan.pdf"),
+    )
+    .unwrap();
+    let line = |id: &str, conv: &str, turn: u32, kind: &str, q: &str, doc: &str, fact: &str| {
+        serde_json::json!({
+            "id": id, "conversation": if conv.is_empty() { serde_json::Value::Null } else { conv.into() },
+            "turn": turn, "lang": "ms", "kind": kind, "question": q, "style": "formal",
+            "document": if doc.is_empty() { serde_json::Value::Null } else { doc.into() },
+            "page": null, "answer_contains": if fact.is_empty() { vec![] } else { vec![fact] },
+            "note": ""
+        })
+        .to_string()
+    };
+    let set = [
+        line(
+            "t1",
+            "c",
+            1,
+            "same-language",
+            "Berapa hari cuti tahunan selepas 3 tahun berkhidmat?",
+            "cuti-tahunan.pdf",
+            "16 hari",
+        ),
+        line(
+            "t2",
+            "",
+            1,
+            "unanswerable",
+            "Siapakah pemenang Piala Dunia 2018?",
+            "",
+            "",
+        ),
+        line(
+            "t3",
+            "c",
+            2,
+            "follow-up",
+            "dan selepas 12 tahun?",
+            "cuti-tahunan.pdf",
+            "24 hari",
+        ),
+    ];
+    std::fs::write(d.join("set.jsonl"), set.join("\n") + "\n").unwrap();
+    let (_, v) = run_eval(
+        d,
+        &["eval", "questions", "--set", "set.jsonl", "--docs", "docs"],
+        "questions.json",
+    );
+    let outcomes = v["outcomes"].as_array().unwrap();
+    // The conversation's turns are asked together, in order.
+    let ids: Vec<&str> = outcomes.iter().map(|o| o["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["t1", "t3", "t2"], "{v}");
+    assert_eq!(outcomes[0]["right"], true, "{v}");
+    assert_eq!(outcomes[0]["cited"], "cuti-tahunan.pdf", "{v}");
+    assert_eq!(outcomes[2]["abstained"], true, "{v}");
+    assert_eq!(v["by_kind"]["unanswerable"]["asked"], 1, "{v}");
+    assert_eq!(v["overall"]["asked"], 3, "{v}");
+    assert_eq!(v["false_abstention"]["asked"], 2, "{v}");
+}
