@@ -365,6 +365,33 @@ impl Engine {
         self.ask_follow_up(question, &[], access, mode, cancel, on_event)
     }
 
+    /// Retrieval for a turn of a conversation. A short question may be elliptical ("dan
+    /// selepas 6 tahun?", which names no topic) or complete on its own ("How often are
+    /// fire drills held?", a new topic): both readings are searched — the question alone
+    /// and with the previous question — and the one whose passages are closer to what
+    /// it asks (best dense similarity) wins.
+    fn search_in_conversation<'q>(
+        &self,
+        question: &'q str,
+        history: &[Turn],
+        access: &Access,
+    ) -> Result<(Cow<'q, str>, Retrieval)> {
+        let limit = self.config.answer.passages;
+        let alone = self.search(question, access, limit)?;
+        let query = follow_up_query(question, history);
+        if query == question {
+            return Ok((query, alone));
+        }
+        let together = self.search(&query, access, limit)?;
+        Ok(
+            if best_relevance(&together.hits) > best_relevance(&alone.hits) {
+                (query, together)
+            } else {
+                (Cow::Borrowed(question), alone)
+            },
+        )
+    }
+
     /// [`Self::ask`] as a turn of a conversation: `history` holds the earlier turns,
     /// oldest first. A short follow-up ("and after 6 years?") is searched together with
     /// the previous question, and the generative prompt sees the previous turn.
@@ -380,8 +407,7 @@ impl Engine {
         let started = Instant::now();
         let question = crate::query::check_query(question)?;
         let lang = detect_lang(question);
-        let query = follow_up_query(question, history);
-        let retrieval = self.search(&query, access, self.config.answer.passages)?;
+        let (query, retrieval) = self.search_in_conversation(question, history, access)?;
         let retrieval_ms = started.elapsed().as_secs_f64() * 1000.0;
         let hits = retrieval.hits;
         on_event(AnswerEvent::Passages(hits.clone()));
