@@ -12,6 +12,29 @@ enum Condition {
 }
 
 impl Condition {
+    /// The numbers the condition names.
+    fn operands(self) -> Vec<f64> {
+        match self {
+            Condition::Between(a, b) => vec![a, b],
+            Condition::Below(x)
+            | Condition::Above(x)
+            | Condition::AtLeast(x)
+            | Condition::AtMost(x) => vec![x],
+        }
+    }
+
+    /// A value that meets the condition, near its bound: half a unit past it for whole
+    /// numbers ("more than 10 years" → 10.5), a thousandth for others.
+    fn example(self) -> f64 {
+        let step = |x: f64| if x.fract() == 0.0 { 0.5 } else { 0.001 };
+        match self {
+            Condition::Between(a, b) => (a + b) / 2.0,
+            Condition::Below(x) => x - step(x),
+            Condition::Above(x) => x + step(x),
+            Condition::AtLeast(x) | Condition::AtMost(x) => x,
+        }
+    }
+
     fn holds(self, n: f64) -> bool {
         match self {
             Condition::Between(a, b) => a <= n && n <= b,
@@ -67,9 +90,20 @@ fn conditions(text: &str) -> Vec<Condition> {
                     out.push(Condition::Below(x));
                 }
             }
-            ("lebih", "daripada") | ("more", "than") => {
+            ("lebih", "daripada" | "dari") | ("more", "than") => {
                 if let Some(x) = after(2) {
                     out.push(Condition::Above(x));
+                }
+            }
+            // Spoken Malay drops "daripada": "lebih 10 tahun", "kurang 2 tahun".
+            ("lebih", _) if parse_number(next).is_some() => {
+                if let Some(x) = after(1) {
+                    out.push(Condition::Above(x));
+                }
+            }
+            ("kurang", _) if parse_number(next).is_some() => {
+                if let Some(x) = after(1) {
+                    out.push(Condition::Below(x));
                 }
             }
             ("at", "least") | ("sekurang", "kurangnya") => {
@@ -118,10 +152,20 @@ pub struct NumericQuestion {
 }
 
 impl NumericQuestion {
+    /// The numbers a question asks about. A number it states a condition on stands for
+    /// a value that meets the condition: "lebih 10 tahun" asks about more than 10 years,
+    /// which the "lebih daripada 5 tahun tetapi tidak melebihi 10 tahun" row of a tiered
+    /// rule does not cover, though it covers 10 itself.
     pub fn new(question: &str) -> Self {
-        NumericQuestion {
-            numbers: numbers(question),
-        }
+        let conds = conditions(question);
+        let operands: Vec<f64> = conds.iter().flat_map(|c| c.operands()).collect();
+        let mut numbers: Vec<f64> = conds.iter().map(|c| c.example()).collect();
+        numbers.extend(
+            self::numbers(question)
+                .into_iter()
+                .filter(|n| !operands.contains(n)),
+        );
+        NumericQuestion { numbers }
     }
 
     /// See [`numeric_fit`].
@@ -149,6 +193,32 @@ impl NumericQuestion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_condition_in_the_question_selects_the_row_beyond_its_bound() {
+        let rows = [
+            "Pekerja yang telah berkhidmat selama 2 hingga 5 tahun layak mendapat 16 hari.",
+            "Pekerja yang telah berkhidmat lebih daripada 5 tahun tetapi tidak melebihi 10 \
+             tahun layak mendapat 20 hari.",
+            "Pekerja yang telah berkhidmat lebih daripada 10 tahun layak mendapat 24 hari.",
+        ];
+        let fits = |q: &str| -> Vec<f32> {
+            let n = NumericQuestion::new(q);
+            rows.iter().map(|r| n.fit(r)).collect()
+        };
+        assert_eq!(fits("dan lebih 10 tahun?"), [-1.0, -1.0, 1.0]);
+        assert_eq!(
+            fits("cuti tahunan khidmat lebih dari 10 tahun"),
+            [-1.0, -1.0, 1.0]
+        );
+        assert_eq!(
+            fits("And for someone with more than 5 years?"),
+            [-1.0, 1.0, -1.0]
+        );
+        // A bare number is itself: 10 years is in the middle row.
+        assert_eq!(fits("kalau dah genap 10 tahun?"), [-1.0, 1.0, -1.0]);
+        assert_eq!(fits("kurang 2 tahun"), [-1.0, -1.0, -1.0]);
+    }
 
     #[test]
     fn numbers_fit_conditions() {
