@@ -464,7 +464,9 @@ impl Engine {
                 .last()
                 .map(|s| s.trim().to_lowercase());
             for (sentence, v) in sentences.into_iter().zip(&vectors[1..]) {
-                if heading.as_deref() == Some(sentence.text.trim().to_lowercase().as_str()) {
+                if heading.as_deref() == Some(sentence.text.trim().to_lowercase().as_str())
+                    || crate::text::sentences::is_label(&sentence.text)
+                {
                     continue;
                 }
                 let score = score_sentence(

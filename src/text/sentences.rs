@@ -49,9 +49,55 @@ pub fn answerable_length(sentence: &str) -> bool {
     (4..=120).contains(&sentence.split_whitespace().count())
 }
 
+/// Whether a "sentence" is a label rather than a statement: a numbered heading ("4.2
+/// Waktu Masuk dan Waktu Teras"), a line in capitals ("SYARIKAT PELITA NUSANTARA SDN.
+/// BHD."), or a decoration ("-- Akhir Dokumen --"). An answer never quotes one. A table
+/// row ("Gred 41 | 25 hari") is not a label.
+pub fn is_label(sentence: &str) -> bool {
+    let t = sentence.trim();
+    if t.contains('|') {
+        return false;
+    }
+    let mut letters = t.chars().filter(|c| c.is_alphabetic()).peekable();
+    let capitals = letters.peek().is_some() && letters.all(|c| !c.is_lowercase());
+    let decoration = t.starts_with("--") || t.ends_with("--");
+    // "4.2", "4." or "4" as the first word (a year, "2024 was ...", is not a label).
+    let numbered = t.split_whitespace().next().is_some_and(|first| {
+        let label = first.trim_end_matches('.');
+        let parts_are_numbers = !label.is_empty()
+            && label
+                .split('.')
+                .all(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+        parts_are_numbers && (first.contains('.') || label.len() <= 2)
+    }) && !t.ends_with(['.', '!', '?', ';', ':'])
+        && t.split_whitespace().count() <= 12;
+    capitals || decoration || numbered
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_are_told_from_statements() {
+        for label in [
+            "4.2 Waktu Masuk dan Waktu Teras",
+            "4. Kelayakan",
+            "SYARIKAT PELITA NUSANTARA SDN. BHD.",
+            "-- Akhir Dokumen --",
+        ] {
+            assert!(is_label(label), "{label}");
+        }
+        for statement in [
+            "6.1 Each premises has an Emergency Response Plan and a floor warden for every floor.",
+            "Pekerja layak mendapat 16 hari cuti tahunan.",
+            "Gred 41 | 25 hari",
+            "Waktu teras ialah 9:30 pagi hingga 4:30 petang",
+            "2024 was the first year of the scheme",
+        ] {
+            assert!(!is_label(statement), "{statement}");
+        }
+    }
 
     #[test]
     fn sentences_split_with_offsets() {
