@@ -187,9 +187,10 @@ pub fn doc_id_for(canonical: &std::path::Path) -> String {
     id
 }
 
-/// Reads at most `max` bytes, failing with [`ReadError::TooLarge`] rather than reading more,
-/// and refusing anything that is not a regular file (opening a FIFO would block).
-fn read_bounded(file: &SourceFile, max: u64) -> Result<Vec<u8>, ReadError> {
+/// The bytes of a listed file, opened beneath its root through no symlink
+/// ([`open::open_beneath`]): at most `max`, failing with [`ReadError::TooLarge`] rather
+/// than reading more, and refusing anything that is not a regular file.
+pub fn read_bounded(file: &SourceFile, max: u64) -> Result<Vec<u8>, ReadError> {
     let io = |source| ReadError::Io {
         path: file.path.clone(),
         source,

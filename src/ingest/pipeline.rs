@@ -320,8 +320,7 @@ fn dedupe(
 /// The content hash of a listed file, read beneath its root; `None` when it cannot be read
 /// (the parse worker then says why).
 fn hash_of(file: &SourceFile, max: u64) -> Option<String> {
-    let f = tanya_ingest::open::open_beneath(&file.root, &file.path).ok()?;
-    let bytes = tanya_ingest::read_to_limit(f, max).ok()?;
+    let bytes = tanya_ingest::read_bounded(file, max).ok()?;
     Some(tanya_ingest::content_hash(&bytes))
 }
 

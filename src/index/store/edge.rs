@@ -25,6 +25,22 @@ use crate::index::passage::{Access, Passage};
 const VECTOR: &str = "dense";
 const INDEXED_FIELDS: [&str; 3] = ["doc_id", "version", "groups"];
 
+/// A request for the points `ids`, with their payloads and/or vectors.
+fn retrieve(ids: &[u64], payload: bool, vector: bool) -> RetrieveRequest {
+    RetrieveRequest {
+        point_ids: ids.iter().map(|&id| PointId::NumId(id)).collect(),
+        with_payload: Some(WithPayloadInterface::Bool(payload)),
+        with_vector: Some(WithVector::Bool(vector)),
+    }
+}
+
+/// The [`Passage`] a point carries as its payload.
+fn passage_of(payload: Option<Payload>) -> Result<Passage> {
+    let payload = payload.ok_or_else(|| Error::store_msg("a point came back without payload"))?;
+    serde_json::from_value(serde_json::Value::Object(payload.0))
+        .map_err(|e| Error::store("stored payload does not match Passage", e))
+}
+
 /// A Qdrant edge shard holding Tanya's chunks.
 pub struct EdgeStore {
     shard: EdgeShard,
@@ -203,26 +219,14 @@ impl VectorStore for EdgeStore {
             .build();
         let hits = self.shard.query(request).map_err(store_err("searching"))?;
         hits.into_iter()
-            .map(|hit| {
-                let payload = hit
-                    .payload
-                    .ok_or_else(|| Error::store_msg("a point came back without payload"))?;
-                let passage: Passage = serde_json::from_value(serde_json::Value::Object(payload.0))
-                    .map_err(|e| Error::store("stored payload does not match Passage", e))?;
-                Ok((passage, hit.score))
-            })
+            .map(|hit| Ok((passage_of(hit.payload)?, hit.score)))
             .collect()
     }
 
     fn vectors(&self, ids: &[u64]) -> Result<std::collections::HashMap<u64, Vec<Vec<f32>>>> {
-        let request = RetrieveRequest {
-            point_ids: ids.iter().map(|&id| PointId::NumId(id)).collect(),
-            with_payload: Some(WithPayloadInterface::Bool(false)),
-            with_vector: Some(WithVector::Bool(true)),
-        };
         let records = self
             .shard
-            .retrieve(request)
+            .retrieve(retrieve(ids, false, true))
             .map_err(store_err("retrieving vectors"))?;
         let mut out = std::collections::HashMap::new();
         for r in records {
@@ -238,24 +242,14 @@ impl VectorStore for EdgeStore {
     }
 
     fn passages(&self, ids: &[u64]) -> Result<std::collections::HashMap<u64, Passage>> {
-        let request = RetrieveRequest {
-            point_ids: ids.iter().map(|&id| PointId::NumId(id)).collect(),
-            with_payload: Some(WithPayloadInterface::Bool(true)),
-            with_vector: Some(WithVector::Bool(false)),
-        };
         let records = self
             .shard
-            .retrieve(request)
+            .retrieve(retrieve(ids, true, false))
             .map_err(store_err("retrieving passages"))?;
         let mut out = std::collections::HashMap::new();
         for r in records {
             let PointId::NumId(id) = r.id else { continue };
-            let payload = r
-                .payload
-                .ok_or_else(|| Error::store_msg("a point came back without payload"))?;
-            let passage: Passage = serde_json::from_value(serde_json::Value::Object(payload.0))
-                .map_err(|e| Error::store("stored payload does not match Passage", e))?;
-            out.insert(id, passage);
+            out.insert(id, passage_of(r.payload)?);
         }
         Ok(out)
     }
