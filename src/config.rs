@@ -80,6 +80,15 @@ pub struct SearchConfig {
     pub one_language_share: f32,
     pub bm25_minority_share: f32,
     pub chunk_vector_weight: f32,
+    /// English–Malay word lists (`english<TAB>malay` lines), relative to
+    /// `paths.models_dir` or absolute; empty = questions are searched only as written.
+    pub lexicons: Vec<String>,
+    /// Weight of the BM25 list of the question carried into the other language; its
+    /// hits vote like the BM25 list's under both languages (coverage of the carried
+    /// words). 0 = no such list.
+    pub translated_bm25_weight: f32,
+    /// Weight of a second dense list, for the carried words embedded as a query. 0 = off.
+    pub translated_dense_weight: f32,
     pub top_k: usize,
 }
 
@@ -133,7 +142,13 @@ pub struct AnswerConfig {
     pub passages: usize,
     pub prompt_passages: usize,
     pub min_relevance: f32,
+    /// Extractive mode: abstain when the best sentence and its headings say less than
+    /// this share of the question's terms, in either language.
+    pub min_coverage: f32,
     pub max_sentences: usize,
+    /// Weight, in a sentence's score, of the share of the question's terms it says (in
+    /// either language). 0 = similarity alone.
+    pub term_weight: f32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -429,6 +444,23 @@ impl Config {
             max_tokens: self.ingest.chunk_tokens,
             overlap_tokens: self.ingest.overlap_tokens,
         }
+    }
+
+    /// The word lists of `[search] lexicons`, as paths.
+    pub fn lexicon_files(&self) -> Vec<PathBuf> {
+        self.search
+            .lexicons
+            .iter()
+            .map(|f| f.trim())
+            .filter(|f| !f.is_empty())
+            .map(|f| {
+                if f == crate::text::lexicon::BUILTIN {
+                    PathBuf::from(f)
+                } else {
+                    self.paths.models_dir.join(expand_home(Path::new(f)))
+                }
+            })
+            .collect()
     }
 
     /// The cross-encoder directory, if one is configured.

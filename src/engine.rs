@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::answer::{
-    abstain_text, best_relevance, check_citations, extractive_answer, prompt, score_sentence,
-    Scored,
+    abstain_text, best_relevance, check_citations, extractive_answer, prompt, quoted,
+    score_sentence, Scored,
 };
 use crate::config::{AnswerMode, Config};
 use crate::error::{Error, Result};
@@ -18,6 +18,7 @@ use crate::index::collection::Collection;
 use crate::models::embed::{dot, Embedder};
 use crate::models::generate::{ChatMessage, GenEvent, Generator, GeneratorConfig};
 use crate::models::rerank::{self, CrossEncoder};
+use crate::text::lexicon::Lexicon;
 use crate::text::quantities::NumericQuestion;
 use tanya_ingest::detect_lang;
 
@@ -57,6 +58,8 @@ pub struct Engine {
     collection: Collection,
     /// The cross-encoder of `[rerank] model`, if one is configured.
     cross_encoder: Option<CrossEncoder>,
+    /// The word lists that carry a question into the other language.
+    lexicon: Lexicon,
     generator: Mutex<Option<Arc<Generator>>>,
 }
 
@@ -80,11 +83,13 @@ impl Engine {
             )?),
             None => None,
         };
+        let lexicon = Lexicon::load(&config.lexicon_files())?;
         Ok(Engine {
             config,
             embedder,
             collection,
             cross_encoder,
+            lexicon,
             generator: Mutex::new(None),
         })
     }
@@ -299,6 +304,7 @@ impl Engine {
             &self.collection,
             &self.embedder,
             search,
+            &self.lexicon,
             query,
             access,
             depth,
@@ -365,31 +371,18 @@ impl Engine {
         self.ask_follow_up(question, &[], access, mode, cancel, on_event)
     }
 
-    /// Retrieval for a turn of a conversation. A short question may be elliptical ("dan
-    /// selepas 6 tahun?", which names no topic) or complete on its own ("How often are
-    /// fire drills held?", a new topic): both readings are searched — the question alone
-    /// and with the previous question — and the one whose passages are closer to what
-    /// it asks (best dense similarity) wins.
+    /// Retrieval for a turn of a conversation: an elliptical follow-up ("dan selepas 6
+    /// tahun?", which names no topic) is searched together with the previous question,
+    /// a complete one ("How often are fire drills held?", a new topic) alone.
     fn search_in_conversation<'q>(
         &self,
         question: &'q str,
         history: &[Turn],
         access: &Access,
     ) -> Result<(Cow<'q, str>, Retrieval)> {
-        let limit = self.config.answer.passages;
-        let alone = self.search(question, access, limit)?;
         let query = follow_up_query(question, history);
-        if query == question {
-            return Ok((query, alone));
-        }
-        let together = self.search(&query, access, limit)?;
-        Ok(
-            if best_relevance(&together.hits) > best_relevance(&alone.hits) {
-                (query, together)
-            } else {
-                (Cow::Borrowed(question), alone)
-            },
-        )
+        let retrieval = self.search(&query, access, self.config.answer.passages)?;
+        Ok((query, retrieval))
     }
 
     /// [`Self::ask`] as a turn of a conversation: `history` holds the earlier turns,
@@ -419,6 +412,8 @@ impl Engine {
             mode,
             lang,
             relevance: best_relevance(&hits),
+            coverage: 0.0,
+            missing: Vec::new(),
             passages: hits,
             retrieval_ms,
             answer_ms: 0.0,
@@ -431,7 +426,16 @@ impl Engine {
         }
         match mode {
             AnswerMode::Extractive => {
-                self.extract(&query, &retrieval.query_vector, &mut answer)?;
+                // A follow-up's own words pick the new fact; the previous quote is
+                // not repeated unless it says them too.
+                let follow_up = match (&query, history.last()) {
+                    (Cow::Owned(_), Some(prev)) => Some(FollowUp {
+                        question,
+                        previous_answer: &prev.answer,
+                    }),
+                    _ => None,
+                };
+                self.extract(&query, follow_up, &retrieval.query_vector, &mut answer)?;
             }
             AnswerMode::Generative => {
                 self.generate(question, history.last(), &mut answer, cancel, on_event)?;
@@ -441,12 +445,38 @@ impl Engine {
         Ok(answer)
     }
 
-    fn extract(&self, question: &str, query_vector: &[f32], answer: &mut Answer) -> Result<()> {
+    fn extract(
+        &self,
+        question: &str,
+        follow_up: Option<FollowUp<'_>>,
+        query_vector: &[f32],
+        answer: &mut Answer,
+    ) -> Result<()> {
         // The sentence vectors were stored at ingest (MaxSim multivector: the chunk's, then
         // its sentences'); re-embedding happens only for chunks stored without them.
         let ids: Vec<u64> = answer.passages.iter().map(|h| h.passage.point_id).collect();
         let stored = self.collection.vectors(&ids)?;
-        let numeric = NumericQuestion::new(question);
+        // A follow-up's own numbers, if it states any ("above 10k?"), replace the
+        // previous question's.
+        let numeric = match follow_up {
+            Some(f) if !NumericQuestion::new(f.question).is_empty() => {
+                NumericQuestion::new(f.question)
+            }
+            _ => NumericQuestion::new(question),
+        };
+        let own_terms = follow_up.map(|f| {
+            crate::text::terms::EitherLanguage::new(
+                f.question,
+                crate::text::analysis::Analyzer::of(detect_lang(f.question)),
+                &self.lexicon,
+            )
+        });
+        let term_weight = self.config.answer.term_weight;
+        let terms = crate::text::terms::EitherLanguage::new(
+            question,
+            crate::text::analysis::Analyzer::of(detect_lang(question)),
+            &self.lexicon,
+        );
         let mut scored: Vec<Scored> = Vec::new();
         for (hit, h) in answer.passages.iter().enumerate() {
             let sentences = crate::ingest::pipeline::passage_sentences(&h.passage.text);
@@ -474,7 +504,21 @@ impl Engine {
                     chunk_cos,
                     hit,
                     numeric.fit(&sentence.text),
-                );
+                    terms.coverage(&sentence.text),
+                    term_weight,
+                ) + match (follow_up, &own_terms) {
+                    (Some(f), Some(own)) => {
+                        let says = own.coverage(&sentence.text);
+                        let repeats = f.previous_answer.contains(&quoted(sentence.text.trim()));
+                        FOLLOW_UP_WEIGHT * says
+                            - if repeats && says == 0.0 {
+                                REPEAT_PENALTY
+                            } else {
+                                0.0
+                            }
+                    }
+                    _ => 0.0,
+                };
                 scored.push(Scored {
                     hit,
                     sentence,
@@ -490,13 +534,34 @@ impl Engine {
             tracing::debug!(score = s.score, passage = s.hit, sentence = %s.sentence.text, "candidate");
         }
         let best = scored[0].score;
-        // A second sentence only when it is nearly as good: one precise quote beats two
-        // loose ones.
-        let chosen: Vec<Scored> = scored
-            .into_iter()
-            .take(self.config.answer.max_sentences)
-            .filter(|s| best - s.score <= 0.015)
+        // A second sentence only when it is nearly as good (one precise quote beats two
+        // loose ones) and says something else (overlapping chunks hold the same one).
+        let mut chosen: Vec<Scored> = Vec::new();
+        for s in scored {
+            if chosen.len() == self.config.answer.max_sentences || best - s.score > 0.015 {
+                break;
+            }
+            let same = |c: &Scored| c.sentence.text.trim() == s.sentence.text.trim();
+            if !chosen.iter().any(same) {
+                chosen.push(s);
+            }
+        }
+        let first = &chosen[0];
+        let mut said = answer.passages[first.hit].passage.heading_path.join("\n");
+        said.push('\n');
+        said.push_str(&first.sentence.text);
+        answer.coverage = terms.coverage(&said);
+        let texts: Vec<String> = answer
+            .passages
+            .iter()
+            .map(|h| crate::index::bm25::indexed_text(&h.passage))
             .collect();
+        answer.missing = terms.missing(&texts);
+        // The quote must say some of what the question asks about, in either language:
+        // the best sentence of passages about something else says none of it.
+        if answer.coverage < self.config.answer.min_coverage {
+            return Ok(());
+        }
         let (text, citations) = extractive_answer(answer.lang, &answer.passages, &chosen);
         answer.text = text;
         answer.citations = citations;
@@ -591,6 +656,20 @@ pub struct DocumentCheck {
     pub groups_as_recorded: bool,
 }
 
+/// Weight, in a follow-up's sentence scores, of the share of its own words a sentence
+/// says ("untuk isteri dan anak pulak?": the row about spouses and children).
+const FOLLOW_UP_WEIGHT: f32 = 0.1;
+/// What quoting the previous answer's sentence again costs, unless it says the
+/// follow-up's own words (one sentence may hold both rates).
+const REPEAT_PENALTY: f32 = 0.1;
+
+/// A follow-up as [`Engine::extract`] sees it.
+#[derive(Clone, Copy)]
+struct FollowUp<'a> {
+    question: &'a str,
+    previous_answer: &'a str,
+}
+
 /// One earlier question and its answer in a conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Turn {
@@ -598,15 +677,13 @@ pub struct Turn {
     pub answer: String,
 }
 
-/// Follow-ups shorter than this many words are searched together with the previous
-/// question: "dan selepas 6 tahun?" alone names no topic.
-pub const FOLLOW_UP_WORDS: usize = 8;
-
-/// The text searched for `question` given the conversation so far.
+/// The text searched for `question` given the conversation so far: an elliptical
+/// follow-up ([`crate::text::ellipsis::is_elliptical`]) together with the previous
+/// question, a complete question alone.
 pub fn follow_up_query<'a>(question: &'a str, history: &[Turn]) -> Cow<'a, str> {
     match history.last() {
         Some(prev)
-            if question.split_whitespace().count() < FOLLOW_UP_WORDS
+            if crate::text::ellipsis::is_elliptical(question)
                 && prev.question.chars().count() + question.chars().count()
                     < crate::query::MAX_QUERY_CHARS =>
         {

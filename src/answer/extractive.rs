@@ -22,14 +22,23 @@ pub const CHUNK_WEIGHT: f32 = 0.5;
 pub const NUMERIC_WEIGHT: f32 = 0.03;
 
 /// Scores a sentence: similarity to the question (a mix of the sentence's and its
-/// chunk's, both cross-language), a small prior for the passage's rank, and the numeric
-/// fit (see [`numeric_fit`]). Word-overlap bonuses were measured and left out: they
-/// favour sentences in the question's language when the answer is in the other one.
-pub fn score_sentence(sentence_cos: f32, chunk_cos: f32, passage_rank: usize, numeric: f32) -> f32 {
+/// chunk's, both cross-language), a small prior for the passage's rank, the numeric fit
+/// (see [`numeric_fit`]) and `term_weight` × the share of the question's terms it says,
+/// in the question's language or carried into the other one (a bonus counted in one
+/// language only favoured sentences in the question's language: docs/quality.md §14).
+pub fn score_sentence(
+    sentence_cos: f32,
+    chunk_cos: f32,
+    passage_rank: usize,
+    numeric: f32,
+    terms: f32,
+    term_weight: f32,
+) -> f32 {
     (1.0 - CHUNK_WEIGHT) * sentence_cos
         + CHUNK_WEIGHT * chunk_cos
         + 0.02 / (passage_rank as f32 + 1.0)
         + NUMERIC_WEIGHT * numeric
+        + term_weight * terms
 }
 
 /// Builds the extractive answer from the chosen sentences (best first).

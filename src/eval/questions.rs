@@ -57,6 +57,10 @@ pub struct Outcome {
     /// Whether the answer holds one of `answer_contains`.
     pub fact: bool,
     pub answer: String,
+    /// The abstention signals (see [`crate::answer::Answer`]).
+    pub relevance: f32,
+    pub coverage: f32,
+    pub missing: Vec<String>,
 }
 
 /// Right / asked for one kind of question.
@@ -131,6 +135,9 @@ pub fn judge(q: &SetQuestion, abstained: bool, cited: Option<&str>, answer: &str
         cited: cited.map(str::to_string),
         fact,
         answer: answer.to_string(),
+        relevance: 0.0,
+        coverage: 0.0,
+        missing: Vec::new(),
     }
 }
 
@@ -154,7 +161,11 @@ pub fn evaluate(
                 &mut |_| {},
             )?;
             let cited = answer.citations.first().map(|c| file_name(&c.rel_path));
-            outcomes.push(judge(q, answer.abstained, cited, &answer.text));
+            let mut outcome = judge(q, answer.abstained, cited, &answer.text);
+            outcome.relevance = answer.relevance;
+            outcome.coverage = answer.coverage;
+            outcome.missing = answer.missing.clone();
+            outcomes.push(outcome);
             history.push(Turn {
                 question: q.question.clone(),
                 answer: answer.text,

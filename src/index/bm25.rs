@@ -12,7 +12,9 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use tantivy::collector::{Count, DocSetCollector, TopDocs};
-use tantivy::query::{AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query, TermQuery};
+use tantivy::query::{
+    AllQuery, BooleanQuery, ConstScoreQuery, DisjunctionMaxQuery, Occur, Query, TermQuery,
+};
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED,
     STRING,
@@ -25,6 +27,7 @@ use tantivy::{
 use crate::error::{Error, Result};
 use crate::index::passage::{Access, Passage};
 pub use crate::text::analysis::{analyze, tokenize, Analyzer};
+use crate::text::lexicon::Translation;
 
 impl From<tantivy::TantivyError> for Error {
     fn from(e: tantivy::TantivyError) -> Self {
@@ -362,6 +365,63 @@ impl Bm25Index {
                 }
             }
         }
+        self.top(terms, access, limit)
+    }
+
+    /// BM25 top `limit` passages for a question carried into the other language: each
+    /// slot scores once, by the best of its alternatives (an alternative of several
+    /// words needs all of them), in the field of the language it was carried into.
+    pub fn search_translated(
+        &self,
+        translation: &Translation,
+        access: &Access,
+        limit: usize,
+    ) -> Result<Vec<(Passage, f32)>> {
+        if access.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let field = match translation.to {
+            Analyzer::Malay => self.fields.body_ms,
+            Analyzer::English => self.fields.body_en,
+        };
+        let term = |w: &str| -> Box<dyn Query> {
+            Box::new(TermQuery::new(
+                Term::from_field_text(field, w),
+                IndexRecordOption::WithFreqs,
+            ))
+        };
+        let mut slots: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for slot in &translation.slots {
+            let mut alternatives: Vec<Box<dyn Query>> = slot
+                .alternatives
+                .iter()
+                .filter(|a| !a.is_empty())
+                .map(|a| match a.as_slice() {
+                    [w] => term(w),
+                    words => Box::new(BooleanQuery::new(
+                        words.iter().map(|w| (Occur::Must, term(w))).collect(),
+                    )) as Box<dyn Query>,
+                })
+                .collect();
+            match alternatives.len() {
+                0 => {}
+                1 => slots.push((Occur::Should, alternatives.remove(0))),
+                _ => slots.push((
+                    Occur::Should,
+                    Box::new(DisjunctionMaxQuery::new(alternatives)),
+                )),
+            }
+        }
+        self.top(slots, access, limit)
+    }
+
+    /// The best `limit` passages that match one of `terms` and that `access` may see.
+    fn top(
+        &self,
+        terms: Vec<(Occur, Box<dyn Query>)>,
+        access: &Access,
+        limit: usize,
+    ) -> Result<Vec<(Passage, f32)>> {
         if terms.is_empty() {
             return Ok(Vec::new());
         }

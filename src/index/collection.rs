@@ -375,6 +375,19 @@ impl Collection {
         Ok(self.current_only(hits, access, limit))
     }
 
+    /// [`Self::bm25_search`] for a question carried into the other language.
+    pub fn bm25_search_translated(
+        &self,
+        translation: &crate::text::lexicon::Translation,
+        access: &Access,
+        limit: usize,
+    ) -> Result<Vec<(Passage, f32)>> {
+        let hits = self
+            .bm25
+            .search_translated(translation, access, limit + limit / 2 + 2)?;
+        Ok(self.current_only(hits, access, limit))
+    }
+
     fn current_only(
         &self,
         hits: Vec<(Passage, f32)>,

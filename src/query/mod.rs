@@ -10,6 +10,9 @@ use crate::error::{Error, Result};
 use crate::index::collection::Collection;
 use crate::index::passage::{Access, Passage};
 use crate::models::embed::Embedder;
+use crate::text::analysis::Analyzer;
+use crate::text::lexicon::Lexicon;
+use tanya_ingest::Lang;
 
 /// Longest question accepted, in characters.
 pub const MAX_QUERY_CHARS: usize = 2000;
@@ -57,6 +60,7 @@ pub fn search(
     collection: &Collection,
     embedder: &Embedder,
     config: &SearchConfig,
+    lexicon: &Lexicon,
     query: &str,
     access: &Access,
     limit: usize,
@@ -106,18 +110,77 @@ pub fn search(
                 config.bm25_weight * coverage.powi(2)
             };
     }
-    let hits = fuse(
-        dense,
-        lexical,
-        &Fusion {
-            k: config.rrf_k,
-            dense_weight: config.dense_weight,
-            // The votes computed above already carry the BM25 weights.
-            bm25_weight: 1.0,
+    let mut lists = vec![
+        RankedList {
+            hits: dense,
+            kind: ListKind::Dense,
+            weight: config.dense_weight,
         },
-        limit,
-    );
+        // The votes computed above already carry the BM25 weights.
+        RankedList {
+            hits: lexical,
+            kind: ListKind::Bm25,
+            weight: 1.0,
+        },
+    ];
+    // The question in the other language, where documents in it are visible.
+    if !lexicon.is_empty() && share < 1.0 {
+        lists.extend(translated_lists(
+            collection, embedder, config, lexicon, query, lang, share, access,
+        )?);
+    }
+    let hits = fuse_lists(lists, config.rrf_k, limit);
     Ok(Retrieval { query_vector, hits })
+}
+
+/// The question carried into the other language by `lexicon`: BM25 over the carried
+/// words, each hit voting by the share of them it contains (as BM25 hits do when both
+/// languages are present), scaled by how much of the collection is in that language;
+/// and, if weighted, the carried words embedded as a second dense query.
+#[allow(clippy::too_many_arguments)]
+fn translated_lists(
+    collection: &Collection,
+    embedder: &Embedder,
+    config: &SearchConfig,
+    lexicon: &Lexicon,
+    query: &str,
+    lang: Lang,
+    share: f32,
+    access: &Access,
+) -> Result<Vec<RankedList>> {
+    let translation = lexicon.translate(query, Analyzer::of(lang));
+    let mut lists = Vec::new();
+    if translation.is_empty() {
+        return Ok(lists);
+    }
+    let minority = minority_factor(1.0 - share, config.bm25_minority_share);
+    if config.translated_bm25_weight > 0.0 && minority > 0.0 {
+        let mut carried =
+            collection.bm25_search_translated(&translation, access, config.bm25_candidates)?;
+        for (p, s) in carried.iter_mut() {
+            let coverage = translation.coverage(&crate::index::bm25::indexed_text(p));
+            *s = minority
+                * if coverage >= config.bm25_full_vote_coverage {
+                    config.dense_weight
+                } else {
+                    config.translated_bm25_weight * coverage.powi(2)
+                };
+        }
+        lists.push(RankedList {
+            hits: carried,
+            kind: ListKind::Bm25,
+            weight: 1.0,
+        });
+    }
+    if config.translated_dense_weight > 0.0 {
+        let v = embedder.embed_query(&translation.first_words())?;
+        lists.push(RankedList {
+            hits: collection.dense_search(&v, access, config.dense_candidates)?,
+            kind: ListKind::Other,
+            weight: config.translated_dense_weight,
+        });
+    }
+    Ok(lists)
 }
 
 /// What a BM25 vote is multiplied by when `share` of the documents are in the question's
@@ -186,6 +249,25 @@ impl Fusion {
     }
 }
 
+/// What one ranked list of candidates is, for [`fuse_lists`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    /// Cosines of the question's vector: recorded in [`SearchHit::dense`].
+    Dense,
+    /// BM25 votes: recorded in [`SearchHit::bm25`] unless an earlier list put one there.
+    Bm25,
+    /// Any other list (the translated question's vector): counts in the score only.
+    Other,
+}
+
+/// One ranked list: each hit votes `weight` × (its score for BM25 lists, 1 otherwise) /
+/// (k + rank).
+pub struct RankedList {
+    pub hits: Vec<(Passage, f32)>,
+    pub kind: ListKind,
+    pub weight: f32,
+}
+
 /// Weighted reciprocal-rank fusion: score = Σ weight / (k + rank). Ties break on the
 /// dense score, then on the point id, so the order is deterministic.
 pub fn fuse(
@@ -194,11 +276,35 @@ pub fn fuse(
     fusion: &Fusion,
     limit: usize,
 ) -> Vec<SearchHit> {
+    fuse_lists(
+        vec![
+            RankedList {
+                hits: dense,
+                kind: ListKind::Dense,
+                weight: fusion.dense_weight,
+            },
+            RankedList {
+                hits: lexical,
+                kind: ListKind::Bm25,
+                weight: fusion.bm25_weight,
+            },
+        ],
+        fusion.k,
+        limit,
+    )
+}
+
+/// [`fuse`] over any number of lists.
+pub fn fuse_lists(lists: Vec<RankedList>, k: f32, limit: usize) -> Vec<SearchHit> {
     let mut by_id: HashMap<u64, SearchHit> = HashMap::new();
-    let lists = [(dense, true), (lexical, false)];
-    for (list, is_dense) in lists {
-        for (rank, (p, s)) in list.into_iter().enumerate() {
+    for list in lists {
+        let mut counted = std::collections::HashSet::new();
+        for (rank, (p, s)) in list.hits.into_iter().enumerate() {
             let rank = rank + 1;
+            // A passage counts once per list, at its best rank.
+            if !counted.insert(p.point_id) {
+                continue;
+            }
             let hit = by_id.entry(p.point_id).or_insert_with(|| SearchHit {
                 passage: p,
                 score: 0.0,
@@ -206,16 +312,18 @@ pub fn fuse(
                 bm25: None,
                 rerank: None,
             });
-            // A passage counts once per list, at its best rank.
-            let (slot, vote) = if is_dense {
-                (&mut hit.dense, fusion.dense_weight)
-            } else {
-                (&mut hit.bm25, fusion.bm25_weight * s)
+            let vote = match list.kind {
+                ListKind::Dense => {
+                    hit.dense.get_or_insert((rank, s));
+                    list.weight
+                }
+                ListKind::Bm25 => {
+                    hit.bm25.get_or_insert((rank, s));
+                    list.weight * s
+                }
+                ListKind::Other => list.weight,
             };
-            if slot.is_none() {
-                *slot = Some((rank, s));
-                hit.score += vote / (fusion.k + rank as f32);
-            }
+            hit.score += vote / (k + rank as f32);
         }
     }
     let mut hits: Vec<SearchHit> = by_id.into_values().collect();

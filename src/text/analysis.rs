@@ -11,6 +11,16 @@ pub enum Analyzer {
     English,
 }
 
+impl Analyzer {
+    /// The analyser of text in `lang`.
+    pub fn of(lang: tanya_ingest::Lang) -> Self {
+        match lang {
+            tanya_ingest::Lang::Ms => Analyzer::Malay,
+            tanya_ingest::Lang::En => Analyzer::English,
+        }
+    }
+}
+
 thread_local! {
     static MS_STEMMER: Stemmer = Stemmer::new(Algorithm::Indonesian);
     static EN_STEMMER: Stemmer = Stemmer::new(Algorithm::English);
@@ -45,6 +55,14 @@ pub fn tokenize(text: &str) -> Vec<String> {
 
 /// Analysed terms of `text` for one field: tokens, minus stopwords, stemmed.
 pub fn analyze(text: &str, analyzer: Analyzer) -> Vec<String> {
+    analyze_words(text, analyzer)
+        .into_iter()
+        .map(|(_, stem)| stem)
+        .collect()
+}
+
+/// [`analyze`], keeping each term's token as written (lowercased) beside its stem.
+pub fn analyze_words(text: &str, analyzer: Analyzer) -> Vec<(String, String)> {
     let stop: &[&str] = match analyzer {
         Analyzer::Malay => MALAY_STOPWORDS,
         Analyzer::English => ENGLISH_STOPWORDS,
@@ -55,13 +73,14 @@ pub fn analyze(text: &str, analyzer: Analyzer) -> Vec<String> {
         .filter(|t| stop.binary_search(&t.as_str()).is_err())
         .map(|t| {
             if t.chars().any(|c| c.is_ascii_digit()) || t.chars().count() < 4 {
-                return t;
+                return (t.clone(), t);
             }
-            match analyzer {
+            let stem = match analyzer {
                 Analyzer::Malay => MS_STEMMER.with(|s| s.stem(&t).into_owned()),
                 Analyzer::English => EN_STEMMER.with(|s| s.stem(&t).into_owned()),
-            }
+            };
+            (t, stem)
         })
-        .filter(|t| !t.is_empty())
+        .filter(|(_, stem)| !stem.is_empty())
         .collect()
 }

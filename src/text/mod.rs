@@ -3,6 +3,8 @@
 //! Depends on nothing else in the crate but [`crate::error`].
 
 pub mod analysis;
+pub mod ellipsis;
+pub mod lexicon;
 pub mod quantities;
 pub mod sentences;
 pub mod terms;

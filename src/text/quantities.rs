@@ -51,21 +51,42 @@ fn parse_number(w: &str) -> Option<f64> {
     if t.is_empty() || !t.chars().next()?.is_ascii_digit() {
         return None;
     }
+    // Spoken thousands: "10k".
+    if let Some(k) = t.strip_suffix('k') {
+        return k.parse::<f64>().ok().map(|x| x * 1000.0);
+    }
     t.parse().ok()
+}
+
+/// What a word after a number multiplies it by ("RM1 million", "2 juta").
+fn multiplier(w: Option<&String>) -> f64 {
+    match w.map(String::as_str) {
+        Some("thousand" | "ribu") => 1e3,
+        Some("million" | "juta") => 1e6,
+        Some("billion" | "bilion") => 1e9,
+        _ => 1.0,
+    }
 }
 
 /// Numbers in `text` (plain and "RM5,000" style).
 fn numbers(text: &str) -> Vec<f64> {
-    crate::text::analysis::tokenize(text)
+    let words = crate::text::analysis::tokenize(text);
+    words
         .iter()
-        .filter_map(|w| parse_number(w))
+        .enumerate()
+        .filter_map(|(i, w)| parse_number(w).map(|n| n * multiplier(words.get(i + 1))))
         .collect()
 }
 
 /// Numeric conditions stated in a sentence, in Malay or English.
 fn conditions(text: &str) -> Vec<Condition> {
     let words = crate::text::analysis::tokenize(text);
-    let num = |i: usize| words.get(i).and_then(|w| parse_number(w));
+    let num = |i: usize| {
+        words
+            .get(i)
+            .and_then(|w| parse_number(w))
+            .map(|n| n * multiplier(words.get(i + 1)))
+    };
     let mut out = Vec::new();
     for i in 0..words.len() {
         let w = words[i].as_str();
@@ -168,6 +189,11 @@ impl NumericQuestion {
         NumericQuestion { numbers }
     }
 
+    /// Whether the question states no number.
+    pub fn is_empty(&self) -> bool {
+        self.numbers.is_empty()
+    }
+
     /// See [`numeric_fit`].
     pub fn fit(&self, sentence: &str) -> f32 {
         if self.numbers.is_empty() {
@@ -218,6 +244,25 @@ mod tests {
         // A bare number is itself: 10 years is in the middle row.
         assert_eq!(fits("kalau dah genap 10 tahun?"), [-1.0, 1.0, -1.0]);
         assert_eq!(fits("kurang 2 tahun"), [-1.0, -1.0, -1.0]);
+    }
+
+    #[test]
+    fn spoken_and_written_magnitudes() {
+        let q = NumericQuestion::new("above 10k?");
+        assert_eq!(
+            q.fit("Claims of more than RM10,000 are approved by the CFO."),
+            1.0
+        );
+        assert_eq!(q.fit("Claims of more than RM3,000 and up to RM10,000 are approved by the Head of Division."), -1.0);
+        let q = NumericQuestion::new("Who approves purchases above RM1 million?");
+        assert_eq!(
+            q.fit("Perolehan melebihi RM500,000 diluluskan oleh Lembaga."),
+            1.0
+        );
+        assert_eq!(
+            q.fit("Perolehan tidak melebihi RM500,000 diluluskan oleh CFO."),
+            -1.0
+        );
     }
 
     #[test]

@@ -144,6 +144,111 @@ impl QuestionTerms {
     }
 }
 
+/// Words of asking rather than of a topic, in both languages and colloquial spellings:
+/// that no passage says them tells nothing.
+const ASKING_WORDS: &[&str] = &[
+    "ada",
+    "ambik",
+    "apa",
+    "berapa",
+    "berapakah",
+    "bila",
+    "boleh",
+    "brp",
+    "can",
+    "dah",
+    "dapat",
+    "due",
+    "get",
+    "kena",
+    "lama",
+    "long",
+    "made",
+    "mahu",
+    "mana",
+    "many",
+    "much",
+    "nak",
+    "need",
+    "often",
+    "pula",
+    "pulak",
+    "sent",
+    "siapa",
+    "tak",
+    "take",
+];
+
+/// Whether a word of a question names something (rather than asking, or being a number).
+pub fn is_content_word(word: &str) -> bool {
+    !ASKING_WORDS.contains(&word) && !word.chars().any(|c| c.is_ascii_digit())
+}
+
+/// A question's terms in its own language and, carried by a lexicon, in the other one: a
+/// passage in either language can cover them.
+#[derive(Debug, Clone)]
+pub struct EitherLanguage {
+    own: QuestionTerms,
+    from: Analyzer,
+    /// The question's words as written, with their stems under `from`.
+    words: Vec<(String, String)>,
+    carried: Option<crate::text::lexicon::Translation>,
+}
+
+impl EitherLanguage {
+    /// The terms of `question`, written in `from`'s language, and their translation.
+    pub fn new(question: &str, from: Analyzer, lexicon: &crate::text::lexicon::Lexicon) -> Self {
+        let carried = (!lexicon.is_empty())
+            .then(|| lexicon.translate(question, from))
+            .filter(|t| !t.is_empty());
+        EitherLanguage {
+            own: QuestionTerms::new(question),
+            from,
+            words: crate::text::analysis::analyze_words(question, from),
+            carried,
+        }
+    }
+
+    /// The better of the question's own coverage of `text` and its translation's.
+    pub fn coverage(&self, text: &str) -> f32 {
+        let own = self.own.coverage(text);
+        match &self.carried {
+            Some(t) => own.max(t.coverage(text)),
+            None => own,
+        }
+    }
+
+    /// The question's content words (as written) that none of `texts` says, in either
+    /// language.
+    pub fn missing(&self, texts: &[String]) -> Vec<String> {
+        let own: std::collections::HashSet<String> =
+            texts.iter().flat_map(|t| analyze(t, self.from)).collect();
+        let said_other: Vec<&str> = match &self.carried {
+            Some(t) => {
+                let other: std::collections::HashSet<String> =
+                    texts.iter().flat_map(|x| analyze(x, t.to)).collect();
+                t.slots
+                    .iter()
+                    .filter(|s| {
+                        s.alternatives
+                            .iter()
+                            .any(|a| a.iter().all(|w| other.contains(w)))
+                    })
+                    .flat_map(|s| s.source.split(' '))
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        self.words
+            .iter()
+            .filter(|(raw, stem)| {
+                is_content_word(raw) && !own.contains(stem) && !said_other.contains(&raw.as_str())
+            })
+            .map(|(raw, _)| raw.clone())
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
