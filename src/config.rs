@@ -146,6 +146,9 @@ pub struct AnswerConfig {
     /// this share of the question's terms, in either language.
     pub min_coverage: f32,
     pub max_sentences: usize,
+    /// Extractive mode: the sentence right after the best one is quoted too when its
+    /// score is within this of the best (another sentence must be within 0.015).
+    pub next_sentence_margin: f32,
     /// Weight, in a sentence's score, of the share of the question's terms it says (in
     /// either language). 0 = similarity alone.
     pub term_weight: f32,

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::answer::{
-    abstain_text, best_relevance, check_citations, extractive_answer, prompt, quoted,
-    score_sentence, Scored,
+    abstain_text, best_relevance, check_citations, extractive_answer, nothing_indexed_text, prompt,
+    quoted, score_sentence, Scored,
 };
 use crate::config::{AnswerMode, Config};
 use crate::error::{Error, Result};
@@ -386,8 +386,8 @@ impl Engine {
     }
 
     /// [`Self::ask`] as a turn of a conversation: `history` holds the earlier turns,
-    /// oldest first. A short follow-up ("and after 6 years?") is searched together with
-    /// the previous question, and the generative prompt sees the previous turn.
+    /// oldest first. An elliptical follow-up ("and after 6 years?") is searched together
+    /// with the previous question, and the generative prompt sees the previous turn.
     pub fn ask_follow_up(
         &self,
         question: &str,
@@ -400,6 +400,24 @@ impl Engine {
         let started = Instant::now();
         let question = crate::query::check_query(question)?;
         let lang = detect_lang(question);
+        if self.collection.visible_documents(access) == 0 {
+            return Ok(Answer {
+                text: nothing_indexed_text(lang).to_string(),
+                citations: Vec::new(),
+                abstained: false,
+                nothing_indexed: true,
+                mode,
+                lang,
+                relevance: 0.0,
+                coverage: 0.0,
+                missing: Vec::new(),
+                passages: Vec::new(),
+                retrieval_ms: started.elapsed().as_secs_f64() * 1000.0,
+                answer_ms: 0.0,
+                time_to_first_token_ms: None,
+                tokens_per_second: None,
+            });
+        }
         let (query, retrieval) = self.search_in_conversation(question, history, access)?;
         let retrieval_ms = started.elapsed().as_secs_f64() * 1000.0;
         let hits = retrieval.hits;
@@ -409,6 +427,7 @@ impl Engine {
             text: abstain_text(lang).to_string(),
             citations: Vec::new(),
             abstained: true,
+            nothing_indexed: false,
             mode,
             lang,
             relevance: best_relevance(&hits),
@@ -536,10 +555,24 @@ impl Engine {
         let best = scored[0].score;
         // A second sentence only when it is nearly as good (one precise quote beats two
         // loose ones) and says something else (overlapping chunks hold the same one).
+        // The sentence right after the best one often completes it ("… attacked Fort
+        // Caroline." "The Spanish renamed it San Mateo."): it may follow within a wider
+        // margin.
+        let (first_hit, first_end) = (scored[0].hit, scored[0].sentence.end);
+        let next = scored
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.hit == first_hit && s.sentence.start >= first_end)
+            .min_by_key(|(_, s)| s.sentence.start)
+            .filter(|(_, s)| best - s.score <= self.config.answer.next_sentence_margin)
+            .map(|(i, _)| i);
         let mut chosen: Vec<Scored> = Vec::new();
-        for s in scored {
-            if chosen.len() == self.config.answer.max_sentences || best - s.score > 0.015 {
+        for (i, s) in scored.into_iter().enumerate() {
+            if chosen.len() == self.config.answer.max_sentences {
                 break;
+            }
+            if best - s.score > 0.015 && Some(i) != next {
+                continue;
             }
             let same = |c: &Scored| c.sentence.text.trim() == s.sentence.text.trim();
             if !chosen.iter().any(same) {

@@ -776,3 +776,133 @@ fn eval_questions_asks_conversations_and_scores_each_kind() {
     assert_eq!(v["overall"]["asked"], 3, "{v}");
     assert_eq!(v["false_abstention"]["asked"], 2, "{v}");
 }
+
+fn first_cited_file(a: &tanya::answer::Answer) -> String {
+    a.citations
+        .first()
+        .map(|c| c.rel_path.rsplit('/').next().unwrap_or("").to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_question_finds_its_answer_in_the_other_language_and_says_so() {
+    let shared = corpus_engine();
+    let a = extractive(
+        &shared.engine,
+        "How many written quotations are needed for a purchase of RM20,000?",
+    );
+    assert_eq!(first_cited_file(&a), "perolehan.pdf", "{}", a.text);
+    assert!(
+        a.text
+            .starts_with("According to the documents (quoted in Malay):"),
+        "{}",
+        a.text
+    );
+    assert!(a.text.contains("tiga sebut harga"), "{}", a.text);
+    let b = extractive(
+        &shared.engine,
+        "Berapakah kadar tuntutan perbatuan untuk kereta?",
+    );
+    assert_eq!(first_cited_file(&b), "travel-claims.pdf", "{}", b.text);
+    assert!(
+        b.text
+            .starts_with("Menurut dokumen (petikan dalam bahasa Inggeris):"),
+        "{}",
+        b.text
+    );
+    assert!(b.text.contains("RM0.60"), "{}", b.text);
+    // A quote in the question's own language says nothing of languages.
+    let c = extractive(
+        &shared.engine,
+        "Berapa hari cuti tahunan selepas 3 tahun berkhidmat?",
+    );
+    assert!(c.text.starts_with("Menurut dokumen: "), "{}", c.text);
+}
+
+#[test]
+fn an_empty_index_says_how_to_add_documents_instead_of_abstaining() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(config(&dir.path().join("data"))).unwrap();
+    for (q, expected) in [
+        (
+            "Berapa hari cuti sakit setahun?",
+            "Belum ada dokumen yang diindeks",
+        ),
+        ("How many days of sick leave?", "Nothing is indexed yet"),
+    ] {
+        let a = extractive(&engine, q);
+        assert!(a.nothing_indexed, "{}", a.text);
+        assert!(!a.abstained);
+        assert!(a.text.starts_with(expected), "{}", a.text);
+        assert!(a.text.contains("tanya ingest"), "{}", a.text);
+    }
+    // Documents the caller may not see count as none.
+    ingest_public(&engine, &corpus_dir().join("cuti-sakit.docx"));
+    let other = Access::for_groups(["finance"]).unwrap();
+    let a = engine
+        .ask(
+            "Berapa hari cuti sakit setahun?",
+            &other,
+            AnswerMode::Extractive,
+            Arc::new(AtomicBool::new(false)),
+            &mut |_| {},
+        )
+        .unwrap();
+    assert!(a.nothing_indexed, "{}", a.text);
+    assert!(!extractive(&engine, "Berapa hari cuti sakit setahun?").nothing_indexed);
+}
+
+#[test]
+fn a_follow_up_gets_the_new_fact_and_a_new_question_is_asked_alone() {
+    let shared = corpus_engine();
+    let ask = |q: &str, history: &[tanya::engine::Turn]| {
+        shared
+            .engine
+            .ask_follow_up(
+                q,
+                history,
+                &public(),
+                AnswerMode::Extractive,
+                Arc::new(AtomicBool::new(false)),
+                &mut |_| {},
+            )
+            .unwrap()
+    };
+    let mut history = Vec::new();
+    let first = ask(
+        "Berapa hari cuti tahunan untuk pekerja yang berkhidmat kurang daripada 2 tahun?",
+        &history,
+    );
+    assert!(first.text.contains("14 hari"), "{}", first.text);
+    history.push(tanya::engine::Turn {
+        question: "Berapa hari cuti tahunan untuk pekerja yang berkhidmat kurang daripada 2 tahun?"
+            .into(),
+        answer: first.text.clone(),
+    });
+    let follow = ask("kalau lebih 10 tahun pula?", &history);
+    assert_eq!(
+        first_cited_file(&follow),
+        "cuti-tahunan.pdf",
+        "{}",
+        follow.text
+    );
+    assert!(follow.text.contains("24 hari"), "{}", follow.text);
+    assert!(
+        !follow.text.contains("14 hari"),
+        "the previous quote again: {}",
+        follow.text
+    );
+    history.push(tanya::engine::Turn {
+        question: "kalau lebih 10 tahun pula?".into(),
+        answer: follow.text.clone(),
+    });
+    // A complete question on another topic is not read as part of the leave talk.
+    let switch = ask("What is the mileage rate for private cars?", &history);
+    assert_eq!(
+        first_cited_file(&switch),
+        "travel-claims.pdf",
+        "{}",
+        switch.text
+    );
+    assert!(switch.text.contains("RM0.60"), "{}", switch.text);
+}

@@ -398,10 +398,20 @@ class Turn {
     const byN = new Map(this.citations.map((c) => [c.n, c]));
     renderMarkdown(this.answer, this.text, (n) => (byN.has(n) ? this.chip(byN.get(n)) : null));
     this.abstained = Boolean(data.abstained);
+    const nothingIndexed = Boolean(data.nothing_indexed);
     this.card.classList.toggle('abstained', this.abstained);
+    this.card.classList.toggle('nothing-indexed', nothingIndexed);
     this.abstainNote.hidden = !this.abstained;
     // A generated answer that cites nothing is not backed by the documents: say so.
-    this.uncitedNote.hidden = this.abstained || this.citations.length > 0 || !this.text.trim();
+    this.uncitedNote.hidden =
+      this.abstained || nothingIndexed || this.citations.length > 0 || !this.text.trim();
+    if (nothingIndexed) this.sources.hidden = true;
+    if (this.abstained && this.passageList?.length) {
+      // What was found does not answer the question: offered, folded, never as sources.
+      this.sources.classList.add('closest');
+      this.sources.open = false;
+      tr(this.sourcesSummary, 'closest_passages', { n: this.passageList.length });
+    }
     for (const c of this.citations) {
       const i = this.passageList.findIndex((p) => samePassage(c, p));
       if (i < 0) continue;

@@ -64,6 +64,9 @@ pub fn extractive_answer(
         };
         parts.push(format!("“{}” [{n}]", super::quoted(&c.sentence.text)));
     }
-    let text = format!("{} {}", according_to(lang), parts.join(" "));
+    let quote_lang = chosen
+        .first()
+        .map_or(lang, |c| tanya_ingest::detect_lang(&c.sentence.text));
+    let text = format!("{} {}", according_to(lang, quote_lang), parts.join(" "));
     (text, citations)
 }

@@ -39,6 +39,8 @@ pub struct Answer {
     pub citations: Vec<Citation>,
     /// True when the documents do not contain the answer (as far as Tanya can tell).
     pub abstained: bool,
+    /// True when the caller can see no document at all: the text says how to add some.
+    pub nothing_indexed: bool,
     pub mode: AnswerMode,
     pub lang: Lang,
     /// What retrieval found, best first.
@@ -86,10 +88,24 @@ pub fn abstain_text(lang: Lang) -> &'static str {
     }
 }
 
-pub(crate) fn according_to(lang: Lang) -> &'static str {
+/// "Nothing is indexed yet", in the question's language, with what to do about it.
+pub fn nothing_indexed_text(lang: Lang) -> &'static str {
     match lang {
-        Lang::Ms => "Menurut dokumen:",
-        Lang::En => "According to the documents:",
+        Lang::Ms => {
+            "Belum ada dokumen yang diindeks: muat naik dokumen atau jalankan `tanya ingest`."
+        }
+        Lang::En => "Nothing is indexed yet: upload documents or run `tanya ingest`.",
+    }
+}
+
+/// How an extractive answer opens, in the question's language `lang`; it says so when
+/// the quote is in the other language (`quote`).
+pub(crate) fn according_to(lang: Lang, quote: Lang) -> &'static str {
+    match (lang, quote) {
+        (Lang::Ms, Lang::Ms) => "Menurut dokumen:",
+        (Lang::Ms, Lang::En) => "Menurut dokumen (petikan dalam bahasa Inggeris):",
+        (Lang::En, Lang::En) => "According to the documents:",
+        (Lang::En, Lang::Ms) => "According to the documents (quoted in Malay):",
     }
 }
 

@@ -62,7 +62,13 @@ fn print_answer(a: &Answer, streamed: bool) {
         println!("[{}] {} — {}{}", c.n, c.rel_path, c.title, page);
     }
     if a.abstained && !a.passages.is_empty() {
-        println!("Closest passages:");
+        println!(
+            "{}",
+            match a.lang {
+                tanya_ingest::Lang::Ms => "Petikan terdekat, yang tidak menjawab soalan ini:",
+                tanya_ingest::Lang::En => "Closest passages, which do not answer this:",
+            }
+        );
         for h in a.passages.iter().take(3) {
             println!("  - {}", h.passage.location());
         }

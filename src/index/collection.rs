@@ -241,6 +241,15 @@ impl Collection {
         self.manifest.read().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// How many acknowledged documents `access` may see.
+    pub fn visible_documents(&self, access: &Access) -> usize {
+        self.manifest()
+            .documents
+            .values()
+            .filter(|d| access.allows(&d.groups))
+            .count()
+    }
+
     /// The share of the documents `access` may see that are in `lang` (1 when it sees
     /// none): whether an answer can be in another language than the question's.
     pub fn language_share(&self, lang: Lang, access: &Access) -> f32 {

@@ -123,8 +123,9 @@ pub fn search(
             weight: 1.0,
         },
     ];
-    // The question in the other language, where documents in it are visible.
-    if !lexicon.is_empty() && share < 1.0 {
+    // The question in the other language, where enough documents are in it (a few
+    // documents in the other language do not change how a question is read).
+    if !lexicon.is_empty() && !one_language {
         lists.extend(translated_lists(
             collection, embedder, config, lexicon, query, lang, share, access,
         )?);

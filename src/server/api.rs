@@ -101,6 +101,7 @@ pub async fn ask(
                     &serde_json::json!({
                         "answer": answer.text,
                         "abstained": answer.abstained,
+                        "nothing_indexed": answer.nothing_indexed,
                         "citations": citations,
                     }),
                 ));

@@ -114,6 +114,8 @@ pub struct AskResponse {
     pub answer: String,
     /// True when the documents do not contain the answer.
     pub abstained: bool,
+    /// True when the caller can see no document at all (the answer says how to add some).
+    pub nothing_indexed: bool,
     pub mode: String,
     /// Language of the question and the answer: `ms` or `en`.
     pub lang: String,
@@ -128,6 +130,7 @@ impl AskResponse {
             conversation_id,
             answer: a.text.clone(),
             abstained: a.abstained,
+            nothing_indexed: a.nothing_indexed,
             mode: a.mode.as_str().to_string(),
             lang: a.lang.as_str().to_string(),
             citations: a.citations.clone(),

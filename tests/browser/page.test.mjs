@@ -249,6 +249,20 @@ describe('browser page', { timeout: 900_000 }, () => {
     t.diagnostic(`screenshot ${await shot(page, 'ask-extractive', { scrollTo: turn })}`);
   });
 
+  test('a question the documents do not answer: no sources, the closest passages folded', { timeout: 120_000 }, async (t) => {
+    currentTest = 'abstain';
+    const p = await openPage();
+    const turn = await ask(p, 'Siapakah yang memenangi Piala Dunia bola sepak 2018?');
+    assert.ok(await turn.locator('.abstain-note').isVisible(), 'no "not found" note');
+    assert.equal(await turn.locator('.answer button.cite').count(), 0, 'an abstention cites nothing');
+    const sources = turn.locator('details.sources');
+    assert.ok(await sources.evaluate((d) => d.classList.contains('closest') && !d.open), 'closest passages not folded');
+    assert.match(await sources.locator('summary').innerText(), /Petikan terdekat, yang tidak menjawab soalan ini \(\d+\)/);
+    assert.equal(await turn.locator('.source-item.cited').count(), 0);
+    t.diagnostic(`screenshot ${await shot(p, 'abstained', { scrollTo: turn })}`);
+    await p.context().close();
+  });
+
   test('a citation opens the cited PDF page with the quote highlighted; DOCX as marked text', { timeout: 120_000 }, async (t) => {
     currentTest = 'viewer';
     assert.ok(page, 'needs the page of the previous test');
