@@ -518,19 +518,22 @@ impl Engine {
                 {
                     continue;
                 }
+                let fit = numeric.fit(&sentence.text);
                 let score = score_sentence(
                     dot(query_vector, v),
                     chunk_cos,
                     hit,
-                    numeric.fit(&sentence.text),
+                    fit,
                     terms.coverage(&sentence.text),
                     term_weight,
                 ) + match (follow_up, &own_terms) {
                     (Some(f), Some(own)) => {
                         let says = own.coverage(&sentence.text);
                         let repeats = f.previous_answer.contains(&quoted(sentence.text.trim()));
+                        // Said before, and neither the follow-up's words nor its numbers
+                        // select it again.
                         FOLLOW_UP_WEIGHT * says
-                            - if repeats && says == 0.0 {
+                            - if repeats && says == 0.0 && fit <= 0.0 {
                                 REPEAT_PENALTY
                             } else {
                                 0.0
@@ -542,6 +545,7 @@ impl Engine {
                     hit,
                     sentence,
                     score,
+                    fit,
                 });
             }
         }
@@ -562,7 +566,9 @@ impl Engine {
         let next = scored
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.hit == first_hit && s.sentence.start >= first_end)
+            // Another row of a tiered rule is not a completion: its condition must not
+            // contradict the question's numbers.
+            .filter(|(_, s)| s.hit == first_hit && s.sentence.start >= first_end && s.fit >= 0.0)
             .min_by_key(|(_, s)| s.sentence.start)
             .filter(|(_, s)| best - s.score <= self.config.answer.next_sentence_margin)
             .map(|(i, _)| i);

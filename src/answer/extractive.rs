@@ -12,6 +12,8 @@ pub struct Scored {
     pub hit: usize,
     pub sentence: Sentence,
     pub score: f32,
+    /// How its numbers fit the question's (see `NumericQuestion::fit`).
+    pub fit: f32,
 }
 
 /// Weight of the chunk's own similarity in a sentence's score: a sentence must answer

@@ -218,6 +218,7 @@ mod tests {
                 end: 1,
             },
             score: 1.0,
+            fit: 0.0,
         };
         let (text, cites) = extractive_answer(
             Lang::En,
