@@ -9,7 +9,7 @@
 //! files are missing.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -19,9 +19,17 @@ use tanya_ingest::{
 
 const PER_FILE: Duration = Duration::from_secs(30);
 
+/// This crate's folder, as cargo says when it runs the tests (a test binary reused from a
+/// build in another checkout would carry that checkout's compile-time path).
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 /// The PDFs of `../shared/corpora/<name>`; panics when the folder is missing or has none.
 fn corpus(name: &str) -> Vec<PathBuf> {
-    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpora")).join(name);
+    let dir = manifest_dir().join("../../shared/corpora").join(name);
     let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
         panic!(
             "needs ../shared/corpora: cannot read {}: {e}",
@@ -113,7 +121,7 @@ fn encrypted_pdfs_are_rejected_clearly_or_read() {
 fn sample_corpus_reads_and_pdfs_have_later_pages() {
     let dir = std::env::var_os("TANYA_SAMPLES_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/corpus"));
+        .unwrap_or_else(|| manifest_dir().join("../samples/corpus"));
     let walked =
         tanya_ingest::walk(&dir, &tanya_ingest::WalkOptions::default()).unwrap_or_else(|e| {
             panic!(

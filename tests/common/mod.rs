@@ -17,8 +17,12 @@ use tanya::config::Config;
 use tanya::ingest::pipeline::{IngestOptions, IngestReport, Quiet};
 use tanya::Engine;
 
+/// The repository, as cargo says when it runs the tests (a test binary reused from a
+/// build in another checkout would carry that checkout's compile-time path).
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 pub fn models_dir() -> PathBuf {

@@ -164,11 +164,20 @@ pub fn read_with(
     read_document(&w.files[0], limits, cfg, &WordEstimate)
 }
 
+/// This crate's folder, as cargo says when it runs the tests (a test binary reused from a
+/// build in another checkout would carry that checkout's compile-time path).
+pub fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 /// The shared corpora folder next to the project (`../shared/corpora` from the repository
 /// root). Tests that use it are `#[ignore = "needs ../shared/corpora"]`; run without it, they
 /// fail here, naming the path.
 pub fn corpora() -> &'static Path {
-    let p = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/corpora"));
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    let p = DIR.get_or_init(|| manifest_dir().join("../../shared/corpora"));
     assert!(
         p.is_dir(),
         "needs ../shared/corpora: {} is not a directory",
