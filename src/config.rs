@@ -208,6 +208,9 @@ impl StoreKind {
 /// The SmolLM2 GGUF installed by the setup script, relative to the models directory.
 pub const DEFAULT_GGUF: &str = "smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
 
+/// The name in `[search] lexicons` of the compiled-in glossary (`text::lexicon::BUILTIN`).
+pub const BUILTIN_LEXICON: &str = "builtin";
+
 impl Config {
     /// Defaults only.
     pub fn defaults() -> Result<Config> {
@@ -449,7 +452,7 @@ impl Config {
         }
     }
 
-    /// The word lists of `[search] lexicons`, as paths.
+    /// The word lists of `[search] lexicons`, as paths ([`BUILTIN_LEXICON`] as it is).
     pub fn lexicon_files(&self) -> Vec<PathBuf> {
         self.search
             .lexicons
@@ -457,7 +460,7 @@ impl Config {
             .map(|f| f.trim())
             .filter(|f| !f.is_empty())
             .map(|f| {
-                if f == crate::text::lexicon::BUILTIN {
+                if f == BUILTIN_LEXICON {
                     PathBuf::from(f)
                 } else {
                     self.paths.models_dir.join(expand_home(Path::new(f)))

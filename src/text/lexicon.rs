@@ -282,6 +282,11 @@ mod tests {
     }
 
     #[test]
+    fn the_config_names_the_glossary_as_this_module_does() {
+        assert_eq!(BUILTIN, crate::config::BUILTIN_LEXICON);
+    }
+
+    #[test]
     fn bad_lines_are_named() {
         let e = Lexicon::from_lines("leave cuti\n").unwrap_err().to_string();
         assert!(e.contains("line 1"), "{e}");
