@@ -6,7 +6,8 @@ layering that ARCHITECTURE.md states:
    modules of one folder (a module and its own parent or children do not count: Rust
    re-exports run that way), nor between the modules of the ingest crate;
 2. every layer imports only the layers the rule allows it;
-3. tantivy is named in `src/index/bm25.rs` only, and Qdrant in `src/index/store/` only.
+3. tantivy is named in `src/index/bm25.rs` only, Qdrant in `src/index/store/` only, and
+   rusqlite in `src/accounts/` only.
 
 Prints the layer graph; exits 1 with the reasons when a rule is broken.
     python3 scripts/layers.py          # check
@@ -26,6 +27,7 @@ ALLOWED = {
     "error": set(),
     "config": {"error"},
     "text": {"error"},
+    "accounts": {"config", "error"},
     "models": {"config", "error"},
     "index": {"text", "config", "error"},
     "ingest": {"index", "text", "models", "config", "error"},
@@ -34,11 +36,12 @@ ALLOWED = {
     "engine": {"answer", "query", "ingest", "index", "text", "models", "config", "error"},
     "eval": {"engine", "answer", "query", "ingest", "index", "text", "models", "config", "error"},
     "server": {"engine", "config", "error"},
-    "cli": {"engine", "eval", "server", "config", "error"},
+    "cli": {"engine", "eval", "server", "accounts", "config", "error"},
 }
 
 # Only these files may name these crates.
 OWNERS = {
+    "rusqlite": ("src/accounts/",),
     "tantivy": ("src/index/bm25.rs",),
     "qdrant_edge": ("src/index/store/",),
 }

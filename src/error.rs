@@ -82,6 +82,15 @@ pub enum Error {
         source: Option<BoxError>,
     },
 
+    /// The accounts database failed: what we were doing, and SQLite's error when there
+    /// is one.
+    #[error("accounts database: {context}")]
+    Accounts {
+        context: String,
+        #[source]
+        source: Option<BoxError>,
+    },
+
     /// The data directory's disk is (nearly) full.
     #[error(
         "no space left for the index: {available_mb} MiB free on the disk of {dir}, \
@@ -130,9 +139,11 @@ impl Error {
                     | GenerateError::PromptTooLong { .. }
                     | GenerateError::InvalidInput(_)
             ),
-            Error::Embed { .. } | Error::Store { .. } | Error::Bm25 { .. } | Error::Io { .. } => {
-                self.is_disk_full()
-            }
+            Error::Embed { .. }
+            | Error::Store { .. }
+            | Error::Bm25 { .. }
+            | Error::Accounts { .. }
+            | Error::Io { .. } => self.is_disk_full(),
         }
     }
 

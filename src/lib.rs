@@ -12,6 +12,7 @@
 //! - [`engine`] ties them together; [`eval`] measures them;
 //! - [`server`] (HTTP) and the `tanya` binary's `cli` sit on the engine only.
 
+pub mod accounts;
 pub mod answer;
 pub mod config;
 pub mod engine;

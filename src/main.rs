@@ -60,6 +60,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Documents(args) => cli::documents::run(config, args),
         Command::Config => cli::config::run(&config),
         Command::Bench(args) => cli::bench::run(config, args),
+        Command::Users { what } => cli::users::run_users(config, what),
+        Command::Tokens { what } => cli::users::run_tokens(config, what),
         Command::ParseWorker(_) => unreachable!("handled before the configuration is read"),
     }
 }

@@ -906,3 +906,102 @@ fn a_follow_up_gets_the_new_fact_and_a_new_question_is_asked_alone() {
     );
     assert!(switch.text.contains("RM0.60"), "{}", switch.text);
 }
+
+/// Runs `tanya` with `stdin` as its standard input.
+fn tanya_with_stdin(data: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = tanya(data)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn users_and_tokens_are_managed_while_another_process_holds_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // An open engine holds the data directory's lock, as `tanya serve` does.
+    let engine = Engine::open(config(&data)).unwrap();
+    let out = tanya_with_stdin(
+        &data,
+        &[
+            "users",
+            "add",
+            "aminah",
+            "--admin",
+            "--groups",
+            "HR-1,Kewangan",
+            "--password-stdin",
+        ],
+        "kata-laluan-rahsia\n",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("added aminah (admin, groups: HR-1,Kewangan)"),
+        "{stdout}"
+    );
+    // A user's mistake: exit 2 and a message saying what to do.
+    let out = tanya_with_stdin(
+        &data,
+        &["users", "add", "ali", "--password-stdin"],
+        "short\n",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 10 characters"));
+    let out = tanya_with_stdin(&data, &["users", "list", "--json"], "");
+    let users: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(users.as_array().unwrap().len(), 1, "{users}");
+    assert_eq!(users[0]["role"], "admin");
+    assert_eq!(users[0]["groups"], serde_json::json!(["HR-1", "Kewangan"]));
+    assert!(!users.to_string().contains("argon2"), "{users}");
+
+    let out = tanya_with_stdin(
+        &data,
+        &[
+            "tokens", "create", "aminah", "--label", "import", "--role", "editor",
+        ],
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let secret = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(secret.starts_with("tanya_"), "{secret}");
+    let listed = tanya_with_stdin(&data, &["tokens", "list"], "");
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.contains("aminah  editor  \"import\""), "{listed}");
+    assert!(!listed.contains(&secret));
+    // Neither the password nor the token is stored in clear.
+    let db = std::fs::read(data.join(tanya::accounts::FILE)).unwrap();
+    let db = String::from_utf8_lossy(&db);
+    assert!(!db.contains("kata-laluan-rahsia") && !db.contains(&secret));
+    let accounts = tanya::accounts::Accounts::open(&data).unwrap();
+    assert!(accounts.token_user(&secret).unwrap().is_some());
+    let out = tanya_with_stdin(&data, &["tokens", "revoke", "1"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(accounts.token_user(&secret).unwrap().is_none());
+    let out = tanya_with_stdin(&data, &["tokens", "revoke", "1"], "");
+    assert_eq!(out.status.code(), Some(2));
+    drop(engine);
+}

@@ -1,5 +1,6 @@
 //! The `tanya` subcommands, one file each. Each has its clap `Args` and a `run`; they
-//! use the library's [`tanya::Engine`] (and [`tanya::eval`], [`tanya::server`]) only.
+//! use the library's [`tanya::Engine`] (and [`tanya::eval`], [`tanya::server`],
+//! [`tanya::accounts`]) only.
 
 pub mod ask;
 pub mod bench;
@@ -11,6 +12,7 @@ pub mod parse_worker;
 pub mod reindex;
 pub mod search;
 pub mod serve;
+pub mod users;
 
 mod progress;
 
@@ -70,6 +72,17 @@ pub enum Command {
     Config,
     /// Measure search and answer latency (medians) and peak memory on the current index.
     Bench(bench::Args),
+    /// Manage the people who may use Tanya (the accounts database in the data directory;
+    /// works while `tanya serve` runs).
+    Users {
+        #[command(subcommand)]
+        what: users::UsersCommand,
+    },
+    /// Manage API tokens for programs (shown once, stored hashed, revocable).
+    Tokens {
+        #[command(subcommand)]
+        what: users::TokensCommand,
+    },
 }
 
 /// Logs to stderr: warnings by default, `-v` info, `-vv` debug, or `TANYA_LOG`.

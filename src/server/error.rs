@@ -102,7 +102,11 @@ impl From<Error> for ApiError {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", message)
             }
             Error::Generate(_) if e.is_user_error() => ApiError::bad_request(message),
-            Error::Embed { .. } | Error::Store { .. } | Error::Bm25 { .. } | Error::Io { .. }
+            Error::Embed { .. }
+            | Error::Store { .. }
+            | Error::Bm25 { .. }
+            | Error::Accounts { .. }
+            | Error::Io { .. }
                 if e.is_disk_full() =>
             {
                 ApiError::new(
@@ -119,6 +123,7 @@ impl From<Error> for ApiError {
             | Error::Embed { .. }
             | Error::Store { .. }
             | Error::Bm25 { .. }
+            | Error::Accounts { .. }
             | Error::Io { .. } => {
                 let message = e.full_message();
                 tracing::error!(error = %message, "request failed");
