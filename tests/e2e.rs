@@ -811,6 +811,14 @@ fn a_question_finds_its_answer_in_the_other_language_and_says_so() {
         b.text
     );
     assert!(b.text.contains("RM0.60"), "{}", b.text);
+    // The quickstart's English question: the annual-leave row, not the sick-leave row
+    // that shares its words once stemmed ("cuti … tahun").
+    let d = extractive(
+        &shared.engine,
+        "How many days of annual leave do I get after 3 years of service?",
+    );
+    assert_eq!(first_cited_file(&d), "cuti-tahunan.pdf", "{}", d.text);
+    assert!(d.text.contains("16 hari cuti tahunan"), "{}", d.text);
     // A quote in the question's own language says nothing of languages.
     let c = extractive(
         &shared.engine,
