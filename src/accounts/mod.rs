@@ -287,6 +287,18 @@ impl Accounts {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Runs `f` in one write transaction (taken at once, so that two writers never
+    /// interleave) and commits it; nothing of it stays when `f` fails.
+    fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db_err("starting a transaction"))?;
+        let out = f(&tx)?;
+        tx.commit().map_err(db_err("committing"))?;
+        Ok(out)
+    }
+
     /// Adds a user. The name must be new.
     pub fn add_user(
         &self,
@@ -301,33 +313,22 @@ impl Accounts {
             check_group(g)?;
         }
         let hash = hash_password(password)?;
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db_err("starting a transaction"))?;
-        let exists: bool = tx
-            .query_row("SELECT 1 FROM users WHERE name = ?1", [name], |_| Ok(true))
-            .optional()
-            .map_err(db_err("looking up a user"))?
-            .is_some();
-        if exists {
-            return Err(Error::BadRequest(format!("a user named `{name}` exists")));
-        }
-        tx.execute(
-            "INSERT INTO users (name, password_hash, role, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![name, hash, role.as_str(), now()],
-        )
-        .map_err(db_err("adding a user"))?;
-        let id = tx.last_insert_rowid();
-        for g in groups {
+        self.write(|tx| {
+            let exists: bool = tx
+                .query_row("SELECT 1 FROM users WHERE name = ?1", [name], |_| Ok(true))
+                .optional()
+                .map_err(db_err("looking up a user"))?
+                .is_some();
+            if exists {
+                return Err(Error::BadRequest(format!("a user named `{name}` exists")));
+            }
             tx.execute(
-                "INSERT OR IGNORE INTO user_groups (user_id, name) VALUES (?1, ?2)",
-                params![id, g],
+                "INSERT INTO users (name, password_hash, role, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![name, hash, role.as_str(), now()],
             )
-            .map_err(db_err("adding a user's groups"))?;
-        }
-        tx.commit().map_err(db_err("committing a new user"))?;
-        drop(conn);
+            .map_err(db_err("adding a user"))?;
+            insert_groups(tx, tx.last_insert_rowid(), groups)
+        })?;
         self.user(name)?
             .ok_or_else(|| Error::BadRequest(format!("no user named `{name}`")))
     }
@@ -371,19 +372,15 @@ impl Accounts {
     pub fn set_password(&self, name: &str, password: &str) -> Result<()> {
         check_password(password)?;
         let hash = hash_password(password)?;
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db_err("starting a transaction"))?;
-        let id = user_id(&tx, name)?;
-        tx.execute(
-            "UPDATE users SET password_hash = ?1 WHERE id = ?2",
-            params![hash, id],
-        )
-        .map_err(db_err("setting a password"))?;
-        tx.execute("DELETE FROM sessions WHERE user_id = ?1", [id])
-            .map_err(db_err("ending sessions"))?;
-        tx.commit().map_err(db_err("committing a password"))
+        self.write(|tx| {
+            let id = user_id(tx, name)?;
+            tx.execute(
+                "UPDATE users SET password_hash = ?1 WHERE id = ?2",
+                params![hash, id],
+            )
+            .map_err(db_err("setting a password"))?;
+            end_sessions(tx, id)
+        })
     }
 
     /// Sets `name`'s role.
@@ -403,41 +400,29 @@ impl Accounts {
         for g in groups {
             check_group(g)?;
         }
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db_err("starting a transaction"))?;
-        let id = user_id(&tx, name)?;
-        tx.execute("DELETE FROM user_groups WHERE user_id = ?1", [id])
-            .map_err(db_err("clearing groups"))?;
-        for g in groups {
-            tx.execute(
-                "INSERT OR IGNORE INTO user_groups (user_id, name) VALUES (?1, ?2)",
-                params![id, g],
-            )
-            .map_err(db_err("setting groups"))?;
-        }
-        tx.commit().map_err(db_err("committing groups"))
+        self.write(|tx| {
+            let id = user_id(tx, name)?;
+            tx.execute("DELETE FROM user_groups WHERE user_id = ?1", [id])
+                .map_err(db_err("clearing groups"))?;
+            insert_groups(tx, id, groups)
+        })
     }
 
     /// Disables or re-enables `name`; disabling ends their sessions and stops their
     /// tokens from working.
     pub fn set_disabled(&self, name: &str, disabled: bool) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db_err("starting a transaction"))?;
-        let id = user_id(&tx, name)?;
-        tx.execute(
-            "UPDATE users SET disabled = ?1 WHERE id = ?2",
-            params![disabled, id],
-        )
-        .map_err(db_err("disabling a user"))?;
-        if disabled {
-            tx.execute("DELETE FROM sessions WHERE user_id = ?1", [id])
-                .map_err(db_err("ending sessions"))?;
-        }
-        tx.commit().map_err(db_err("committing"))
+        self.write(|tx| {
+            let id = user_id(tx, name)?;
+            tx.execute(
+                "UPDATE users SET disabled = ?1 WHERE id = ?2",
+                params![disabled, id],
+            )
+            .map_err(db_err("disabling a user"))?;
+            if disabled {
+                end_sessions(tx, id)?;
+            }
+            Ok(())
+        })
     }
 
     /// Removes `name` with their sessions and tokens.
@@ -647,6 +632,23 @@ fn migrate(conn: &mut Connection) -> Result<()> {
         tx.commit()
             .map_err(db_err(format!("committing migration {}", i + 1)))?;
     }
+    Ok(())
+}
+
+fn insert_groups(tx: &rusqlite::Transaction<'_>, user_id: i64, groups: &[String]) -> Result<()> {
+    for g in groups {
+        tx.execute(
+            "INSERT OR IGNORE INTO user_groups (user_id, name) VALUES (?1, ?2)",
+            params![user_id, g],
+        )
+        .map_err(db_err("setting a user's groups"))?;
+    }
+    Ok(())
+}
+
+fn end_sessions(tx: &rusqlite::Transaction<'_>, user_id: i64) -> Result<()> {
+    tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])
+        .map_err(db_err("ending sessions"))?;
     Ok(())
 }
 

@@ -120,6 +120,16 @@ fn prompt_hidden(prompt: &str) -> anyhow::Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
+fn print_user(u: &tanya::accounts::User) {
+    println!(
+        "{}  {}  groups: {}{}",
+        u.name,
+        u.role.as_str(),
+        u.groups.join(","),
+        if u.disabled { "  (disabled)" } else { "" }
+    );
+}
+
 pub fn run_users(config: Config, command: UsersCommand) -> anyhow::Result<()> {
     let accounts = open(&config)?;
     match command {
@@ -150,13 +160,7 @@ pub fn run_users(config: Config, command: UsersCommand) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&users)?);
             } else {
                 for u in &users {
-                    println!(
-                        "{}  {}  groups: {}{}",
-                        u.name,
-                        u.role.as_str(),
-                        u.groups.join(","),
-                        if u.disabled { "  (disabled)" } else { "" }
-                    );
+                    print_user(u);
                 }
                 println!("{} users", users.len());
             }
@@ -189,13 +193,7 @@ pub fn run_users(config: Config, command: UsersCommand) -> anyhow::Result<()> {
             let u = accounts
                 .user(&name)?
                 .ok_or_else(|| tanya::Error::BadRequest(format!("no user named `{name}`")))?;
-            println!(
-                "{}  {}  groups: {}{}",
-                u.name,
-                u.role.as_str(),
-                u.groups.join(","),
-                if u.disabled { "  (disabled)" } else { "" }
-            );
+            print_user(&u);
         }
         UsersCommand::Remove { name } => {
             accounts.remove_user(&name)?;
