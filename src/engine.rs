@@ -20,6 +20,7 @@ use crate::models::generate::{ChatMessage, GenEvent, Generator, GeneratorConfig}
 use crate::models::rerank::{self, CrossEncoder};
 use crate::text::lexicon::Lexicon;
 use crate::text::quantities::NumericQuestion;
+use crate::text::terms::{Analysed, EitherLanguage};
 use tanya_ingest::detect_lang;
 
 // The engine's vocabulary: what the server and the CLI may name, so that they depend on
@@ -410,7 +411,6 @@ impl Engine {
                 lang,
                 relevance: 0.0,
                 coverage: 0.0,
-                missing: Vec::new(),
                 passages: Vec::new(),
                 retrieval_ms: started.elapsed().as_secs_f64() * 1000.0,
                 answer_ms: 0.0,
@@ -432,7 +432,6 @@ impl Engine {
             lang,
             relevance: best_relevance(&hits),
             coverage: 0.0,
-            missing: Vec::new(),
             passages: hits,
             retrieval_ms,
             answer_ms: 0.0,
@@ -464,6 +463,25 @@ impl Engine {
         Ok(answer)
     }
 
+    /// A question's terms in its language and carried into the other one.
+    fn terms_of(&self, question: &str) -> EitherLanguage {
+        EitherLanguage::new(
+            question,
+            crate::text::analysis::Analyzer::of(detect_lang(question)),
+            &self.lexicon,
+        )
+    }
+
+    /// The content words of `question` that none of `hits` says, in either language
+    /// (for evaluation: why an answer may be missing).
+    pub fn missing_words(&self, question: &str, hits: &[SearchHit]) -> Vec<String> {
+        let texts: Vec<String> = hits
+            .iter()
+            .map(|h| crate::index::bm25::indexed_text(&h.passage))
+            .collect();
+        self.terms_of(question).missing(&texts)
+    }
+
     fn extract(
         &self,
         question: &str,
@@ -477,25 +495,13 @@ impl Engine {
         let stored = self.collection.vectors(&ids)?;
         // A follow-up's own numbers, if it states any ("above 10k?"), replace the
         // previous question's.
-        let numeric = match follow_up {
-            Some(f) if !NumericQuestion::new(f.question).is_empty() => {
-                NumericQuestion::new(f.question)
-            }
-            _ => NumericQuestion::new(question),
-        };
-        let own_terms = follow_up.map(|f| {
-            crate::text::terms::EitherLanguage::new(
-                f.question,
-                crate::text::analysis::Analyzer::of(detect_lang(f.question)),
-                &self.lexicon,
-            )
-        });
+        let numeric = follow_up
+            .map(|f| NumericQuestion::new(f.question))
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| NumericQuestion::new(question));
+        let own_terms = follow_up.map(|f| self.terms_of(f.question));
         let term_weight = self.config.answer.term_weight;
-        let terms = crate::text::terms::EitherLanguage::new(
-            question,
-            crate::text::analysis::Analyzer::of(detect_lang(question)),
-            &self.lexicon,
-        );
+        let terms = self.terms_of(question);
         let mut scored: Vec<Scored> = Vec::new();
         for (hit, h) in answer.passages.iter().enumerate() {
             let sentences = crate::ingest::pipeline::passage_sentences(&h.passage.text);
@@ -519,16 +525,18 @@ impl Engine {
                     continue;
                 }
                 let fit = numeric.fit(&sentence.text);
+                // Analysed once for both the question's terms and the follow-up's.
+                let analysed = Analysed::new(&sentence.text);
                 let score = score_sentence(
                     dot(query_vector, v),
                     chunk_cos,
                     hit,
                     fit,
-                    terms.coverage(&sentence.text),
+                    terms.coverage_of(&analysed),
                     term_weight,
                 ) + match (follow_up, &own_terms) {
                     (Some(f), Some(own)) => {
-                        let says = own.coverage(&sentence.text);
+                        let says = own.coverage_of(&analysed);
                         let repeats = f.previous_answer.contains(&quoted(sentence.text.trim()));
                         // Said before, and neither the follow-up's words nor its numbers
                         // select it again.
@@ -590,12 +598,6 @@ impl Engine {
         said.push('\n');
         said.push_str(&first.sentence.text);
         answer.coverage = terms.coverage(&said);
-        let texts: Vec<String> = answer
-            .passages
-            .iter()
-            .map(|h| crate::index::bm25::indexed_text(&h.passage))
-            .collect();
-        answer.missing = terms.missing(&texts);
         // The quote must say some of what the question asks about, in either language:
         // the best sentence of passages about something else says none of it.
         if answer.coverage < self.config.answer.min_coverage {

@@ -52,9 +52,6 @@ pub struct Answer {
     /// say, in the question's language or the other one (extractive mode; below
     /// `answer.min_coverage` Tanya abstains).
     pub coverage: f32,
-    /// The question's content words that no retrieved passage says, in either language
-    /// (extractive mode; empty when nothing is quoted).
-    pub missing: Vec<String>,
     /// Milliseconds spent retrieving, and answering after retrieval.
     pub retrieval_ms: f64,
     pub answer_ms: f64,

@@ -164,7 +164,8 @@ pub fn evaluate(
             let mut outcome = judge(q, answer.abstained, cited, &answer.text);
             outcome.relevance = answer.relevance;
             outcome.coverage = answer.coverage;
-            outcome.missing = answer.missing.clone();
+            let query = crate::engine::follow_up_query(&q.question, &history);
+            outcome.missing = engine.missing_words(&query, &answer.passages);
             outcomes.push(outcome);
             history.push(Turn {
                 question: q.question.clone(),

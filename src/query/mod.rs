@@ -231,25 +231,6 @@ fn rescore_dense(
     Ok(())
 }
 
-/// Parameters of weighted reciprocal-rank fusion.
-#[derive(Debug, Clone, Copy)]
-pub struct Fusion {
-    pub k: f32,
-    pub dense_weight: f32,
-    pub bm25_weight: f32,
-}
-
-impl Fusion {
-    /// Plain RRF with constant `k`.
-    pub fn plain(k: f32) -> Self {
-        Fusion {
-            k,
-            dense_weight: 1.0,
-            bm25_weight: 1.0,
-        }
-    }
-}
-
 /// What one ranked list of candidates is, for [`fuse_lists`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListKind {
@@ -269,33 +250,9 @@ pub struct RankedList {
     pub weight: f32,
 }
 
-/// Weighted reciprocal-rank fusion: score = Σ weight / (k + rank). Ties break on the
-/// dense score, then on the point id, so the order is deterministic.
-pub fn fuse(
-    dense: Vec<(Passage, f32)>,
-    lexical: Vec<(Passage, f32)>,
-    fusion: &Fusion,
-    limit: usize,
-) -> Vec<SearchHit> {
-    fuse_lists(
-        vec![
-            RankedList {
-                hits: dense,
-                kind: ListKind::Dense,
-                weight: fusion.dense_weight,
-            },
-            RankedList {
-                hits: lexical,
-                kind: ListKind::Bm25,
-                weight: fusion.bm25_weight,
-            },
-        ],
-        fusion.k,
-        limit,
-    )
-}
-
-/// [`fuse`] over any number of lists.
+/// Weighted reciprocal-rank fusion of any number of lists: score = Σ weight / (k +
+/// rank). Ties break on the dense score, then on the point id, so the order is
+/// deterministic.
 pub fn fuse_lists(lists: Vec<RankedList>, k: f32, limit: usize) -> Vec<SearchHit> {
     let mut by_id: HashMap<u64, SearchHit> = HashMap::new();
     for list in lists {
@@ -352,11 +309,29 @@ mod tests {
         passage("d", "v", i, &["public"])
     }
 
+    /// Plain RRF (k = 60, both weights 1) of a dense and a BM25 list.
+    fn fuse(
+        dense: Vec<(Passage, f32)>,
+        lexical: Vec<(Passage, f32)>,
+        limit: usize,
+    ) -> Vec<SearchHit> {
+        let list = |hits, kind| RankedList {
+            hits,
+            kind,
+            weight: 1.0,
+        };
+        fuse_lists(
+            vec![list(dense, ListKind::Dense), list(lexical, ListKind::Bm25)],
+            60.0,
+            limit,
+        )
+    }
+
     #[test]
     fn both_lists_beat_one() {
         let dense = vec![(p(1), 0.9), (p(2), 0.8)];
         let lexical = vec![(p(2), 1.0), (p(3), 0.5)];
-        let hits = fuse(dense, lexical, &Fusion::plain(60.0), 10);
+        let hits = fuse(dense, lexical, 10);
         assert_eq!(hits[0].passage.ordinal, 2);
         assert_eq!(hits.len(), 3);
         assert_eq!(hits[0].dense, Some((2, 0.8)));
@@ -390,8 +365,8 @@ mod tests {
         ) {
             let dense: Vec<_> = d.iter().map(|(i, s)| (p(*i), *s)).collect();
             let lexical: Vec<_> = l.iter().map(|(i, s)| (p(*i), *s)).collect();
-            let a = fuse(dense.clone(), lexical.clone(), &Fusion::plain(60.0), limit);
-            let b = fuse(dense, lexical, &Fusion::plain(60.0), limit);
+            let a = fuse(dense.clone(), lexical.clone(), limit);
+            let b = fuse(dense, lexical, limit);
             let ids = |h: &Vec<SearchHit>| h.iter().map(|x| x.passage.point_id).collect::<Vec<_>>();
             prop_assert_eq!(ids(&a), ids(&b));
             prop_assert!(a.len() <= limit);

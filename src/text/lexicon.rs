@@ -173,7 +173,7 @@ fn add(map: &mut HashMap<String, Vec<Vec<String>>>, key: String, alternative: Ve
 }
 
 impl Translation {
-    /// Whether any slot was translated (rather than only kept as it is).
+    /// Whether the question had no word to carry (all stopwords).
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()
     }
@@ -182,10 +182,14 @@ impl Translation {
     /// occurs in it, a phrase as a phrase ("cuti tahunan", annual leave, is not said by
     /// a sentence on "cuti sakit" for 2 "tahun": stemmed, both are `cuti` … `tahun`).
     pub fn coverage(&self, text: &str) -> f32 {
+        self.coverage_of(&analyze(text, self.to))
+    }
+
+    /// [`Self::coverage`] of a text already analysed with `self.to`.
+    pub fn coverage_of(&self, analysed: &[String]) -> f32 {
         if self.slots.is_empty() {
             return 0.0;
         }
-        let analysed = analyze(text, self.to);
         let words: HashSet<&str> = analysed.iter().map(String::as_str).collect();
         let says = |a: &Vec<String>| match a.as_slice() {
             [w] => words.contains(w.as_str()),

@@ -133,14 +133,44 @@ impl QuestionTerms {
     /// Share of the question's terms that occur in `text` (the better of the two
     /// analysers).
     pub fn coverage(&self, text: &str) -> f32 {
+        self.coverage_of(&Analysed::new(text))
+    }
+
+    /// [`Self::coverage`] of a text analysed once.
+    pub fn coverage_of(&self, text: &Analysed) -> f32 {
         let mut best: f32 = 0.0;
         for (analyzer, q) in &self.by_analyzer {
             if q.len == 0 {
                 continue;
             }
-            best = best.max(q.share_in(&analyze(text, *analyzer)));
+            best = best.max(q.share_in(text.by(*analyzer)));
         }
         best
+    }
+}
+
+/// A text analysed under both analysers, once, for scoring it against several
+/// questions' terms (a follow-up's own and the combined question's).
+#[derive(Debug, Clone)]
+pub struct Analysed {
+    malay: Vec<String>,
+    english: Vec<String>,
+}
+
+impl Analysed {
+    pub fn new(text: &str) -> Self {
+        Analysed {
+            malay: analyze(text, Analyzer::Malay),
+            english: analyze(text, Analyzer::English),
+        }
+    }
+
+    /// The terms under `analyzer`.
+    pub fn by(&self, analyzer: Analyzer) -> &[String] {
+        match analyzer {
+            Analyzer::Malay => &self.malay,
+            Analyzer::English => &self.english,
+        }
     }
 }
 
@@ -211,9 +241,14 @@ impl EitherLanguage {
 
     /// The better of the question's own coverage of `text` and its translation's.
     pub fn coverage(&self, text: &str) -> f32 {
-        let own = self.own.coverage(text);
+        self.coverage_of(&Analysed::new(text))
+    }
+
+    /// [`Self::coverage`] of a text analysed once.
+    pub fn coverage_of(&self, text: &Analysed) -> f32 {
+        let own = self.own.coverage_of(text);
         match &self.carried {
-            Some(t) => own.max(t.coverage(text)),
+            Some(t) => own.max(t.coverage_of(text.by(t.to))),
             None => own,
         }
     }
