@@ -318,6 +318,9 @@ impl Bm25Index {
     }
 
     fn access_query(&self, access: &Access) -> Box<dyn Query> {
+        if access.is_everything() {
+            return Box::new(ConstScoreQuery::new(Box::new(AllQuery), 0.0));
+        }
         let clauses: Vec<(Occur, Box<dyn Query>)> = access
             .groups()
             .map(|g| {

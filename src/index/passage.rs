@@ -55,12 +55,13 @@ pub fn point_id(doc_id: &str, version: &str, ordinal: u32) -> u64 {
     u64::from_be_bytes(b) >> 1
 }
 
-/// The groups a caller belongs to. A search sees a chunk only if the chunk shares at
-/// least one group with the caller. There is no "no filter" value: the type has no
-/// constructor that skips the check, and an empty set sees nothing.
+/// What a caller may see. A search sees a chunk only if the chunk shares at least one
+/// group with the caller, or the caller is an administrator ([`Access::everything`]),
+/// who alone sees documents with no group. An empty set of groups sees nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Access {
     groups: BTreeSet<String>,
+    everything: bool,
 }
 
 impl Access {
@@ -76,20 +77,37 @@ impl Access {
                 "invalid access group name `{bad}`"
             )));
         }
-        Ok(Access { groups })
+        Ok(Access {
+            groups,
+            everything: false,
+        })
+    }
+
+    /// An administrator's access: every document, including those with no group.
+    pub fn everything() -> Self {
+        Access {
+            groups: BTreeSet::new(),
+            everything: true,
+        }
+    }
+
+    /// Whether this is [`Access::everything`] (no filter is applied).
+    pub fn is_everything(&self) -> bool {
+        self.everything
     }
 
     pub fn groups(&self) -> impl Iterator<Item = &str> {
         self.groups.iter().map(String::as_str)
     }
 
+    /// Whether this sees nothing at all.
     pub fn is_empty(&self) -> bool {
-        self.groups.is_empty()
+        !self.everything && self.groups.is_empty()
     }
 
     /// Whether a chunk with `chunk_groups` is visible (used to double-check results).
     pub fn allows(&self, chunk_groups: &[String]) -> bool {
-        chunk_groups.iter().any(|g| self.groups.contains(g))
+        self.everything || chunk_groups.iter().any(|g| self.groups.contains(g))
     }
 }
 
@@ -111,9 +129,16 @@ mod tests {
         assert!(a.allows(&["hr".into()]));
         assert!(!a.allows(&["finance".into()]));
         assert!(!a.allows(&[]));
-        assert!(Access::for_groups(["bad group"]).is_err());
+        assert!(Access::for_groups([" hr"]).is_err());
+        assert!(Access::for_groups(["a,b"]).is_err());
         assert!(!Access::for_groups(Vec::<String>::new())
             .unwrap()
             .allows(&["public".into()]));
+        assert!(Access::everything().allows(&[]));
+        assert!(Access::everything().allows(&["finance".into()]));
+        let cased = Access::for_groups(["HR-1"]).unwrap();
+        for other in ["hr-1", "HR-10", "HR-", "НR-1", "HR-1 "] {
+            assert!(!cased.allows(&[other.into()]), "{other}");
+        }
     }
 }

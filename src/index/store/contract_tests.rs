@@ -312,11 +312,15 @@ fn any_shared_group_is_enough(store: &dyn VectorStore) {
         let hits = store.search(&unit(0), &access(groups), 10).unwrap();
         assert_eq!(doc_ids(&hits), ["both"], "{groups:?}: {hits:?}");
     }
-    // A chunk without groups is visible to nobody.
+    // A chunk without groups is visible to no group, only to an administrator.
     let hits = store
         .search(&unit(0), &access(&["public", "legal"]), 10)
         .unwrap();
     assert!(hits.is_empty(), "{hits:?}");
+    let hits = store.search(&unit(0), &Access::everything(), 10).unwrap();
+    let mut seen = doc_ids(&hits);
+    seen.sort();
+    assert_eq!(seen, ["both", "none"]);
 }
 
 fn empty_access_sees_nothing(store: &dyn VectorStore) {

@@ -206,7 +206,12 @@ impl VectorStore for EdgeStore {
         if access.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
-        let request = QueryRequestBuilder::new(limit)
+        let mut request = QueryRequestBuilder::new(limit);
+        // An administrator's search has no filter; everyone else's has their groups.
+        if !access.is_everything() {
+            request = request.filter(access_filter(access));
+        }
+        let request = request
             .query(ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery {
                 query: VectorInternal::from(
                     Vector::new_multi(vec![vector.to_vec()])
@@ -214,7 +219,6 @@ impl VectorStore for EdgeStore {
                 ),
                 using: Some(VECTOR.to_string()),
             })))
-            .filter(access_filter(access))
             .with_payload(WithPayloadInterface::Bool(true))
             .build();
         let hits = self.shard.query(request).map_err(store_err("searching"))?;
