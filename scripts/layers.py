@@ -35,7 +35,7 @@ ALLOWED = {
     "answer": {"query", "index", "text", "models", "config", "error"},
     "engine": {"answer", "query", "ingest", "index", "text", "models", "config", "error"},
     "eval": {"engine", "answer", "query", "ingest", "index", "text", "models", "config", "error"},
-    "server": {"engine", "config", "error"},
+    "server": {"engine", "accounts", "config", "error"},
     "cli": {"engine", "eval", "server", "accounts", "config", "error"},
 }
 

@@ -173,8 +173,14 @@ pub struct ServerConfig {
     pub allowed_hosts: Vec<String>,
     /// Largest accepted upload, in MiB.
     pub max_upload_mb: u64,
-    /// Access groups of everyone using the HTTP API (searches and uploads).
-    pub groups: Vec<String>,
+    /// How long a sign-in lasts, in hours.
+    pub session_hours: u64,
+    /// The administrator the first start creates when there is none.
+    pub first_admin: String,
+    /// Questions and searches per person (and per token) per minute.
+    pub requests_per_minute: u32,
+    /// Answers worked on at once.
+    pub max_answering: usize,
     /// HTTP worker threads. 0 = one per CPU core.
     pub workers: usize,
 }
@@ -314,8 +320,8 @@ impl Config {
             || self.ingest.default_groups.iter().any(|g| !valid_group(g))
         {
             return bad(
-                "ingest.default_groups must be a non-empty list of names made of letters, \
-                 digits, '-', '_' or '.'"
+                "ingest.default_groups must be a non-empty list of group names: 1 to 64 \
+                 characters, no comma, no control characters, no surrounding spaces"
                     .into(),
             );
         }
@@ -429,8 +435,13 @@ impl Config {
         if self.server.max_upload_mb == 0 {
             return bad("server.max_upload_mb must be at least 1".into());
         }
-        if self.server.groups.is_empty() {
-            return bad("server.groups must name at least one group".into());
+        if self.server.requests_per_minute == 0 || self.server.max_answering == 0 {
+            return bad(
+                "server.requests_per_minute and server.max_answering must be at least 1".into(),
+            );
+        }
+        if self.server.session_hours == 0 || self.server.session_hours > 24 * 90 {
+            return bad("server.session_hours must be between 1 and 2160 (90 days)".into());
         }
         Ok(())
     }
@@ -492,12 +503,15 @@ fn bad(msg: String) -> Result<()> {
     Err(Error::Config(msg))
 }
 
-/// Group names are plain identifiers, so they are safe in filters and logs.
+/// A group name: 1–64 characters, no control characters, no comma (lists of groups are
+/// comma-separated), no surrounding spaces. Groups are compared byte for byte everywhere
+/// (the stores match them as exact keywords): "HR-1", "hr-1", "HR-10" and a Cyrillic
+/// "НR-1" are four groups.
 pub fn valid_group(g: &str) -> bool {
     !g.is_empty()
-        && g.len() <= 64
-        && g.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && g.chars().count() <= 64
+        && g.trim() == g
+        && !g.chars().any(|c| c.is_control() || c == ',')
 }
 
 fn parse_env_value(value: &str) -> toml::Value {
@@ -640,7 +654,11 @@ mod tests {
     fn group_names() {
         assert!(valid_group("hr-team.kl_2"));
         assert!(!valid_group(""));
-        assert!(!valid_group("a b"));
-        assert!(!valid_group("x\"y"));
+        assert!(valid_group("Sumber Manusia"));
+        assert!(valid_group("НR-1"));
+        assert!(!valid_group(" hr"));
+        assert!(!valid_group("a,b"));
+        assert!(!valid_group("a\nb"));
+        assert!(!valid_group(&"x".repeat(65)));
     }
 }

@@ -562,7 +562,13 @@ impl Engine {
         }
         scored.sort_by(|a, b| b.score.total_cmp(&a.score));
         for s in scored.iter().take(5) {
-            tracing::debug!(score = s.score, passage = s.hit, sentence = %s.sentence.text, "candidate");
+            // Scores and positions only: a log never holds document text.
+            tracing::debug!(
+                score = s.score,
+                passage = s.hit,
+                chars = s.sentence.text.len(),
+                "candidate"
+            );
         }
         let best = scored[0].score;
         // A second sentence only when it is nearly as good (one precise quote beats two

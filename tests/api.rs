@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::http::{error_of, get, hdr, multipart, post_json, raw_post, sse, wait_for_status};
+use common::http::{
+    error_of, get, hdr, multipart, post_json, raw_post, signed_in, sse, token_for, wait_for_status,
+};
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
@@ -14,7 +16,8 @@ use actix_web::http::{header, StatusCode};
 use actix_web::test::{self, TestRequest};
 use actix_web::web;
 use serde_json::{json, Value};
-use tanya::server::{self, AppState};
+use tanya::accounts::Role;
+use tanya::server::AppState;
 use tanya::Engine;
 
 const ASK_MS: &str = "Berapa hari cuti tahunan selepas 3 tahun berkhidmat?";
@@ -22,6 +25,8 @@ const UPLOAD_LIMIT_MB: u64 = 1;
 
 struct Fixture {
     state: web::Data<AppState>,
+    /// An API token of an editor in the group `public`, whom the tests act as.
+    token: String,
     _dir: tempfile::TempDir,
 }
 
@@ -43,8 +48,10 @@ fn fixture() -> &'static Fixture {
         let report = common::ingest_public(&engine, &docs);
         assert_eq!(report.indexed.len(), 3, "{report:?}");
         let state = AppState::new(Arc::new(engine), None).unwrap();
+        let token = token_for(&state, "editor", Role::Editor, &["public"]);
         Fixture {
             state: web::Data::new(state),
+            token,
             _dir: dir,
         }
     })
@@ -52,7 +59,7 @@ fn fixture() -> &'static Fixture {
 
 macro_rules! service {
     () => {
-        test::init_service(server::app(fixture().state.clone())).await
+        signed_in!(fixture().state.clone(), fixture().token.clone())
     };
 }
 
@@ -176,7 +183,7 @@ async fn generative_answers_stream_tokens() {
 
 async fn a_client_that_goes_away_cancels_generation() {
     let state = fixture().state.clone();
-    let app = test::init_service(server::app(state.clone())).await;
+    let app = signed_in!(state.clone(), fixture().token.clone());
     let req = post_json(
         "/api/ask",
         json!({ "question": "What must I do before travelling for work?", "mode": "generative" }),
@@ -604,10 +611,25 @@ async fn openai_compatible_chat_answers_from_the_documents() {
         ],
         "temperature": 0.2, "max_tokens": 256, "n": 1, "stream": false
     });
+    // The API key is a Tanya token: any other key is refused.
+    let (status, code, _) = error_of(
+        test::call_service(
+            &app,
+            post_json("/v1/chat/completions", request.clone())
+                .insert_header((header::AUTHORIZATION, "Bearer sk-anything"))
+                .to_request(),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "invalid_token")
+    );
     let res = test::call_service(
         &app,
         post_json("/v1/chat/completions", request.clone())
-            .insert_header((header::AUTHORIZATION, "Bearer sk-anything"))
+            .insert_header((header::AUTHORIZATION, format!("Bearer {}", fixture().token)))
             .to_request(),
     )
     .await;
@@ -689,7 +711,20 @@ async fn operations_endpoints() {
         post_json("/api/search", json!({ "query": "cuti" })).to_request(),
     )
     .await;
-    let res = test::call_service(&app, get("/metrics").to_request()).await;
+    // An editor's token is not enough for the metrics; a request from this machine is.
+    let (status, code, _) =
+        error_of(test::call_service(&app, get("/metrics").to_request()).await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::FORBIDDEN, "forbidden")
+    );
+    let res = test::call_service(
+        &app,
+        get("/metrics")
+            .peer_addr("127.0.0.1:50000".parse().unwrap())
+            .to_request(),
+    )
+    .await;
     assert!(hdr(res.headers(), header::CONTENT_TYPE).starts_with("text/plain"));
     let metrics = String::from_utf8(test::read_body(res).await.to_vec()).unwrap();
     assert!(

@@ -23,8 +23,15 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
+mod conversations;
+pub use conversations::{ConversationInfo, StoredTurn, MAX_TITLE_CHARS};
+
 /// The database's file name in the data directory.
 pub const FILE: &str = "accounts.db";
+
+/// Where the first start leaves the first administrator's password (readable by the
+/// owner only), beside the database; removed when that password is changed.
+pub const FIRST_PASSWORD_FILE: &str = "first-admin-password.txt";
 
 /// Shortest password accepted.
 pub const MIN_PASSWORD_CHARS: usize = 10;
@@ -59,6 +66,24 @@ const MIGRATIONS: &[&str] = &[
          role        TEXT NOT NULL CHECK (role IN ('admin', 'editor', 'reader')),
          created_at  INTEGER NOT NULL,
          revoked_at  INTEGER
+     );",
+    // 2: saved conversations and their turns.
+    "CREATE TABLE conversations (
+         id         TEXT PRIMARY KEY,
+         user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+         title      TEXT NOT NULL,
+         created_at INTEGER NOT NULL,
+         updated_at INTEGER NOT NULL
+     );
+     CREATE INDEX conversations_by_user ON conversations (user_id, updated_at);
+     CREATE TABLE turns (
+         conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+         n               INTEGER NOT NULL,
+         question        TEXT NOT NULL,
+         answer          TEXT NOT NULL,
+         response        TEXT NOT NULL,
+         created_at      INTEGER NOT NULL,
+         PRIMARY KEY (conversation_id, n)
      );",
 ];
 
@@ -175,6 +200,25 @@ fn secret_hash(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 
+/// The CSRF token of a session: derived from its secret, so the server needs to store
+/// nothing more, and a page on another site (which cannot read the `HttpOnly` cookie)
+/// cannot know it.
+pub fn csrf_token(session_secret: &str) -> String {
+    base64_url(&Sha256::digest(
+        format!("tanya-csrf\0{session_secret}").as_bytes(),
+    ))
+}
+
+/// A random secret: 32 bytes from the operating system as 43 URL-safe characters.
+pub fn random_secret() -> Result<String> {
+    new_secret()
+}
+
+/// A random password for a first administrator: 20 URL-safe characters (120 bits).
+pub fn random_password() -> Result<String> {
+    Ok(new_secret()?[..20].to_string())
+}
+
 /// A user name: 1–64 of lowercase letters, digits, `.`, `_`, `-`, starting with a
 /// letter or digit.
 pub fn check_name(name: &str) -> Result<()> {
@@ -197,14 +241,9 @@ pub fn check_name(name: &str) -> Result<()> {
     }
 }
 
-/// A group name: 1–64 characters, no control characters, no surrounding spaces, no
-/// comma (lists of groups are comma-separated). Compared byte for byte.
+/// A group name, as [`crate::config::valid_group`] says. Compared byte for byte.
 pub fn check_group(group: &str) -> Result<()> {
-    let ok = !group.is_empty()
-        && group.chars().count() <= 64
-        && group.trim() == group
-        && !group.chars().any(|c| c.is_control() || c == ',');
-    if ok {
+    if crate::config::valid_group(group) {
         Ok(())
     } else {
         Err(Error::BadRequest(format!(
@@ -368,10 +407,64 @@ impl Accounts {
         .map_err(db_err("looking for an admin"))
     }
 
+    /// On a database without an enabled administrator, adds the administrator `name`
+    /// with a random password, writes it to [`FIRST_PASSWORD_FILE`] (mode 0600, never to
+    /// a log) and returns that file's path; `None` when an administrator exists.
+    pub fn ensure_first_admin_file(&self, name: &str) -> Result<Option<PathBuf>> {
+        let Some(password) = self.ensure_first_admin(name)? else {
+            return Ok(None);
+        };
+        let file = self.first_password_file();
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&file)?;
+            writeln!(f, "{password}")?;
+            f.sync_all()
+        };
+        write().map_err(|e| Error::io(format!("writing {}", file.display()), e))?;
+        Ok(Some(file))
+    }
+
+    fn first_password_file(&self) -> PathBuf {
+        self.path.with_file_name(FIRST_PASSWORD_FILE)
+    }
+
+    /// On a database without an enabled administrator, adds the administrator `name`
+    /// with a random password and returns it (to be shown once); `None` when one exists.
+    pub fn ensure_first_admin(&self, name: &str) -> Result<Option<String>> {
+        if self.has_admin()? {
+            return Ok(None);
+        }
+        if self.user(name)?.is_some() {
+            return Err(Error::BadRequest(format!(
+                "there is no enabled administrator, and the name `{name}` is taken: make one \
+                 with `tanya users add NAME --admin`"
+            )));
+        }
+        let password = random_password()?;
+        self.add_user(name, &password, Role::Admin, &[])?;
+        Ok(Some(password))
+    }
+
     /// Sets `name`'s password and ends every session of theirs.
+    /// When the password was the first administrator's from [`FIRST_PASSWORD_FILE`],
+    /// that file is removed.
     pub fn set_password(&self, name: &str, password: &str) -> Result<()> {
         check_password(password)?;
         let hash = hash_password(password)?;
+        let first = self.first_password_file();
+        let was_first = std::fs::read_to_string(&first).ok().is_some_and(|p| {
+            self.verify_password(name, p.trim())
+                .ok()
+                .flatten()
+                .is_some()
+        });
         self.write(|tx| {
             let id = user_id(tx, name)?;
             tx.execute(
@@ -380,7 +473,11 @@ impl Accounts {
             )
             .map_err(db_err("setting a password"))?;
             end_sessions(tx, id)
-        })
+        })?;
+        if was_first {
+            let _ = std::fs::remove_file(&first);
+        }
+        Ok(())
     }
 
     /// Sets `name`'s role.
@@ -709,6 +806,53 @@ mod tests {
 
     fn groups(g: &[&str]) -> Vec<String> {
         g.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_first_admin_is_made_once_with_a_random_password() {
+        let (_dir, a) = open();
+        let password = a.ensure_first_admin("admin").unwrap().unwrap();
+        assert_eq!(password.len(), 20);
+        let u = a.verify_password("admin", &password).unwrap().unwrap();
+        assert_eq!(u.role, Role::Admin);
+        assert_eq!(a.ensure_first_admin("admin").unwrap(), None);
+        // Disabled, the admin no longer counts, and its name is taken.
+        a.set_disabled("admin", true).unwrap();
+        assert!(a.ensure_first_admin("admin").is_err());
+        assert!(a.ensure_first_admin("root").unwrap().is_some());
+    }
+
+    #[test]
+    fn the_first_password_file_goes_when_that_password_is_changed() {
+        let (dir, a) = open();
+        let file = a.ensure_first_admin_file("admin").unwrap().unwrap();
+        assert_eq!(file, dir.path().join(FIRST_PASSWORD_FILE));
+        let password = std::fs::read_to_string(&file).unwrap();
+        assert!(a
+            .verify_password("admin", password.trim())
+            .unwrap()
+            .is_some());
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(a.ensure_first_admin_file("admin").unwrap(), None);
+        // Another person's new password leaves it; the admin's own removes it.
+        a.add_user("siti", "kata-laluan-siti", Role::Reader, &[])
+            .unwrap();
+        a.set_password("siti", "kata-laluan-baru").unwrap();
+        assert!(file.exists());
+        a.set_password("admin", "kata-laluan-admin").unwrap();
+        assert!(!file.exists());
+    }
+
+    #[test]
+    fn csrf_tokens_follow_the_session_secret() {
+        assert_eq!(csrf_token("abc"), csrf_token("abc"));
+        assert_ne!(csrf_token("abc"), csrf_token("abd"));
+        assert_ne!(csrf_token("abc"), "abc");
+        assert_eq!(csrf_token("abc").len(), 43);
     }
 
     #[test]

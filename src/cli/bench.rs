@@ -29,6 +29,11 @@ pub struct Args {
     /// before it.
     #[arg(long)]
     during_ingest: Option<PathBuf>,
+    /// Measure what access control costs a search: the search with the groups' filter
+    /// and with none (an administrator's), and the lookup of who is asking (an API token
+    /// and a session among 1,000 people, in a scratch accounts database).
+    #[arg(long)]
+    access: bool,
 }
 
 #[derive(serde::Deserialize)]
@@ -52,6 +57,9 @@ pub fn run(config: Config, args: Args) -> anyhow::Result<()> {
     if let Some(folder) = &args.during_ingest {
         return searches_during_ingest(&engine, &qs, args.runs, &access, folder);
     }
+    if args.access {
+        return access_costs(&engine, &qs, args.runs, &access);
+    }
     let search_ms = time_searches(&engine, &qs, args.runs, &access)?;
     let ask_ms = time_answers(&engine, &qs, &access)?;
     println!("questions: {}, search runs: {}", qs.len(), search_ms.len());
@@ -64,6 +72,79 @@ pub fn run(config: Config, args: Args) -> anyhow::Result<()> {
     if let Some(rss) = tanya::engine::peak_rss_mib() {
         println!("peak RSS: {rss:.0} MiB");
     }
+    Ok(())
+}
+
+/// Search p50 with the caller's group filter and without any, and the p50 of finding
+/// who asks from a token or a session cookie.
+fn access_costs(
+    engine: &Engine,
+    questions: &[String],
+    runs: usize,
+    access: &Access,
+) -> anyhow::Result<()> {
+    // Alternate the two so that machine noise falls on both alike.
+    let (mut filtered, mut open) = (Vec::new(), Vec::new());
+    let everything = Access::everything();
+    let k = engine.config().search.top_k;
+    for _ in 0..runs {
+        for q in questions {
+            let t = Instant::now();
+            engine.search(q, access, k)?;
+            filtered.push(t.elapsed().as_secs_f64() * 1000.0);
+            let t = Instant::now();
+            engine.search(q, &everything, k)?;
+            open.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    let scratch = tempfile::tempdir()?;
+    let accounts = tanya::accounts::Accounts::open(scratch.path())?;
+    let (mut tokens, mut sessions) = (Vec::new(), Vec::new());
+    for i in 0..1000 {
+        let name = format!("orang{i}");
+        let u = accounts.add_user(
+            &name,
+            "kata-laluan-bench",
+            tanya::accounts::Role::Reader,
+            &[format!("g{}", i % 20)],
+        )?;
+        tokens.push(
+            accounts
+                .create_token(&name, "bench", tanya::accounts::Role::Reader)?
+                .secret,
+        );
+        sessions.push(accounts.create_session(u.id, 3600)?);
+    }
+    let (mut by_token, mut by_session) = (Vec::new(), Vec::new());
+    for i in 0..(runs * questions.len()).max(200) {
+        let t = Instant::now();
+        let found = accounts.token_user(&tokens[(i * 7919) % tokens.len()])?;
+        by_token.push(t.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(found.is_some(), "a bench token was not found");
+        let t = Instant::now();
+        let found = accounts.session_user(&sessions[(i * 104_729) % sessions.len()])?;
+        by_session.push(t.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(found.is_some(), "a bench session was not found");
+    }
+    let n = filtered.len();
+    println!(
+        "searches: {n} of each kind ({} questions × {runs})",
+        questions.len()
+    );
+    println!(
+        "search p50 with the groups' filter ({}): {:.2} ms",
+        access.groups().collect::<Vec<_>>().join(","),
+        median(filtered)
+    );
+    println!(
+        "search p50 with no filter (an administrator): {:.2} ms",
+        median(open)
+    );
+    println!(
+        "who is asking, p50: API token {:.3} ms, session {:.3} ms (1,000 people)",
+        median(by_token),
+        median(by_session)
+    );
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
+use tanya::accounts::Accounts;
 use tanya::config::Config;
 use tanya::Engine;
 
@@ -17,6 +18,11 @@ pub struct Args {
 pub fn run(config: Config, args: Args) -> anyhow::Result<()> {
     let bind = args.bind.unwrap_or_else(|| config.server.bind.clone());
     let engine = Arc::new(Engine::open(config)?);
+    // The very first start makes an administrator (its password goes to a file only).
+    let admin_name = engine.config().server.first_admin.clone();
+    let first_admin = Accounts::open(engine.data_dir())?
+        .ensure_first_admin_file(&admin_name)?
+        .map(|file| (admin_name, file));
     let documents = engine.manifest().documents.len();
     tanya::server::serve(engine, &bind, |addr| {
         let shown = if addr.ip().is_unspecified() {
@@ -32,6 +38,14 @@ pub fn run(config: Config, args: Args) -> anyhow::Result<()> {
             out,
             "  {documents} documents indexed; open the address in your browser. Ctrl+C stops."
         );
+        if let Some((name, file)) = &first_admin {
+            let _ = writeln!(
+                out,
+                "  First start: sign in as `{name}` with the password in {}\n  \
+                 (change it on the page; add people there or with `tanya users add`).",
+                file.display()
+            );
+        }
         let _ = out.flush();
     })?;
     Ok(())

@@ -13,11 +13,12 @@ use bytes::Bytes;
 use futures_util::Stream;
 use tokio::sync::mpsc;
 
+use super::auth::Principal;
 use super::error::ApiError;
 use super::AppState;
 use crate::config::AnswerMode;
 use crate::engine::SearchHit;
-use crate::engine::Turn;
+use crate::engine::{Access, Turn};
 use crate::engine::{Answer, AnswerEvent};
 
 /// What an answer run reports, in order: passages, tokens (generative only), then exactly
@@ -60,6 +61,8 @@ pub struct Job {
     pub question: String,
     pub history: Vec<Turn>,
     pub mode: AnswerMode,
+    /// What the asker may see: built from their principal, never from the request.
+    pub access: Access,
 }
 
 impl Job {
@@ -67,11 +70,20 @@ impl Job {
     /// mistakes get a proper status code.
     pub fn new(
         state: &AppState,
+        asker: &Principal,
         question: &str,
         history: Vec<Turn>,
         mode: Option<AnswerMode>,
     ) -> Result<Job, ApiError> {
         let question = crate::engine::check_query(question)?.to_string();
+        let max = state.engine.config().server.max_answering;
+        if state.answering.load(Ordering::SeqCst) >= max {
+            return Err(ApiError::too_many(
+                "busy",
+                format!("{max} answers are being worked on already: try again in a moment"),
+                5,
+            ));
+        }
         let mode = mode.unwrap_or(state.engine.config().answer.mode);
         if mode == AnswerMode::Generative && !state.engine.config().gguf_path().is_file() {
             return Err(crate::Error::ModelMissing {
@@ -83,6 +95,7 @@ impl Job {
             question,
             history,
             mode,
+            access: asker.access.clone(),
         })
     }
 }
@@ -93,7 +106,6 @@ pub fn spawn(state: &AppState, job: Job) -> (mpsc::Receiver<Out>, Arc<AtomicBool
     let (tx, rx) = mpsc::channel::<Out>(256);
     let cancel = Arc::new(AtomicBool::new(false));
     let engine = Arc::clone(&state.engine);
-    let access = state.access.clone();
     let flag = Arc::clone(&cancel);
     let in_flight = InFlight::enter(Arc::clone(&state.answering));
     let spawned = std::thread::Builder::new()
@@ -113,7 +125,7 @@ pub fn spawn(state: &AppState, job: Job) -> (mpsc::Receiver<Out>, Arc<AtomicBool
                 engine.ask_follow_up(
                     &job.question,
                     &job.history,
-                    &access,
+                    &job.access,
                     job.mode,
                     Arc::clone(&flag),
                     &mut on_event,

@@ -8,13 +8,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 
 use super::answering::{self, answer_pieces, sse_event, CancelOnDrop, Job, Out, SseStream};
+use super::auth::Principal;
 use super::error::{ApiError, ErrorBody};
 use super::metrics::Gauges;
 use super::types::{
     timings, AskRequest, AskResponse, Health, Info, PassageView, SearchRequest, SearchResponse,
 };
 use super::AppState;
-use crate::engine::Turn;
+use crate::engine::Access;
 
 /// Most passages one search may ask for.
 const MAX_SEARCH_LIMIT: usize = 50;
@@ -56,19 +57,32 @@ where
 pub async fn ask(
     state: web::Data<AppState>,
     req: HttpRequest,
+    asker: Principal,
     body: web::Json<AskRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     check_collection(body.collection.as_deref())?;
-    let (conversation_id, history) = state.conversations.resume(body.conversation_id.as_deref());
-    let job = Job::new(&state, &body.question, history, body.mode)?;
-    let question = job.question.clone();
+    // The command line's answers are not kept (it has no conversations to reopen).
+    let owner = asker.is_person().then_some(asker.user.id);
+    let accounts = Arc::clone(&state.accounts);
+    let wanted = body.conversation_id.clone().filter(|_| owner.is_some());
+    let (conversation_id, history) = web::block(move || {
+        super::conversations::resume(&accounts, owner.unwrap_or(0), wanted.as_deref())
+    })
+    .await??;
+    let job = Job::new(&state, &asker, &body.question, history, body.mode)?;
+    let asked = Asked {
+        user: asker.user.name.clone(),
+        owner,
+        conversation_id: conversation_id.clone(),
+        question: job.question.clone(),
+    };
     let (rx, cancel) = answering::spawn(&state, job);
 
     if !wants_stream(&req) {
         let _guard = CancelOnDrop(cancel);
         let answer = answering::finish(rx).await?;
-        record(&state, &conversation_id, &question, &answer);
+        asked.record(&state, &answer);
         return Ok(HttpResponse::Ok().json(AskResponse::new(conversation_id, &answer)));
     }
 
@@ -88,7 +102,7 @@ pub async fn ask(
                 vec![sse_event("token", &serde_json::json!({ "text": text }))]
             }
             Out::Finished(answer) => {
-                record(&state, &conversation_id, &question, &answer);
+                asked.record(&state, &answer);
                 let mut frames = Vec::new();
                 if !streamed_tokens {
                     for piece in answer_pieces(&answer.text) {
@@ -121,23 +135,62 @@ pub async fn ask(
     Ok(event_stream(SseStream::new(rx, cancel, format)))
 }
 
-/// Keeps the turn for follow-ups and counts the answer.
-pub fn record(
+/// Counts a finished answer in the metrics, and records in the audit log who was shown
+/// which passages (`context` adds where it was asked).
+pub fn count_answer(
     state: &AppState,
-    conversation_id: &str,
-    question: &str,
+    user: &str,
     answer: &crate::engine::Answer,
+    context: serde_json::Value,
 ) {
     state
         .metrics
         .answered(answer.mode.as_str(), answer.abstained);
-    state.conversations.record(
-        conversation_id,
-        Turn {
-            question: question.to_string(),
-            answer: answer.text.clone(),
-        },
-    );
+    let mut fields = serde_json::json!({
+        "mode": answer.mode.as_str(),
+        "shown": shown(&answer.passages),
+        "cited": answer.citations.iter().map(|c| c.doc_id.as_str()).collect::<Vec<_>>(),
+    });
+    if let (Some(f), serde_json::Value::Object(extra)) = (fields.as_object_mut(), context) {
+        f.extend(extra);
+    }
+    state.audit.record("question", Some(user), fields);
+}
+
+/// A question being answered for someone, and the conversation its answer goes to.
+struct Asked {
+    user: String,
+    /// Whose conversation it is; `None` for the command line (nothing is kept).
+    owner: Option<i64>,
+    conversation_id: String,
+    question: String,
+}
+
+impl Asked {
+    /// Counts the answer and saves the turn in the conversation (for follow-ups, and to
+    /// reopen it). Saved before the answer's last event is sent, so a follow-up asked at
+    /// once finds it.
+    fn record(&self, state: &AppState, answer: &crate::engine::Answer) {
+        count_answer(
+            state,
+            &self.user,
+            answer,
+            serde_json::json!({ "conversation": self.conversation_id }),
+        );
+        let Some(owner) = self.owner else {
+            return;
+        };
+        let saved = super::conversations::save(
+            &state.accounts,
+            owner,
+            &self.conversation_id,
+            &self.question,
+            answer,
+        );
+        if let Err(e) = saved {
+            tracing::error!(error = %e.full_message(), "saving a conversation turn failed");
+        }
+    }
 }
 
 #[utoipa::path(post, path = "/api/search", tag = "answers",
@@ -145,6 +198,7 @@ pub fn record(
     responses((status = 200, body = SearchResponse), (status = 400, body = ErrorBody)))]
 pub async fn search(
     state: web::Data<AppState>,
+    asker: Principal,
     body: web::Json<SearchRequest>,
 ) -> Result<web::Json<SearchResponse>, ApiError> {
     let body = body.into_inner();
@@ -157,35 +211,47 @@ pub async fn search(
     }
     crate::engine::check_query(&body.query)?;
     let engine = Arc::clone(&state.engine);
-    let access = state.access.clone();
+    let access = asker.access;
     let started = Instant::now();
     let retrieval = web::block(move || engine.search(&body.query, &access, limit)).await??;
+    state.audit.record(
+        "search",
+        Some(&asker.user.name),
+        serde_json::json!({ "shown": shown(&retrieval.hits) }),
+    );
     Ok(web::Json(SearchResponse {
         passages: PassageView::from_hits(&retrieval.hits),
         took_ms: started.elapsed().as_secs_f64() * 1000.0,
     }))
 }
 
-/// The acknowledged documents the caller may see: counts never tell of the others.
-fn visible_documents(state: &AppState) -> usize {
+/// The passages shown, as `doc_id#chunk` (never their text), for the audit log.
+pub fn shown(hits: &[crate::engine::SearchHit]) -> Vec<String> {
+    hits.iter()
+        .map(|h| format!("{}#{}", h.passage.doc_id, h.passage.ordinal))
+        .collect()
+}
+
+/// The acknowledged documents `access` may see: counts never tell of the others.
+fn visible_documents(state: &AppState, access: &Access) -> usize {
     state
         .engine
         .manifest()
         .documents
         .values()
-        .filter(|d| state.access.allows(&d.groups))
+        .filter(|d| access.allows(&d.groups))
         .count()
 }
 
 #[utoipa::path(get, path = "/api/info", tag = "operations",
     responses((status = 200, body = Info)))]
-pub async fn info(state: web::Data<AppState>) -> web::Json<Info> {
+pub async fn info(state: web::Data<AppState>, asker: Principal) -> web::Json<Info> {
     let config = state.engine.config();
     web::Json(Info {
         version: env!("CARGO_PKG_VERSION").to_string(),
         default_mode: config.answer.mode.as_str().to_string(),
         generative_available: config.gguf_path().is_file(),
-        documents: visible_documents(&state),
+        documents: visible_documents(&state, &asker.access),
         embedder: state.engine.embedder_identity(),
         max_upload_mb: config.server.max_upload_mb,
         max_question_chars: crate::engine::MAX_QUERY_CHARS,
@@ -205,8 +271,8 @@ pub async fn healthz() -> web::Json<Health> {
     responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, ApiError> {
     let engine = Arc::clone(&state.engine);
-    let access = state.access.clone();
-    web::block(move || engine.probe(&access))
+    // A real read of both stores; what it finds is not shown to anyone.
+    web::block(move || engine.probe(&Access::everything()))
         .await?
         .map_err(|e| {
             ApiError::new(
@@ -225,8 +291,8 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, Api
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let text = state.metrics.render(&Gauges {
         queue_depth: state.uploads.depth(),
-        documents: visible_documents(&state),
-        conversations: state.conversations.len(),
+        documents: visible_documents(&state, &Access::everything()),
+        conversations: state.accounts.conversation_count().unwrap_or(0),
         answering: state.answering.load(std::sync::atomic::Ordering::SeqCst),
     });
     HttpResponse::Ok()

@@ -44,10 +44,23 @@ pub async fn index(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Ok(respond(&req, asset))
 }
 
+/// A file of the page; for any other path a browser navigates to (outside `/api/` and
+/// `/v1/`), the page itself, which shows the sign-in screen to whoever is signed out.
 pub async fn file(req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let wanted = format!("/{}", path.into_inner());
-    let asset = find(&wanted).ok_or_else(|| ApiError::not_found("no such endpoint"))?;
-    Ok(respond(&req, asset))
+    if let Some(asset) = find(&wanted) {
+        return Ok(respond(&req, asset));
+    }
+    let api = wanted.starts_with("/api/") || wanted.starts_with("/v1/") || wanted == "/metrics";
+    let navigating = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    if navigating && !api {
+        return index(req).await;
+    }
+    Err(ApiError::not_found("no such endpoint"))
 }
 
 /// Whether pdf.js is part of this build.

@@ -14,16 +14,24 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::TryStreamExt;
 use tanya_ingest::Format;
 
+use sha2::Digest;
+
+use super::auth::Principal;
 use super::error::ApiError;
 use super::metrics::Metrics;
 use super::types::{Deleted, DocumentList, DocumentText, DocumentView, PageSpan};
 use super::AppState;
-use crate::engine::DocumentEntry;
 use crate::engine::{doc_id_for, IngestOptions, Quiet};
+use crate::engine::{Access, DocumentEntry};
 use crate::Engine;
 
-/// Folder under the data directory where uploads are kept.
+/// Folder under the data directory where uploads are kept, one space (subfolder) per set
+/// of access groups.
 pub const UPLOADS_DIR: &str = "uploads";
+/// How an upload space's folder name starts (then 16 hex digits of its groups' hash).
+const SPACE_PREFIX: &str = "g-";
+/// The file in an upload space that lists its groups, one per line.
+const GROUPS_FILE: &str = ".groups";
 /// Where an upload is written until it is complete.
 const INCOMING_DIR: &str = ".incoming";
 /// Where complete uploads wait for their turn to be ingested (kept across restarts).
@@ -46,6 +54,10 @@ enum JobStatus {
 #[derive(Debug, Clone)]
 struct Job {
     name: String,
+    /// The access groups it is indexed with (those of its upload space).
+    groups: Vec<String>,
+    /// Its upload space: the folder it is indexed from.
+    space: PathBuf,
     /// Where it is indexed from (its document id is this path's).
     path: PathBuf,
     /// Where it waits until its turn (under [`QUEUED_DIR`]).
@@ -69,19 +81,11 @@ impl Uploads {
     /// acknowledged (the server stopped while it waited or was being ingested).
     pub fn start(engine: Arc<Engine>, metrics: Arc<Metrics>) -> crate::Result<Arc<Uploads>> {
         let dir = engine.data_dir().join(UPLOADS_DIR);
-        for sub in [INCOMING_DIR, QUEUED_DIR, PREVIOUS_DIR] {
-            let d = dir.join(sub);
-            std::fs::create_dir_all(&d)
-                .map_err(|e| crate::Error::io(format!("creating {}", d.display()), e))?;
-        }
-        // Half-written uploads of a previous run: never acknowledged, never queued.
-        for e in files_in(&dir.join(INCOMING_DIR)) {
-            let _ = std::fs::remove_file(e);
-        }
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| crate::Error::io(format!("creating {}", dir.display()), e))?;
         let dir = dir
             .canonicalize()
             .map_err(|e| crate::Error::io(format!("resolving {}", dir.display()), e))?;
-        recover(&engine, &dir);
         let (tx, rx) = crossbeam_channel::unbounded::<String>();
         let uploads = Arc::new(Uploads {
             dir,
@@ -89,23 +93,86 @@ impl Uploads {
             queue: tx,
             depth: AtomicUsize::new(0),
         });
+        // Uploads made before spaces existed live in the folder itself, with the groups
+        // documents get by default.
+        let mut spaces = vec![(
+            uploads.dir.clone(),
+            engine.config().ingest.default_groups.clone(),
+        )];
+        spaces.extend(uploads.spaces());
+        for (space, groups) in &spaces {
+            prepare_space(space)?;
+            // Half-written uploads of a previous run: never acknowledged, never queued.
+            for e in files_in(&space.join(INCOMING_DIR)) {
+                let _ = std::fs::remove_file(e);
+            }
+            recover(&engine, space);
+            for staged in files_in(&space.join(QUEUED_DIR)) {
+                let name = file_name(&staged);
+                if let Some(format) = Format::from_path(&staged) {
+                    let size = std::fs::metadata(&staged).map(|m| m.len()).unwrap_or(0);
+                    tracing::info!(file = %name, "re-queueing an upload that was never indexed");
+                    let dest = space.join(&name);
+                    uploads.enqueue(
+                        name,
+                        groups.clone(),
+                        space.clone(),
+                        staged,
+                        dest,
+                        size,
+                        format,
+                    );
+                }
+            }
+        }
         let worker = Arc::clone(&uploads);
         std::thread::Builder::new()
             .name("tanya-uploads".into())
             .spawn(move || worker.run(&engine, &metrics, rx))
             .map_err(|e| crate::Error::io("starting the ingest worker", e))?;
-        for staged in files_in(&uploads.dir.join(QUEUED_DIR)) {
-            let Some(name) = staged.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-                continue;
-            };
-            if let Some(format) = Format::from_path(&staged) {
-                let size = std::fs::metadata(&staged).map(|m| m.len()).unwrap_or(0);
-                tracing::info!(file = %name, "re-queueing an upload that was never indexed");
-                let dest = uploads.dir.join(&name);
-                uploads.enqueue(name, staged, dest, size, format);
-            }
-        }
         Ok(uploads)
+    }
+
+    /// The upload spaces made so far, with their groups.
+    fn spaces(&self) -> Vec<(PathBuf, Vec<String>)> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter(|e| e.file_name().to_string_lossy().starts_with(SPACE_PREFIX))
+            .filter_map(|e| {
+                let text = std::fs::read_to_string(e.path().join(GROUPS_FILE)).ok()?;
+                let groups: Vec<String> = text.lines().map(str::to_string).collect();
+                (!groups.is_empty()).then(|| (e.path(), groups))
+            })
+            .collect()
+    }
+
+    /// The folder uploads visible to exactly `groups` are kept in, made on first use.
+    /// Each set of groups has its own, so two people who cannot see each other's
+    /// documents never replace one another's file of the same name.
+    fn space_for(&self, groups: &[String]) -> crate::Result<PathBuf> {
+        let mut sorted = groups.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        let digest = sha2::Sha256::digest(sorted.join("\n").as_bytes());
+        let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let space = self.dir.join(format!("{SPACE_PREFIX}{hex}"));
+        prepare_space(&space)?;
+        let groups_file = space.join(GROUPS_FILE);
+        if !groups_file.is_file() {
+            let tmp = space.join(format!("{GROUPS_FILE}.tmp"));
+            let write = || -> std::io::Result<()> {
+                let mut f = std::fs::File::create(&tmp)?;
+                f.write_all(sorted.join("\n").as_bytes())?;
+                f.sync_all()?;
+                std::fs::rename(&tmp, &groups_file)
+            };
+            write().map_err(|e| crate::Error::io("recording an upload space's groups", e))?;
+        }
+        Ok(space)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Job>> {
@@ -117,9 +184,12 @@ impl Uploads {
         self.depth.load(Ordering::Relaxed)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn enqueue(
         &self,
         name: String,
+        groups: Vec<String>,
+        space: PathBuf,
         staged: PathBuf,
         path: PathBuf,
         size: u64,
@@ -132,6 +202,8 @@ impl Uploads {
             id.clone(),
             Job {
                 name,
+                groups,
+                space,
                 path,
                 staged,
                 size,
@@ -149,23 +221,30 @@ impl Uploads {
     }
 
     fn run(&self, engine: &Engine, metrics: &Metrics, rx: crossbeam_channel::Receiver<String>) {
-        let options = IngestOptions::with_groups(engine.config().server.groups.clone());
         for id in rx {
             let job = {
                 let mut jobs = self.lock();
                 match jobs.get_mut(&id) {
                     Some(job) if matches!(job.status, JobStatus::Queued) => {
                         job.status = JobStatus::Indexing;
-                        Some((job.staged.clone(), job.path.clone()))
+                        Some(job.clone())
                     }
                     _ => None, // deleted while queued
                 }
             };
-            let Some((staged, path)) = job else {
+            let Some(Job {
+                staged,
+                path,
+                space,
+                groups,
+                ..
+            }) = job
+            else {
                 self.depth.fetch_sub(1, Ordering::Relaxed);
                 continue;
             };
-            let previous = self.dir.join(PREVIOUS_DIR).join(file_name(&path));
+            let options = IngestOptions::with_groups(groups);
+            let previous = space.join(PREVIOUS_DIR).join(file_name(&path));
             let outcome = match swap_in(&staged, &path, &previous) {
                 Err(e) => Ok(Err(crate::Error::io("putting the upload in place", e))),
                 Ok(()) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -236,13 +315,25 @@ impl Uploads {
     }
 }
 
-/// The regular files directly in `dir`.
+/// Makes an upload space's folders.
+fn prepare_space(space: &Path) -> crate::Result<()> {
+    for sub in [INCOMING_DIR, QUEUED_DIR, PREVIOUS_DIR] {
+        let d = space.join(sub);
+        std::fs::create_dir_all(&d)
+            .map_err(|e| crate::Error::io(format!("creating {}", d.display()), e))?;
+    }
+    Ok(())
+}
+
+/// The regular files directly in `dir`, but for hidden ones (`.groups`; an upload's
+/// name never starts with a dot).
 fn files_in(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir)
         .map(|entries| {
             entries
                 .flatten()
                 .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
                 .map(|e| e.path())
                 .collect()
         })
@@ -369,18 +460,21 @@ fn view_of_job(id: &str, job: &Job) -> DocumentView {
     v
 }
 
-/// Every document the caller may see, and every upload in flight.
-fn all_documents(state: &AppState) -> Vec<DocumentView> {
+/// Every document the caller may see, and every upload in flight they may see.
+fn all_documents(state: &AppState, access: &Access) -> Vec<DocumentView> {
     let mut out: BTreeMap<String, DocumentView> = BTreeMap::new();
     {
         let m = state.engine.manifest();
         for (id, e) in &m.documents {
-            if state.access.allows(&e.groups) {
+            if access.allows(&e.groups) {
                 out.insert(id.clone(), view_of_entry(id, e, &state.uploads));
             }
         }
     }
     for (id, job) in state.uploads.lock().iter() {
+        if !access.allows(&job.groups) {
+            continue;
+        }
         match out.get_mut(id) {
             Some(v) => apply_job(v, job),
             None => {
@@ -395,12 +489,12 @@ fn all_documents(state: &AppState) -> Vec<DocumentView> {
 
 /// One document or upload in flight, looked up directly (the page polls this while an
 /// upload is ingested).
-fn find_document(state: &AppState, id: &str) -> Result<DocumentView, ApiError> {
-    let indexed = entry(state, id)
+fn find_document(state: &AppState, access: &Access, id: &str) -> Result<DocumentView, ApiError> {
+    let indexed = entry(state, access, id)
         .ok()
         .map(|e| view_of_entry(id, &e, &state.uploads));
     let jobs = state.uploads.lock();
-    match (indexed, jobs.get(id)) {
+    match (indexed, jobs.get(id).filter(|j| access.allows(&j.groups))) {
         (Some(mut v), Some(job)) => {
             apply_job(&mut v, job);
             Ok(v)
@@ -412,22 +506,22 @@ fn find_document(state: &AppState, id: &str) -> Result<DocumentView, ApiError> {
 }
 
 /// The acknowledged entry of `id`, if the caller may see it.
-fn entry(state: &AppState, id: &str) -> Result<DocumentEntry, ApiError> {
+fn entry(state: &AppState, access: &Access, id: &str) -> Result<DocumentEntry, ApiError> {
     state
         .engine
         .manifest()
         .documents
         .get(id)
-        .filter(|e| state.access.allows(&e.groups))
+        .filter(|e| access.allows(&e.groups))
         .cloned()
         .ok_or_else(|| ApiError::not_found(format!("no indexed document with id `{id}`")))
 }
 
 #[utoipa::path(get, path = "/api/documents", tag = "documents",
     responses((status = 200, body = DocumentList)))]
-pub async fn list(state: web::Data<AppState>) -> web::Json<DocumentList> {
+pub async fn list(state: web::Data<AppState>, asker: Principal) -> web::Json<DocumentList> {
     web::Json(DocumentList {
-        documents: all_documents(&state),
+        documents: all_documents(&state, &asker.access),
         queue_depth: state.uploads.depth(),
     })
 }
@@ -437,9 +531,10 @@ pub async fn list(state: web::Data<AppState>) -> web::Json<DocumentList> {
     responses((status = 200, body = DocumentView), (status = 404, body = super::error::ErrorBody)))]
 pub async fn get(
     state: web::Data<AppState>,
+    asker: Principal,
     id: web::Path<String>,
 ) -> Result<web::Json<DocumentView>, ApiError> {
-    Ok(web::Json(find_document(&state, &id)?))
+    Ok(web::Json(find_document(&state, &asker.access, &id)?))
 }
 
 /// A safe file name for an upload: the last path component, without control characters,
@@ -512,6 +607,7 @@ fn multipart_error(e: actix_multipart::MultipartError) -> ApiError {
 pub async fn upload(
     state: web::Data<AppState>,
     req: HttpRequest,
+    uploader: Principal,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let max = state.max_upload_bytes;
@@ -530,13 +626,32 @@ pub async fn upload(
     // A nearly full disk refuses uploads before their bytes are stored.
     state.engine.check_free_space()?;
     let mut parts = Multipart::new(req.headers(), payload);
-    let incoming = state.uploads.dir.join(INCOMING_DIR);
+    let mut chosen: Option<Vec<String>> = None;
+    let mut space: Option<(PathBuf, Vec<String>)> = None;
     let mut accepted = Vec::new();
     let mut total: u64 = 0;
     while let Some(mut field) = parts.try_next().await.map_err(multipart_error)? {
+        if field.name() == Some("groups") {
+            if space.is_some() {
+                return Err(ApiError::bad_request(
+                    "send the `groups` field before the files",
+                ));
+            }
+            chosen = Some(read_groups_field(&mut field).await?);
+            continue;
+        }
         if field.name() != Some("file") {
             continue; // other form fields are ignored (the stream skips their bytes)
         }
+        if space.is_none() {
+            let groups = upload_groups(&state, &uploader, chosen.take())?;
+            let uploads = Arc::clone(&state.uploads);
+            let g = groups.clone();
+            let dir = web::block(move || uploads.space_for(&g)).await??;
+            space = Some((dir, groups));
+        }
+        let (space_dir, groups) = space.clone().expect("set above");
+        let incoming = space_dir.join(INCOMING_DIR);
         let raw = field
             .content_disposition()
             .and_then(|cd| cd.get_filename())
@@ -549,7 +664,7 @@ pub async fn upload(
                 "`{name}` is not a format Tanya reads (PDF, DOCX, XLSX, PPTX, CSV, email, HTML, Markdown or text)"
             ))
         })?;
-        let staged = state.uploads.dir.join(QUEUED_DIR).join(&name);
+        let staged = space_dir.join(QUEUED_DIR).join(&name);
         let size = receive_file(
             &mut field,
             &incoming,
@@ -559,8 +674,15 @@ pub async fn upload(
             &limit_message,
         )
         .await?;
-        let dest = state.uploads.dir.join(&name);
-        let id = state.uploads.enqueue(name, staged, dest, size, format);
+        let dest = space_dir.join(&name);
+        state.audit.record(
+            "upload",
+            Some(&uploader.user.name),
+            serde_json::json!({ "file": name, "groups": groups, "bytes": size }),
+        );
+        let id = state
+            .uploads
+            .enqueue(name, groups, space_dir, staged, dest, size, format);
         accepted.push(id);
     }
     if accepted.is_empty() {
@@ -570,12 +692,68 @@ pub async fn upload(
     }
     let documents = accepted
         .iter()
-        .filter_map(|id| find_document(&state, id).ok())
+        .filter_map(|id| find_document(&state, &uploader.access, id).ok())
         .collect();
     Ok(HttpResponse::Accepted().json(DocumentList {
         documents,
         queue_depth: state.uploads.depth(),
     }))
+}
+
+/// The groups an upload is made visible to: those the uploader chose (all of them their
+/// own, unless they are an administrator), or else all of the uploader's groups (an
+/// administrator without groups: `ingest.default_groups`).
+fn upload_groups(
+    state: &AppState,
+    uploader: &Principal,
+    chosen: Option<Vec<String>>,
+) -> Result<Vec<String>, ApiError> {
+    let own = &uploader.user.groups;
+    let admin = uploader.access.is_everything();
+    let groups = match chosen {
+        Some(g) if !g.is_empty() => g,
+        _ if admin && own.is_empty() => state.engine.config().ingest.default_groups.clone(),
+        _ => own.clone(),
+    };
+    if groups.is_empty() {
+        return Err(ApiError::bad_request(
+            "say which groups may see these files: a `groups` field (comma-separated) \
+             before the files",
+        ));
+    }
+    if let Some(bad) = groups.iter().find(|g| !crate::config::valid_group(g)) {
+        return Err(ApiError::bad_request(format!(
+            "`{bad}` is not a valid group name"
+        )));
+    }
+    if !admin {
+        if let Some(other) = groups.iter().find(|g| !own.contains(g)) {
+            return Err(ApiError::forbidden(
+                "forbidden",
+                format!("you are not in the group `{other}`: upload only to your own groups"),
+            ));
+        }
+    }
+    Ok(groups)
+}
+
+/// The comma-separated groups of a `groups` form field (at most 4 KiB).
+async fn read_groups_field(field: &mut actix_multipart::Field) -> Result<Vec<String>, ApiError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.try_next().await.map_err(multipart_error)? {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > 4096 {
+            return Err(ApiError::bad_request("the `groups` field is too long"));
+        }
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| ApiError::bad_request("the `groups` field is not UTF-8"))?;
+    Ok(text
+        .split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(str::to_string)
+        .collect())
 }
 
 /// The `Content-Length` the client declared, if any.
@@ -630,10 +808,16 @@ async fn receive_file(
               (status = 409, body = super::error::ErrorBody)))]
 pub async fn delete(
     state: web::Data<AppState>,
+    asker: Principal,
     id: web::Path<String>,
 ) -> Result<web::Json<Deleted>, ApiError> {
     let id = id.into_inner();
-    let job = state.uploads.lock().get(&id).cloned();
+    let job = state
+        .uploads
+        .lock()
+        .get(&id)
+        .filter(|j| asker.access.allows(&j.groups))
+        .cloned();
     if let Some(job) = &job {
         if matches!(job.status, JobStatus::Indexing) {
             return Err(ApiError::new(
@@ -643,11 +827,16 @@ pub async fn delete(
             ));
         }
     }
-    let acknowledged = entry(&state, &id).ok();
+    let acknowledged = entry(&state, &asker.access, &id).ok();
     if job.is_none() && acknowledged.is_none() {
         return Err(ApiError::not_found(format!("no document with id `{id}`")));
     }
     state.uploads.lock().remove(&id);
+    state.audit.record(
+        "delete",
+        Some(&asker.user.name),
+        serde_json::json!({ "document": id }),
+    );
     if let Some(e) = acknowledged {
         let engine = Arc::clone(&state.engine);
         let doc = id.clone();
@@ -690,9 +879,15 @@ fn source_type(format: Format) -> (&'static str, bool) {
               (status = 404, body = super::error::ErrorBody)))]
 pub async fn source(
     state: web::Data<AppState>,
+    asker: Principal,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let e = entry(&state, &id)?;
+    let e = entry(&state, &asker.access, &id)?;
+    state.audit.record(
+        "document_opened",
+        Some(&asker.user.name),
+        serde_json::json!({ "document": id.as_str(), "view": "source" }),
+    );
     let engine = Arc::clone(&state.engine);
     let acknowledged = e.clone();
     let bytes = web::block(move || engine.original(&acknowledged)).await??;
@@ -725,9 +920,15 @@ pub async fn source(
     responses((status = 200, body = DocumentText), (status = 404, body = super::error::ErrorBody)))]
 pub async fn text(
     state: web::Data<AppState>,
+    asker: Principal,
     id: web::Path<String>,
 ) -> Result<web::Json<DocumentText>, ApiError> {
-    let e = entry(&state, &id)?;
+    let e = entry(&state, &asker.access, &id)?;
+    state.audit.record(
+        "document_opened",
+        Some(&asker.user.name),
+        serde_json::json!({ "document": id.as_str(), "view": "text" }),
+    );
     let engine = Arc::clone(&state.engine);
     let doc = id.clone();
     let stored = web::block(move || engine.document_text(&doc))

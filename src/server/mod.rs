@@ -10,11 +10,15 @@
 mod answering;
 mod api;
 mod assets;
+pub mod audit;
+pub mod auth;
 mod conversations;
 mod documents;
 mod error;
+pub mod local;
 mod metrics;
 mod openai;
+mod people;
 mod slow;
 mod types;
 
@@ -32,8 +36,9 @@ use utoipa::OpenApi;
 pub use documents::sanitize_name;
 pub use error::ApiError;
 
-use crate::engine::Access;
+use crate::accounts::{Accounts, Role};
 use crate::Engine;
+use auth::{Policy, Rule};
 
 /// Largest JSON request body.
 const MAX_JSON_BYTES: usize = 64 * 1024;
@@ -48,10 +53,19 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 /// What every request handler shares.
 pub struct AppState {
     pub engine: Arc<Engine>,
-    /// The groups API callers belong to (`server.groups`).
-    pub access: Access,
+    /// The people who may sign in, their sessions and tokens.
+    pub accounts: Arc<Accounts>,
+    /// Failed sign-ins, by account and by address.
+    pub throttle: auth::Throttle,
+    /// Who did what (`<data_dir>/audit/audit.jsonl`).
+    pub audit: audit::Audit,
+    /// Questions and searches per person and per token.
+    pub rate: auth::RateLimiter,
+    /// The SHA-256 of the command line's key (`server.json`), once the server listens.
+    pub local_key: std::sync::OnceLock<Vec<u8>>,
+    /// How long a sign-in lasts.
+    pub session_secs: i64,
     pub uploads: Arc<documents::Uploads>,
-    pub conversations: conversations::Conversations,
     pub metrics: Arc<metrics::Metrics>,
     /// Answers being worked on (their threads are still running).
     pub answering: Arc<std::sync::atomic::AtomicUsize>,
@@ -65,7 +79,8 @@ impl AppState {
     /// listens on (allowed as a host name too).
     pub fn new(engine: Arc<Engine>, bound: Option<SocketAddr>) -> crate::Result<AppState> {
         let server = &engine.config().server;
-        let access = Access::for_groups(server.groups.clone())?;
+        let accounts = Arc::new(Accounts::open(engine.data_dir())?);
+        let audit = audit::Audit::open(engine.data_dir())?;
         let mut allowed_hosts: Vec<String> = server
             .allowed_hosts
             .iter()
@@ -84,14 +99,30 @@ impl AppState {
         let uploads = documents::Uploads::start(Arc::clone(&engine), Arc::clone(&metrics))?;
         Ok(AppState {
             max_upload_bytes: server.max_upload_mb * 1024 * 1024,
+            session_secs: (server.session_hours * 3600) as i64,
             engine,
-            access,
+            accounts,
+            throttle: auth::Throttle::default(),
+            audit,
+            rate: auth::RateLimiter::default(),
+            local_key: std::sync::OnceLock::new(),
             uploads,
-            conversations: conversations::Conversations::default(),
             metrics,
             answering: Arc::default(),
             allowed_hosts,
         })
+    }
+}
+
+impl AppState {
+    /// Runs `f` on the accounts database on a blocking thread (SQLite and password
+    /// hashing must not hold up the async workers).
+    pub async fn with_accounts<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Accounts) -> crate::Result<T> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let accounts = Arc::clone(&self.accounts);
+        Ok(web::block(move || f(&accounts)).await??)
     }
 }
 
@@ -141,7 +172,19 @@ async fn guard(
                     ),
                 )
             } else {
-                next.call(req).await?.map_into_boxed_body()
+                let costly = req
+                    .match_pattern()
+                    .is_some_and(|p| COSTLY.contains(&p.as_str()));
+                let admitted = match policy_of(&req) {
+                    Some(policy) => auth::admit(&state, &req, policy, costly).await,
+                    // No route takes this path and method: the router answers 404 or
+                    // 405, and no handler runs.
+                    None => Ok(()),
+                };
+                match admitted {
+                    Ok(()) => next.call(req).await?.map_into_boxed_body(),
+                    Err(e) => refuse(req, e),
+                }
             }
         }
         other => {
@@ -270,6 +313,23 @@ fn set_security_headers(h: &mut header::HeaderMap) {
         description = "Ask your own documents, privately, offline. See docs/api.md."
     ),
     paths(
+        auth::sign_in,
+        auth::whoami,
+        auth::sign_out,
+        auth::change_password,
+        people::users,
+        people::add_user,
+        people::update_user,
+        people::remove_user,
+        people::tokens,
+        people::create_token,
+        people::revoke_token,
+        local::ingest,
+        conversations::list,
+        conversations::get,
+        conversations::rename,
+        conversations::delete,
+        conversations::export,
         api::ask,
         api::search,
         api::info,
@@ -286,6 +346,16 @@ fn set_security_headers(h: &mut header::HeaderMap) {
         openai::chat,
     ),
     components(schemas(
+        auth::SignIn,
+        auth::SessionView,
+        auth::PasswordChange,
+        people::NewUser,
+        people::UserChange,
+        people::NewTokenRequest,
+        local::IngestRequest,
+        conversations::ConversationView,
+        conversations::TurnView,
+        conversations::Rename,
         types::AskRequest,
         types::AskResponse,
         types::SearchRequest,
@@ -323,6 +393,85 @@ async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok().json(openapi())
 }
 
+/// Declares every route with its method, handler and [`Policy`]: the one table both the
+/// router and the guard read, so a route cannot be added without saying who may call it.
+macro_rules! routes {
+    ($($path:literal { $($method:ident => $handler:path, $policy:expr;)+ })*) => {
+        /// Every route, its method and who may call it.
+        pub const ROUTES: &[Rule] = &[$($(Rule {
+            path: $path,
+            method: stringify!($method),
+            policy: $policy,
+        },)+)*];
+
+        fn register(cfg: &mut web::ServiceConfig) {
+            $(cfg.service(resource($path)$(.route(web::$method().to($handler)))+);)*
+        }
+    };
+}
+
+/// The routes that cost the machine real work: each person (and token) may call them
+/// `server.requests_per_minute` times a minute.
+const COSTLY: &[&str] = &["/api/ask", "/api/search", "/v1/chat/completions"];
+
+const ANYONE: Policy = Policy::Anyone;
+const READER: Policy = Policy::AtLeast(Role::Reader);
+const EDITOR: Policy = Policy::AtLeast(Role::Editor);
+const ADMIN: Policy = Policy::AtLeast(Role::Admin);
+
+routes! {
+    "/api/session" {
+        post => auth::sign_in, ANYONE;
+        get => auth::whoami, READER;
+        delete => auth::sign_out, READER;
+    }
+    "/api/session/password" { post => auth::change_password, READER; }
+    "/api/users" {
+        get => people::users, ADMIN;
+        post => people::add_user, ADMIN;
+    }
+    "/api/users/{name}" {
+        patch => people::update_user, ADMIN;
+        delete => people::remove_user, ADMIN;
+    }
+    "/api/tokens" {
+        get => people::tokens, READER;
+        post => people::create_token, READER;
+    }
+    "/api/tokens/{id}" { delete => people::revoke_token, READER; }
+    "/api/conversations" { get => conversations::list, READER; }
+    "/api/conversations/{id}" {
+        get => conversations::get, READER;
+        patch => conversations::rename, READER;
+        delete => conversations::delete, READER;
+    }
+    "/api/conversations/{id}/export" { get => conversations::export, READER; }
+    "/api/ingest" { post => local::ingest, Policy::Local; }
+    "/api/ask" { post => api::ask, READER; }
+    "/api/search" { post => api::search, READER; }
+    "/api/info" { get => api::info, READER; }
+    "/api/openapi.json" { get => openapi_json, READER; }
+    "/api/documents" {
+        get => documents::list, READER;
+        post => documents::upload, EDITOR;
+    }
+    "/api/documents/{id}" {
+        get => documents::get, READER;
+        delete => documents::delete, EDITOR;
+    }
+    "/api/documents/{id}/source" { get => documents::source, READER; }
+    "/api/documents/{id}/text" { get => documents::text, READER; }
+    "/v1/models" { get => openai::models, READER; }
+    "/v1/chat/completions" { post => openai::chat, READER; }
+    "/healthz" { get => api::healthz, ANYONE; }
+    "/readyz" { get => api::readyz, ANYONE; }
+    "/metrics" { get => api::metrics, Policy::Metrics; }
+    "/" {
+        get => assets::index, ANYONE;
+        head => assets::index, ANYONE;
+    }
+}
+
 /// The routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
@@ -334,38 +483,43 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::PathConfig::default()
             .error_handler(|e, _| ApiError::bad_request(e.to_string()).into()),
     )
-    .service(resource("/api/ask").route(web::post().to(api::ask)))
-    .service(resource("/api/search").route(web::post().to(api::search)))
-    .service(resource("/api/info").route(web::get().to(api::info)))
-    .service(resource("/api/openapi.json").route(web::get().to(openapi_json)))
+    .configure(register)
+    // The page's files (the sign-in screen is one of them): anyone may fetch them.
     .service(
-        resource("/api/documents")
-            .route(web::get().to(documents::list))
-            .route(web::post().to(documents::upload)),
-    )
-    .service(
-        resource("/api/documents/{id}")
-            .route(web::get().to(documents::get))
-            .route(web::delete().to(documents::delete)),
-    )
-    .service(resource("/api/documents/{id}/source").route(web::get().to(documents::source)))
-    .service(resource("/api/documents/{id}/text").route(web::get().to(documents::text)))
-    .service(resource("/v1/models").route(web::get().to(openai::models)))
-    .service(resource("/v1/chat/completions").route(web::post().to(openai::chat)))
-    .service(resource("/healthz").route(web::get().to(api::healthz)))
-    .service(resource("/readyz").route(web::get().to(api::readyz)))
-    .service(resource("/metrics").route(web::get().to(api::metrics)))
-    .service(
-        resource("/")
-            .route(web::get().to(assets::index))
-            .route(web::head().to(assets::index)),
-    )
-    .service(
-        web::resource("/{path:.*}")
+        web::resource(ASSETS)
             .route(web::get().to(assets::file))
             .route(web::head().to(assets::file))
             .default_service(web::to(error::no_route)),
     );
+}
+
+/// The pattern of the page's files: what no other route takes.
+pub const ASSETS: &str = "/{path:.*}";
+
+/// The page's files, anyone's (the sign-in screen is one of them).
+pub const ASSET_RULES: &[Rule] = &[
+    Rule {
+        path: ASSETS,
+        method: "get",
+        policy: ANYONE,
+    },
+    Rule {
+        path: ASSETS,
+        method: "head",
+        policy: ANYONE,
+    },
+];
+
+/// The policy of the route `req` is addressed to: `None` when no route takes its path
+/// and method (the router then answers 404 or 405, and no handler runs).
+fn policy_of(req: &ServiceRequest) -> Option<Policy> {
+    let pattern = req.match_pattern()?;
+    let method = req.method().as_str().to_ascii_lowercase();
+    ROUTES
+        .iter()
+        .chain(ASSET_RULES)
+        .find(|r| r.path == pattern && r.method == method)
+        .map(|r| r.policy)
 }
 
 /// A resource whose wrong-method answer is a 405 in the API's error shape.
@@ -435,6 +589,7 @@ pub fn serve(
         .local_addr()
         .map_err(|e| crate::Error::io("reading the bound address", e))?;
     let state = web::Data::new(AppState::new(engine, Some(addr))?);
+    let server_file = local::publish(&state, addr)?;
     let per_worker = connections_per_worker(workers);
     let system = actix_web::rt::System::new();
     let server = actix_web::HttpServer::new(move || app(state.clone()))
@@ -449,9 +604,11 @@ pub fn serve(
         .map_err(|e| crate::Error::io(format!("listening on {addr}"), e))?
         .run();
     on_bound(addr);
-    system
+    let served = system
         .block_on(server)
-        .map_err(|e| crate::Error::io("serving HTTP", e))
+        .map_err(|e| crate::Error::io("serving HTTP", e));
+    let _ = std::fs::remove_file(server_file);
+    served
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::answering::{self, sse_data, CancelOnDrop, Job, Out, SseStream};
-use super::api::{event_stream, record, wants_stream};
+use super::api::{event_stream, wants_stream};
+use super::auth::Principal;
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
 use crate::config::AnswerMode;
@@ -206,6 +207,7 @@ fn conversation(messages: &[ChatMessageIn]) -> Result<(String, Vec<Turn>), ApiEr
 pub async fn chat(
     state: web::Data<AppState>,
     req: HttpRequest,
+    asker: Principal,
     body: web::Json<ChatRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
@@ -214,23 +216,33 @@ pub async fn chat(
         .model
         .clone()
         .unwrap_or_else(|| MODEL_EXTRACTIVE.into());
-    let job = Job::new(&state, &question, history, mode_of(&model))?;
+    let job = Job::new(&state, &asker, &question, history, mode_of(&model))?;
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = now();
     let (rx, cancel) = answering::spawn(&state, job);
-    // A conversation id is not part of this protocol: each request carries its history.
-    let conversation_id = uuid::Uuid::new_v4().to_string();
+    // A conversation id is not part of this protocol: each request carries its history,
+    // so nothing is kept; the answer is only counted.
 
     if !body.stream.unwrap_or_else(|| wants_stream(&req)) {
         let _guard = CancelOnDrop(cancel);
         let answer = answering::finish(rx).await?;
-        record(&state, &conversation_id, &question, &answer);
+        count(&state, &asker.user.name, &answer);
         return Ok(HttpResponse::Ok().json(completion(id, created, model, &answer)));
     }
 
     let head = ChunkHead { id, created, model };
-    let format = stream_format(state.into_inner(), conversation_id, question, head);
+    let format = stream_format(state.into_inner(), asker.user.name.clone(), head);
     Ok(event_stream(SseStream::new(rx, cancel, format)))
+}
+
+/// Counts a finished answer (nothing is kept: each request carries its history).
+fn count(state: &AppState, user: &str, answer: &Answer) {
+    super::api::count_answer(
+        state,
+        user,
+        answer,
+        serde_json::json!({ "endpoint": "openai" }),
+    );
 }
 
 /// The answer mode a model name asks for; `None` (the configured mode) for other names.
@@ -297,12 +309,11 @@ impl ChunkHead {
 }
 
 /// Turns the answering events into the streamed response's events: the assistant
-/// role first, then the tokens, then the end of the answer (recorded in the
-/// conversation log as it finishes), or the error.
+/// role first, then the tokens, then the end of the answer (counted in the metrics as
+/// it finishes), or the error.
 fn stream_format(
     state: std::sync::Arc<AppState>,
-    conversation_id: String,
-    question: String,
+    user: String,
     head: ChunkHead,
 ) -> impl FnMut(Out) -> Vec<Bytes> + Unpin {
     let mut streamed_tokens = false;
@@ -318,7 +329,7 @@ fn stream_format(
                 vec![head.chunk(serde_json::json!({ "content": text }), None, None)]
             }
             Out::Finished(answer) => {
-                record(&state, &conversation_id, &question, &answer);
+                count(&state, &user, &answer);
                 finished_frames(&head, &answer, streamed_tokens)
             }
             Out::Failed(e) => vec![

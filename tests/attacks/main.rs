@@ -14,10 +14,13 @@ use std::time::{Duration, Instant};
 use actix_web::http::{header, StatusCode};
 use actix_web::test as at;
 use actix_web::web;
-use common::http::{error_of, get, multipart, post_json, raw_post, wait_for_status};
+use common::http::{
+    error_of, get, multipart, post_json, raw_post, signed_in, token_for, token_in, wait_for_status,
+};
 use serde_json::{json, Value};
+use tanya::accounts::{Accounts, Role};
 use tanya::engine::{Access, IngestObserver, IngestOptions, Quiet};
-use tanya::server::{self, AppState};
+use tanya::server::AppState;
 use tanya::Engine;
 
 /// A secret outside every ingested folder.
@@ -79,9 +82,13 @@ fn state(engine: Engine) -> web::Data<AppState> {
     web::Data::new(AppState::new(Arc::new(engine), None).unwrap())
 }
 
+/// The application, used by an editor in the group `public`.
 macro_rules! app {
     ($state:expr) => {
-        at::init_service(server::app($state.clone())).await
+        signed_in!(
+            $state.clone(),
+            token_for(&$state, "editor", Role::Editor, &["public"])
+        )
     };
 }
 
@@ -289,10 +296,18 @@ fn f4_a_parent_ingest_keeps_the_groups_a_document_has() {
 struct Server {
     child: std::process::Child,
     addr: SocketAddr,
+    /// An editor's API token (group `public`), sent with every request.
+    token: String,
 }
 
 impl Server {
     fn start(data: &Path, nofile: u32) -> Server {
+        let token = token_in(
+            &Accounts::open(data).unwrap(),
+            "editor",
+            Role::Editor,
+            &["public".to_string()],
+        );
         let mut child = std::process::Command::new("sh")
             .arg("-c")
             .arg(format!(
@@ -318,7 +333,7 @@ impl Server {
         };
         // Keep reading what it prints: a closed pipe would fail its next line.
         std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-        Server { child, addr }
+        Server { child, addr, token }
     }
 
     /// One request on a fresh connection; the status and the time it took.
@@ -329,8 +344,9 @@ impl Server {
         write!(
             s,
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+             Authorization: Bearer {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             self.addr,
+            self.token,
             body.len()
         )
         .unwrap();
@@ -648,10 +664,22 @@ async fn f9_origin_port_paths_counts_names_and_dtd() {
     let info: Value =
         at::read_body_json(at::call_service(&app, get("/api/info").to_request()).await).await;
     assert_eq!(info["documents"], 4, "{info}");
-    let metrics = at::read_body(at::call_service(&app, get("/metrics").to_request()).await).await;
+    // The metrics, which count everything, are for administrators and this machine only.
+    let res = at::call_service(&app, get("/metrics").to_request()).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let metrics = at::read_body(
+        at::call_service(
+            &app,
+            get("/metrics")
+                .peer_addr("127.0.0.1:40000".parse().unwrap())
+                .to_request(),
+        )
+        .await,
+    )
+    .await;
     let metrics = String::from_utf8_lossy(&metrics);
     assert!(
-        metrics.lines().any(|l| l == "tanya_documents 4"),
+        metrics.lines().any(|l| l == "tanya_documents 5"),
         "{metrics}"
     );
 }

@@ -118,3 +118,54 @@ macro_rules! wait_for_status {
     }};
 }
 pub(crate) use wait_for_status;
+
+/// Adds `name` (with `role` and `groups`) to the server's accounts, unless they exist,
+/// and returns a new API token of theirs acting with that role.
+pub fn token_for(
+    state: &tanya::server::AppState,
+    name: &str,
+    role: tanya::accounts::Role,
+    groups: &[&str],
+) -> String {
+    let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+    token_in(&state.accounts, name, role, &groups)
+}
+
+/// [`token_for`] on an accounts database (e.g. one a `tanya serve` will open).
+pub fn token_in(
+    accounts: &tanya::accounts::Accounts,
+    name: &str,
+    role: tanya::accounts::Role,
+    groups: &[String],
+) -> String {
+    if accounts.user(name).unwrap().is_none() {
+        accounts
+            .add_user(name, "kata-laluan-ujian", role, groups)
+            .unwrap();
+    }
+    accounts.create_token(name, "tests", role).unwrap().secret
+}
+
+/// The application with every request that carries no `Authorization` header sent with
+/// `token` (the tests' signed-in caller).
+macro_rules! signed_in {
+    ($state:expr, $token:expr) => {{
+        use actix_web::dev::Service as _;
+        let token: String = $token;
+        actix_web::test::init_service(tanya::server::app($state).wrap_fn(move |mut req, srv| {
+            if !req
+                .headers()
+                .contains_key(actix_web::http::header::AUTHORIZATION)
+            {
+                req.headers_mut().insert(
+                    actix_web::http::header::AUTHORIZATION,
+                    actix_web::http::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                        .unwrap(),
+                );
+            }
+            srv.call(req)
+        }))
+        .await
+    }};
+}
+pub(crate) use signed_in;

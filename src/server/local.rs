@@ -1,0 +1,145 @@
+//! The command line and a running server on one machine: `tanya serve` leaves its address
+//! and a key in `<data_dir>/server.json` (readable only by the account running Tanya, like
+//! the data itself), so that `tanya ingest`, `ask`, `search` and `documents` work through
+//! the server instead of meeting "the data directory is in use". The key acts as an
+//! administrator ([`super::auth::Via::Local`]) and alone may ingest a folder by its path
+//! on this machine.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use actix_web::web;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::auth::{Principal, LOCAL_PREFIX};
+use super::error::ApiError;
+use super::AppState;
+use crate::engine::{IngestOptions, IngestReport, Quiet};
+
+/// The file's name in the data directory.
+pub const FILE: &str = "server.json";
+
+/// What `server.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerFile {
+    /// Where the server listens, as this machine reaches it (`http://127.0.0.1:8080`).
+    pub url: String,
+    pub pid: u32,
+    /// `tanya_local_…`: the key of the command line.
+    pub key: String,
+}
+
+/// The address this machine reaches a server bound to `addr` at.
+pub fn local_url(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) if a.ip().is_unspecified() => format!("http://127.0.0.1:{}", a.port()),
+        SocketAddr::V6(a) if a.ip().is_unspecified() => format!("http://[::1]:{}", a.port()),
+        SocketAddr::V4(a) => format!("http://{a}"),
+        SocketAddr::V6(a) => format!("http://[{}]:{}", a.ip(), a.port()),
+    }
+}
+
+/// Makes a new key, tells the server its hash, and writes `server.json` (mode 0600,
+/// atomically). Returns the file's path.
+pub fn publish(state: &AppState, addr: SocketAddr) -> crate::Result<PathBuf> {
+    use sha2::Digest;
+    let key = format!("{LOCAL_PREFIX}{}", crate::accounts::random_secret()?);
+    let _ = state
+        .local_key
+        .set(sha2::Sha256::digest(key.as_bytes()).to_vec());
+    let file = state.engine.data_dir().join(FILE);
+    let body = ServerFile {
+        url: local_url(addr),
+        pid: std::process::id(),
+        key,
+    };
+    write_private(&file, &serde_json::to_vec_pretty(&body).unwrap_or_default())
+        .map_err(|e| crate::Error::io(format!("writing {}", file.display()), e))?;
+    Ok(file)
+}
+
+fn write_private(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = file.with_extension("json.tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, file)
+}
+
+/// `POST /api/ingest` body: a file or folder on this machine.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct IngestRequest {
+    /// A file or folder on the server's machine, in full.
+    #[schema(value_type = String)]
+    pub path: PathBuf,
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub regroup: bool,
+}
+
+#[utoipa::path(post, path = "/api/ingest", tag = "documents", request_body = IngestRequest,
+    responses((status = 200, description = "the ingest report, as `tanya ingest --report` writes it"),
+              (status = 403, body = super::error::ErrorBody)))]
+pub async fn ingest(
+    state: web::Data<AppState>,
+    by: Principal,
+    body: web::Json<IngestRequest>,
+) -> Result<web::Json<IngestReport>, ApiError> {
+    let IngestRequest {
+        path,
+        groups,
+        regroup,
+    } = body.into_inner();
+    crate::engine::Access::for_groups(groups.clone())?;
+    if !path.is_absolute() {
+        return Err(ApiError::bad_request(
+            "give the path in full (the server does not know your working directory)",
+        ));
+    }
+    let engine = Arc::clone(&state.engine);
+    let options = IngestOptions {
+        regroup,
+        ..IngestOptions::with_groups(groups.clone())
+    };
+    let shown = path.display().to_string();
+    let report = web::block(move || engine.ingest(&path, &options, &Quiet)).await??;
+    state.audit.record(
+        "ingest",
+        Some(&by.user.name),
+        serde_json::json!({
+            "path": shown,
+            "groups": groups,
+            "indexed": report.indexed.len(),
+            "rejected": report.rejected.len(),
+            "removed": report.removed.len(),
+        }),
+    );
+    Ok(web::Json(report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unspecified_binds_are_reached_on_loopback() {
+        assert_eq!(
+            local_url("0.0.0.0:8080".parse().unwrap()),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(local_url("[::]:9000".parse().unwrap()), "http://[::1]:9000");
+        assert_eq!(
+            local_url("192.168.1.5:8080".parse().unwrap()),
+            "http://192.168.1.5:8080"
+        );
+    }
+}
