@@ -1013,3 +1013,121 @@ fn users_and_tokens_are_managed_while_another_process_holds_the_index() {
     assert_eq!(out.status.code(), Some(2));
     drop(engine);
 }
+
+/// `tanya serve` on a free loopback port over `data`; killed when dropped.
+struct Serving {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl Serving {
+    fn start(data: &std::path::Path, log: std::path::PathBuf) -> Serving {
+        let out = std::fs::File::create(&log).unwrap();
+        let child = common::tanya(data)
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        let mut s = Serving { child, log };
+        let started = std::time::Instant::now();
+        while !data.join("server.json").exists() {
+            assert!(
+                started.elapsed().as_secs() < 120 && s.child.try_wait().unwrap().is_none(),
+                "the server did not start: {}",
+                std::fs::read_to_string(&s.log).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        s
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_command_line_works_through_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::copy(
+        common::corpus_dir().join("cuti-tahunan.pdf"),
+        docs.join("cuti-tahunan.pdf"),
+    )
+    .unwrap();
+    let server = Serving::start(&data, dir.path().join("serve.log"));
+    let run = |args: &[&str]| {
+        let out = common::tanya(&data).args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // The key the server left is for its account alone.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(data.join("server.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let (code, out, err) = run(&["ingest", docs.to_str().unwrap(), "--groups", "HR"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(err.contains("goes through it"), "{err}");
+    assert!(out.contains("1 indexed"), "{out}");
+    let (code, out, err) = run(&["documents"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("cuti-tahunan.pdf") && out.contains("1 documents"),
+        "{out}"
+    );
+    let (code, out, err) = run(&[
+        "ask",
+        "Berapa hari cuti tahunan selepas 3 tahun berkhidmat?",
+    ]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("16 hari"), "{out}");
+    assert!(out.contains("[1] cuti-tahunan.pdf"), "{out}");
+    let (code, out, err) = run(&["search", "cuti tahunan", "-k", "2"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains(" 1. cuti-tahunan.pdf"), "{out}");
+    // What needs the index itself says so, as a user's error.
+    let (code, _, err) = run(&["documents", "--verify"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("stop `tanya serve` first"), "{err}");
+    // A wrong key is refused by the server.
+    let mut file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join("server.json")).unwrap()).unwrap();
+    let key = file["key"].as_str().unwrap().to_string();
+    file["key"] = serde_json::json!(format!("tanya_local_{}", "A".repeat(43)));
+    std::fs::write(data.join("server.json"), file.to_string()).unwrap();
+    let (code, _, err) = run(&["documents"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("401"), "{err}");
+    file["key"] = serde_json::json!(key);
+    std::fs::write(data.join("server.json"), file.to_string()).unwrap();
+
+    // Stopped, the server takes its file with it, and the command line opens the index.
+    let mut server = server;
+    terminate(server.child.id());
+    let _ = server.child.wait();
+    assert!(!data.join("server.json").exists());
+    let (code, out, err) = run(&["documents", "--verify"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+}
+
+/// Asks a process to stop as Ctrl+C would.
+fn terminate(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use tanya::config::{AnswerMode, Config};
 use tanya::engine::{Access, Answer, AnswerEvent};
-use tanya::Engine;
+
+use super::remote::{Remote, Target};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,8 +23,11 @@ pub struct Args {
 }
 
 pub fn run(config: Config, args: Args) -> anyhow::Result<()> {
-    let access = Access::for_groups(args.groups)?;
-    let engine = Engine::open(config)?;
+    let access = Access::for_groups(args.groups.clone())?;
+    let engine = match super::remote::open(config)? {
+        Target::Engine(engine) => *engine,
+        Target::Server(server) => return through_server(&server, &args),
+    };
     let mode = args.mode.unwrap_or(engine.config().answer.mode);
     let cancel = Arc::new(AtomicBool::new(false));
     let json = args.json;
@@ -47,6 +51,35 @@ pub fn run(config: Config, args: Args) -> anyhow::Result<()> {
             println!("\n");
         }
         print_answer(&answer, streamed);
+    }
+    Ok(())
+}
+
+/// The same question, answered by the running server (as an administrator of this
+/// machine: every document).
+fn through_server(server: &Remote, args: &Args) -> anyhow::Result<()> {
+    let mut body = serde_json::json!({ "question": args.question });
+    if let Some(mode) = args.mode {
+        body["mode"] = serde_json::json!(mode.as_str());
+    }
+    let a = server.post("/api/ask", &body)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&a)?);
+        return Ok(());
+    }
+    println!("{}\n", a["answer"].as_str().unwrap_or_default());
+    for c in a["citations"].as_array().into_iter().flatten() {
+        let page = c["page"]
+            .as_u64()
+            .map(|p| format!(", page {p}"))
+            .unwrap_or_default();
+        println!(
+            "[{}] {} — {}{}",
+            c["n"],
+            c["rel_path"].as_str().unwrap_or_default(),
+            c["title"].as_str().unwrap_or_default(),
+            page
+        );
     }
     Ok(())
 }

@@ -4,6 +4,8 @@
 use tanya::config::Config;
 use tanya::Engine;
 
+use super::remote::{Remote, Target};
+
 #[derive(clap::Args)]
 pub struct Args {
     #[arg(long)]
@@ -18,7 +20,10 @@ pub struct Args {
 }
 
 pub fn run(config: Config, args: Args) -> anyhow::Result<()> {
-    let engine = Engine::open(config)?;
+    let engine = match super::remote::open(config)? {
+        Target::Engine(engine) => *engine,
+        Target::Server(server) => return through_server(&server, &args),
+    };
     if args.verify {
         return verify(&engine, args.json);
     }
@@ -83,5 +88,32 @@ fn verify(engine: &Engine, json: bool) -> anyhow::Result<()> {
     if !v.ok {
         std::process::exit(1);
     }
+    Ok(())
+}
+
+/// The documents as the running server lists them (`--verify` needs the index itself).
+fn through_server(server: &Remote, args: &Args) -> anyhow::Result<()> {
+    if args.verify {
+        anyhow::bail!(tanya::Error::BadRequest(
+            "--verify reads both stores directly: stop `tanya serve` first".into()
+        ));
+    }
+    let list = server.get("/api/documents")?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&list["documents"])?);
+        return Ok(());
+    }
+    let docs = list["documents"].as_array().cloned().unwrap_or_default();
+    for d in &docs {
+        println!(
+            "{}  {}  {}  {} chunks  {}",
+            d["name"].as_str().unwrap_or_default(),
+            d["format"].as_str().unwrap_or_default(),
+            d["title"].as_str().unwrap_or_default(),
+            d["chunks"].as_u64().unwrap_or_default(),
+            d["status"].as_str().unwrap_or_default()
+        );
+    }
+    println!("{} documents", docs.len());
     Ok(())
 }

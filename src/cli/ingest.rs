@@ -9,6 +9,7 @@ use tanya::config::Config;
 use tanya::engine::{Access, IngestOptions, IngestReport};
 use tanya::Engine;
 
+use super::remote::{Remote, Target};
 use super::Progress;
 
 #[derive(clap::Args)]
@@ -38,10 +39,13 @@ pub fn run(config: Config, args: Args) -> anyhow::Result<()> {
     let groups = if args.groups.is_empty() {
         config.ingest.default_groups.clone()
     } else {
-        args.groups
+        args.groups.clone()
     };
     Access::for_groups(groups.clone())?;
-    let engine = Engine::open(config)?;
+    let engine = match super::remote::open(config)? {
+        Target::Engine(engine) => *engine,
+        Target::Server(server) => return through_server(&server, &args, groups),
+    };
     let options = IngestOptions {
         regroup: args.regroup,
         ..IngestOptions::with_groups(groups)
@@ -66,6 +70,35 @@ pub fn run(config: Config, args: Args) -> anyhow::Result<()> {
     }
     if let Some(file) = args.report {
         std::fs::write(&file, serde_json::to_vec_pretty(&reports)?)
+            .with_context(|| format!("writing {}", file.display()))?;
+    }
+    Ok(())
+}
+
+/// The same run, done by the running server (which holds the index).
+fn through_server(server: &Remote, args: &Args, groups: Vec<String>) -> anyhow::Result<()> {
+    if args.watch {
+        anyhow::bail!(tanya::Error::BadRequest(
+            "--watch needs the data directory to itself: stop `tanya serve` first, or \
+             re-run `tanya ingest` (it goes through the server) when files change"
+                .into()
+        ));
+    }
+    let mut reports = Vec::new();
+    for path in &args.paths {
+        let full = path
+            .canonicalize()
+            .map_err(|_| tanya::Error::PathNotFound(path.clone()))?;
+        let value = server.post(
+            "/api/ingest",
+            &serde_json::json!({ "path": full, "groups": groups, "regroup": args.regroup }),
+        )?;
+        let report: IngestReport = serde_json::from_value(value)?;
+        print_report(path, &report);
+        reports.push(report);
+    }
+    if let Some(file) = &args.report {
+        std::fs::write(file, serde_json::to_vec_pretty(&reports)?)
             .with_context(|| format!("writing {}", file.display()))?;
     }
     Ok(())

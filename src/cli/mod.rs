@@ -10,6 +10,7 @@ pub mod eval;
 pub mod ingest;
 pub mod parse_worker;
 pub mod reindex;
+mod remote;
 pub mod search;
 pub mod serve;
 pub mod users;

@@ -4,8 +4,8 @@ use std::time::Instant;
 
 use tanya::config::Config;
 use tanya::engine::Access;
-use tanya::Engine;
 
+use super::remote::{Remote, Target};
 use super::snippet;
 
 #[derive(clap::Args)]
@@ -23,8 +23,11 @@ pub struct Args {
 }
 
 pub fn run(config: Config, args: Args) -> anyhow::Result<()> {
-    let access = Access::for_groups(args.groups)?;
-    let engine = Engine::open(config)?;
+    let access = Access::for_groups(args.groups.clone())?;
+    let engine = match super::remote::open(config)? {
+        Target::Engine(engine) => *engine,
+        Target::Server(server) => return through_server(&server, &args),
+    };
     let k = args.limit.unwrap_or(engine.config().search.top_k);
     let t = Instant::now();
     let r = engine.search(&args.query, &access, k)?;
@@ -46,5 +49,39 @@ pub fn run(config: Config, args: Args) -> anyhow::Result<()> {
         println!("    {}", snippet(&h.passage.text, 240));
     }
     eprintln!("({} passages in {ms:.0} ms)", r.hits.len());
+    Ok(())
+}
+
+/// The same search, made by the running server (as an administrator of this machine).
+fn through_server(server: &Remote, args: &Args) -> anyhow::Result<()> {
+    let mut body = serde_json::json!({ "query": args.query });
+    if let Some(k) = args.limit {
+        body["limit"] = serde_json::json!(k);
+    }
+    let r = server.post("/api/search", &body)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r["passages"])?);
+        return Ok(());
+    }
+    let passages = r["passages"].as_array().cloned().unwrap_or_default();
+    if passages.is_empty() {
+        println!("No passages found.");
+    }
+    for (i, p) in passages.iter().enumerate() {
+        let page = p["page"]
+            .as_u64()
+            .map(|n| format!(", p. {n}"))
+            .unwrap_or_default();
+        println!(
+            "{:>2}. {}{page}  [score {:.4}]",
+            i + 1,
+            p["rel_path"].as_str().unwrap_or_default(),
+            p["score"].as_f64().unwrap_or_default()
+        );
+        println!(
+            "    {}",
+            snippet(p["text"].as_str().unwrap_or_default(), 240)
+        );
+    }
     Ok(())
 }

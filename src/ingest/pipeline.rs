@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tanya_ingest::{ChunkerConfig, Document, ParseLimits, SourceFile};
 
 use crate::config::Config;
@@ -44,7 +44,7 @@ impl IngestOptions {
 }
 
 /// A document whose recorded groups differ from the run's.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GroupChange {
     pub rel_path: String,
     /// The groups it had.
@@ -54,18 +54,18 @@ pub struct GroupChange {
 }
 
 /// A document that was (re)indexed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Indexed {
     pub rel_path: String,
     pub chunks: usize,
     pub seconds: f64,
     /// Pages whose text came from OCR (scanned PDF pages).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ocr_pages: Vec<u32>,
 }
 
 /// A file that was not indexed, and why.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rejected {
     pub rel_path: String,
     /// Short machine code: unsupported, encrypted, too_large, parse_error, no_text, ...
@@ -74,7 +74,7 @@ pub struct Rejected {
 }
 
 /// What an ingest run did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct IngestReport {
     pub files_seen: usize,
     pub indexed: Vec<Indexed>,
