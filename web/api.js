@@ -28,8 +28,28 @@ export function errorFromBody(status, body) {
   return new ApiError(status, err?.code || `http_${status}`, err?.message || '');
 }
 
+// The signed-in session's CSRF token: every write made with the session cookie carries it.
+let csrf = null;
+
+/** Remember (or forget, with null) the CSRF token the server gave at sign-in. */
+export function setCsrf(token) {
+  csrf = token || null;
+}
+
+/** The headers a state-changing request sends besides its own. */
+export function writeHeaders() {
+  return csrf ? { 'X-CSRF-Token': csrf } : {};
+}
+
+/** Told when the server says the session is gone (401): the page shows the sign-in screen. */
+export function signedOut() {
+  setCsrf(null);
+  window.dispatchEvent(new CustomEvent('tanya:signed-out'));
+}
+
 export async function request(url, { method = 'GET', json, signal } = {}) {
   const init = { method, headers: { Accept: 'application/json' }, signal };
+  if (method !== 'GET') Object.assign(init.headers, writeHeaders());
   if (json !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(json);
@@ -41,11 +61,21 @@ export async function request(url, { method = 'GET', json, signal } = {}) {
     if (e.name === 'AbortError') throw e;
     throw new ApiError(0, 'network', String(e.message || e));
   }
-  if (!response.ok) throw await errorFrom(response);
+  if (!response.ok) {
+    const err = await errorFrom(response);
+    if (response.status === 401 && url !== '/api/session') signedOut();
+    throw err;
+  }
+  if (response.status === 204) return null;
   return response.json();
 }
 
 export const api = {
+  session: () => request('/api/session'),
+  signIn: (name, password) => request('/api/session', { method: 'POST', json: { name, password } }),
+  signOut: () => request('/api/session', { method: 'DELETE' }),
+  conversations: () => request('/api/conversations'),
+  conversation: (id) => request(`/api/conversations/${encodeURIComponent(id)}`),
   info: () => request('/api/info'),
   documents: () => request('/api/documents'),
   document: (id) => request(`/api/documents/${encodeURIComponent(id)}`),

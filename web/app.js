@@ -5,8 +5,10 @@
 // Everything that comes from the server is put on the page as text (textContent, text nodes):
 // answers and passages quote user documents, which may contain markup.
 
-import { api, errorFrom, errorFromBody, readEventStream } from './api.js';
+import { api, errorFrom, errorFromBody, readEventStream, setCsrf, signedOut, writeHeaders } from './api.js';
 import { Documents } from './documents.js';
+import { History } from './history.js';
+import { People } from './people.js';
 import { detectLang, getLang, onLangChange, setLang, t, tr, trAttr } from './i18n.js';
 import { renderMarkdown } from './markdown.js';
 import { Viewer } from './viewer.js';
@@ -17,10 +19,13 @@ const state = {
   info: null,
   conversationId: null,
   inFlight: null, // {controller, turn}
+  session: null, // {name, role, groups, csrf} once signed in
 };
 
 let viewer;
 let documents;
+let history;
+let people;
 
 function init() {
   setLang(detectLang(), { persist: false });
@@ -33,6 +38,12 @@ function init() {
   viewer = new Viewer({ documentFormat: (id) => documents.formatOf(id) });
   documents = new Documents({
     openDocument: (doc) => viewer.open({ docId: doc.id, title: doc.title || doc.name, relPath: doc.name }),
+  });
+
+  history = new History({
+    open: showConversation,
+    current: () => state.conversationId,
+    onDeleted: newConversation,
   });
 
   const form = $('ask-form');
@@ -51,8 +62,114 @@ function init() {
   question.addEventListener('input', autosize);
   $('new-conversation').addEventListener('click', newConversation);
 
+  $('sign-in-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    signIn();
+  });
+  $('sign-out').addEventListener('click', signOut);
+  people = new People();
+  $('open-people').addEventListener('click', () => people.open());
+  window.addEventListener('tanya:signed-out', showSignIn);
+  checkSession();
+}
+
+// ---- signing in ---------------------------------------------------------------------------
+
+/** Who is signed in: the page when someone is, the sign-in screen when nobody is. */
+async function checkSession() {
+  try {
+    enterApp(await api.session());
+  } catch (err) {
+    if (err.status === 401) showSignIn();
+    else {
+      showSignIn();
+      showSignInError(err);
+    }
+  }
+}
+
+function showSignIn() {
+  setCsrf(null);
+  state.session = null;
+  $('app-layout').hidden = true;
+  $('account').hidden = true;
+  $('sign-in').hidden = false;
+  document.body.dataset.auth = 'out';
+  $('sign-in-name').focus();
+}
+
+function enterApp(session) {
+  state.session = session;
+  setCsrf(session.csrf);
+  $('sign-in').hidden = true;
+  $('sign-in-error').hidden = true;
+  $('sign-in-password').value = '';
+  $('app-layout').hidden = false;
+  $('account').hidden = false;
+  tr($('account-name'), 'signed_in_as', { name: session.name });
+  document.body.dataset.auth = 'in';
+  document.body.dataset.role = session.role;
+  $('open-people').hidden = session.role !== 'admin';
+  // Readers ask; only editors and administrators add documents.
+  $('drop-zone').hidden = session.role === 'reader';
   loadInfo();
   documents.refresh();
+  history.refresh();
+}
+
+async function signIn() {
+  const name = $('sign-in-name').value.trim();
+  const password = $('sign-in-password').value;
+  if (!name || !password) return;
+  const button = $('sign-in-button');
+  button.disabled = true;
+  try {
+    enterApp(await api.signIn(name, password));
+  } catch (err) {
+    showSignInError(err);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function showSignInError(err) {
+  const box = $('sign-in-error');
+  if (err.code === 'bad_credentials') tr(box, 'sign_in_bad');
+  else if (err.code === 'too_many_sign_ins') {
+    const s = /(\d+) s/.exec(err.message)?.[1] ?? '60';
+    tr(box, 'sign_in_throttled', { s });
+  } else tr(box, 'sign_in_failed', { message: err.message || err.code });
+  box.hidden = false;
+}
+
+async function signOut() {
+  try {
+    await api.signOut();
+  } catch {
+    // Gone already: the sign-in screen is what follows either way.
+  }
+  newConversation();
+  history.items = [];
+  history.render();
+  showSignIn();
+}
+
+/** A saved conversation, reopened: its turns as they were answered, ready for a follow-up. */
+function showConversation(conv) {
+  stopAsking();
+  const thread = $('thread');
+  thread.replaceChildren();
+  for (const saved of conv.turns) {
+    const r = saved.response;
+    const turn = new Turn(saved.question, r?.mode || 'extractive');
+    thread.append(turn.li);
+    if (r) turn.restore(r, saved.created_at);
+    else turn.fail({ code: 'withheld', message: '' });
+  }
+  setConversation(conv.id);
+  $('empty-state').hidden = conv.turns.length > 0;
+  $('followup-hint').hidden = conv.turns.length === 0;
+  thread.lastElementChild?.scrollIntoView({ block: 'start' });
 }
 
 function syncLangButtons() {
@@ -74,6 +191,7 @@ async function loadInfo() {
     $('banner').hidden = true;
     applyInfo(info);
   } catch (err) {
+    if (err.status === 401) return; // the sign-in screen is shown
     showBanner(err);
     setTimeout(loadInfo, 3000);
   }
@@ -135,11 +253,14 @@ async function ask() {
   try {
     const response = await fetch('/api/ask', {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream' },
+      headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream', ...writeHeaders() },
       body: JSON.stringify(body),
       signal: controller.signal,
     });
-    if (!response.ok) throw await errorFrom(response);
+    if (!response.ok) {
+      if (response.status === 401) signedOut();
+      throw await errorFrom(response);
+    }
     const type = response.headers.get('Content-Type') || '';
     if (!type.includes('text/event-stream')) {
       // A server (or proxy) that ignored Accept: the whole answer as JSON.
@@ -148,6 +269,7 @@ async function ask() {
       if (whole.conversation_id) setConversation(whole.conversation_id);
       turn.final(whole);
       turn.done(whole);
+      history.refresh();
       return;
     }
     let finished = false;
@@ -168,6 +290,7 @@ async function ask() {
         turn.final(data);
       } else if (ev.event === 'done') {
         turn.done(data);
+        history.refresh();
         finished = true;
         break;
       } else if (ev.event === 'error') {
@@ -495,6 +618,17 @@ class Turn {
       if (i > 0) this.meta.append(document.createTextNode(' · '));
       this.meta.append(p);
     });
+    this.meta.hidden = false;
+  }
+
+  /** Shows a saved answer as it was given, dated instead of timed. */
+  restore(r, createdAt) {
+    this.passages(r.passages || []);
+    this.final(r);
+    this.finishCommon('done');
+    const when = new Date(createdAt * 1000).toLocaleString(document.documentElement.lang);
+    this.meta.replaceChildren(tr(el('span'), `mode_${r.mode || this.mode}`), document.createTextNode(' · '),
+      tr(el('span'), 'restored_at', { when }));
     this.meta.hidden = false;
   }
 

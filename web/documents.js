@@ -2,7 +2,7 @@
 // drag and drop or file picker with per-file progress, followed until the file is indexed or
 // rejected.
 
-import { api, ApiError, errorFromBody } from './api.js';
+import { api, ApiError, errorFromBody, writeHeaders } from './api.js';
 import { t, tr, trAttr } from './i18n.js';
 
 const POLL_MS = 1000;
@@ -95,6 +95,7 @@ export class Documents {
       this.listStatus.hidden = true;
       this.render();
     } catch (err) {
+      if (err.status === 401) return; // signed out: the sign-in screen is shown
       if (!this.loaded) {
         this.listStatus.hidden = false;
         this.listStatus.classList.add('error');
@@ -370,6 +371,7 @@ class UploadRow {
       const xhr = new XMLHttpRequest();
       xhr.open('POST', '/api/documents');
       xhr.setRequestHeader('Accept', 'application/json');
+      for (const [k, v] of Object.entries(writeHeaders())) xhr.setRequestHeader(k, v);
       xhr.upload.addEventListener('progress', (e) => {
         if (!e.lengthComputable) return;
         const pct = Math.round((100 * e.loaded) / e.total);

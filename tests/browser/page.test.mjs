@@ -12,7 +12,8 @@
 //   TANYA_BIN               the binary (default ~/.cache/tanya/target/release/tanya)
 //   TANYA_SAMPLES_DIR       the sample corpus (default samples/corpus; made by
 //                           `python3 scripts/make_samples.py --out samples/corpus --quiet`)
-//   TANYA_BROWSER_BASE_URL  test an already running server (or a mock) instead of spawning one
+//   TANYA_BROWSER_BASE_URL  test an already running server (or a mock) instead of spawning one;
+//                           sign in there as TANYA_BROWSER_USER with TANYA_BROWSER_PASSWORD
 //   CHROMIUM                the browser (default /usr/bin/chromium)
 
 import assert from 'node:assert/strict';
@@ -50,6 +51,9 @@ const LAUNCH_ARGS = [
 
 let base; // "http://127.0.0.1:PORT"
 let origin;
+// The first administrator: made by the server's first start, its password left in a file.
+let adminName = process.env.TANYA_BROWSER_USER || 'admin';
+let adminPassword = process.env.TANYA_BROWSER_PASSWORD || '';
 let server; // the spawned `tanya serve`
 let serverLog = '';
 let workDir;
@@ -131,6 +135,9 @@ async function startServer() {
     assert.ok(Date.now() < deadline, `tanya serve not ready within 180 s:\n${serverLog}`);
     await sleep(500);
   }
+  assert.match(serverLog, /First start: sign in as `admin` with the password in /);
+  adminPassword = fs.readFileSync(path.join(dataDir, 'first-admin-password.txt'), 'utf8').trim();
+  assert.equal(adminPassword.length, 20);
 }
 
 async function stopServer() {
@@ -149,7 +156,7 @@ async function stopServer() {
 // ---- the browser --------------------------------------------------------------------------
 
 /** A fresh context and page, with every request, CSP violation and page error recorded. */
-async function openPage({ viewport = { width: 1280, height: 860 }, locale = 'ms-MY' } = {}) {
+async function openPage({ viewport = { width: 1280, height: 860 }, locale = 'ms-MY', signIn = true } = {}) {
   const context = await browser.newContext({ viewport, locale, acceptDownloads: false });
   await context.addInitScript(() => {
     document.addEventListener('securitypolicyviolation', (e) => {
@@ -165,8 +172,19 @@ async function openPage({ viewport = { width: 1280, height: 860 }, locale = 'ms-
   });
   page.on('pageerror', (e) => pageErrors.push(`${currentTest}: ${e.message}`));
   await page.goto(`${base}/`);
+  if (!signIn) return page;
+  await signInAs(page, adminName, adminPassword);
   await page.locator('#doc-list .doc').first().waitFor({ timeout: 30_000 });
   return page;
+}
+
+/** Sign in through the sign-in screen. */
+async function signInAs(page, name, password) {
+  await page.locator('#sign-in-form').waitFor({ timeout: 30_000 });
+  await page.locator('#sign-in-name').fill(name);
+  await page.locator('#sign-in-password').fill(password);
+  await page.locator('#sign-in-button').click();
+  await page.locator('#app-layout').waitFor({ state: 'visible', timeout: 30_000 });
 }
 
 /** A screenshot of what the user sees (the composer is sticky, so a full-page capture would
@@ -506,6 +524,40 @@ describe('browser page', { timeout: 900_000 }, () => {
     await p.context().close();
   });
 
+  test('a conversation is kept: after a reload it is listed, reopens, and a follow-up continues it', { timeout: 180_000 }, async (t) => {
+    currentTest = 'saved conversations';
+    const p = await openPage();
+    await ask(p, 'Berapa hari cuti sakit setahun?');
+    const id = await p.locator('#thread').getAttribute('data-conversation-id');
+    assert.ok(id, 'no conversation id');
+    await p.locator(`#history-list .history-item[data-id="${id}"]`).waitFor();
+    await p.reload();
+    await p.locator('#app-layout').waitFor({ state: 'visible' });
+    const item = p.locator(`#history-list .history-item[data-id="${id}"]`);
+    await item.waitFor();
+    assert.equal(await item.locator('.history-open').innerText(), 'Berapa hari cuti sakit setahun?');
+    assert.equal(await p.locator('#thread > .turn').count(), 0, 'a reload should start with an empty thread');
+    await item.locator('.history-open').click();
+    await p.locator('#thread > .turn[data-state="done"]').first().waitFor();
+    assert.equal(await p.locator('#thread > .turn').count(), 1);
+    assert.match(await p.locator('#thread > .turn .answer').first().innerText(), /hari/);
+    assert.equal(await p.locator('#thread').getAttribute('data-conversation-id'), id);
+    t.diagnostic(`screenshot ${await shot(p, 'conversation-reopened')}`);
+    // The follow-up goes into the same conversation.
+    await ask(p, 'Bagaimana pula cuti tahunan?');
+    assert.equal(await p.locator('#thread').getAttribute('data-conversation-id'), id);
+    // Renamed in place, then deleted.
+    await item.locator('.history-rename').click();
+    await p.locator('.history-title-input').fill('Cuti saya');
+    await p.locator('.history-title-input').press('Enter');
+    await p.locator(`#history-list .history-item[data-id="${id}"] .history-open`, { hasText: 'Cuti saya' }).waitFor();
+    p.once('dialog', (d) => d.accept());
+    await p.locator(`#history-list .history-item[data-id="${id}"] .history-delete`).click();
+    await p.locator(`#history-list .history-item[data-id="${id}"]`).waitFor({ state: 'detached' });
+    assert.equal(await p.locator('#thread > .turn').count(), 0, 'deleting the open conversation clears the thread');
+    await p.context().close();
+  });
+
   test('at phone size (375×667) nothing scrolls sideways and asking works', { timeout: 120_000 }, async (t) => {
     currentTest = 'phone';
     const p = await openPage({ viewport: { width: 375, height: 667 } });
@@ -522,6 +574,118 @@ describe('browser page', { timeout: 900_000 }, () => {
     assert.ok(await p.locator('#viewer-close').isVisible());
     t.diagnostic(`screenshot ${await shot(p, 'phone-viewer')}`);
     await p.context().close();
+  });
+
+  test('people: the admin adds an editor and readers; each sees only what their groups allow', { timeout: 300_000 }, async (t) => {
+    currentTest = 'people';
+    const admin = await openPage();
+    await admin.locator('#open-people').click();
+    await admin.locator('#people[open]').waitFor();
+    const add = async (name, role, groups) => {
+      await admin.locator('#people-add-name').fill(name);
+      await admin.locator('#people-add-password').fill(`kata-laluan-${name}`);
+      await admin.locator('#people-add-role').selectOption(role);
+      await admin.locator('#people-add-groups').fill(groups);
+      await admin.locator('#people-add button[type="submit"]').click();
+      await admin.locator(`#people-users .people-user[data-name="${name}"]`).waitFor();
+    };
+    await add('penyunting', 'editor', 'Kewangan');
+    await add('pembaca', 'reader', 'Kewangan');
+    await add('orang-hr', 'reader', 'HR');
+    t.diagnostic(`screenshot ${await shot(admin, 'people-desktop')}`);
+    await admin.setViewportSize({ width: 375, height: 667 });
+    assert.ok((await admin.evaluate(() => document.documentElement.scrollWidth)) <= 375);
+    t.diagnostic(`screenshot ${await shot(admin, 'people-phone')}`);
+    await admin.context().close();
+
+    // The editor uploads into their group.
+    const editor = await openPage({ signIn: false });
+    await signInAs(editor, 'penyunting', 'kata-laluan-penyunting');
+    assert.ok(!(await editor.locator('#open-people').isVisible()), 'an editor sees the people page');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tanya-people-'));
+    const file = path.join(dir, 'bajet-kewangan.txt');
+    fs.writeFileSync(file, 'Bajet Kewangan\n\nKod bajet kewangan tahun ini ialah KEW-5521.\n');
+    await editor.locator('#file-input').setInputFiles(file);
+    const row = editor.locator('#uploads .upload[data-name="bajet-kewangan.txt"][data-final="true"]');
+    await row.waitFor({ timeout: 180_000 });
+    assert.equal(await row.getAttribute('data-state'), 'indexed');
+    fs.rmSync(dir, { recursive: true, force: true });
+    await editor.context().close();
+
+    // A reader of that group, in another browser context: only that document, answered.
+    const reader = await openPage({ signIn: false });
+    await signInAs(reader, 'pembaca', 'kata-laluan-pembaca');
+    await reader.locator('#doc-list .doc').first().waitFor();
+    const names = await reader.locator('#doc-list .doc').allInnerTexts();
+    assert.equal(names.length, 1, `the reader sees ${names.join(' | ')}`);
+    assert.match(names[0], /bajet-kewangan/);
+    assert.ok(!(await reader.locator('#drop-zone').isVisible()), 'a reader is offered uploads');
+    assert.equal(await reader.locator('#doc-list .doc-delete:visible').count(), 0, 'a reader is offered deleting');
+    const turn = await ask(reader, 'Apakah kod bajet kewangan?');
+    assert.match(await turn.locator('.answer').innerText(), /KEW-5521/);
+    const id = await reader.locator('#thread').getAttribute('data-conversation-id');
+    await reader.reload();
+    await reader.locator(`#history-list .history-item[data-id="${id}"] .history-open`).click();
+    await reader.locator('#thread > .turn[data-state="done"]').first().waitFor();
+    assert.match(await reader.locator('#thread > .turn .answer').first().innerText(), /KEW-5521/);
+    t.diagnostic(`screenshot ${await shot(reader, 'reader-conversation')}`);
+    await reader.context().close();
+
+    // Someone of another group: neither the document nor its words, anywhere.
+    const other = await openPage({ signIn: false });
+    await signInAs(other, 'orang-hr', 'kata-laluan-orang-hr');
+    await other.locator('#doc-list-status').waitFor();
+    assert.equal(await other.locator('#doc-list .doc').count(), 0);
+    const theirs = await ask(other, 'Apakah kod bajet kewangan?');
+    assert.doesNotMatch(await other.content(), /KEW-5521|bajet-kewangan/);
+    assert.match(await theirs.locator('.answer').innerText(), /./);
+    assert.equal((await other.locator('#history-list .history-item').count()), 1, 'sees another person\'s conversations');
+    await other.context().close();
+  });
+
+  test('signed out, every URL is the sign-in screen; a wrong password says so', { timeout: 120_000 }, async (t) => {
+    currentTest = 'sign-in';
+    const p = await openPage({ signIn: false });
+    await p.locator('#sign-in-form').waitFor();
+    assert.ok(!(await p.locator('#app-layout').isVisible()), 'the page showed before signing in');
+    t.diagnostic(`screenshot ${await shot(p, 'sign-in-desktop')}`);
+    // Any path of the page, and the API itself, ask for a sign-in.
+    for (const url of ['/', '/index.html', '/?q=cuti', '/no/such/page', '/documents/x']) {
+      await p.goto(`${base}${url}`);
+      await p.locator('#sign-in-form').waitFor();
+      assert.ok(!(await p.locator('#app-layout').isVisible()), `${url} showed the page`);
+    }
+    for (const url of ['/api/documents', '/api/info', '/v1/models', '/api/session']) {
+      const r = await p.request.get(`${base}${url}`);
+      assert.equal(r.status(), 401, `${url} answered ${r.status()} to a signed-out browser`);
+    }
+    await p.goto(`${base}/`);
+    await p.locator('#sign-in-name').fill(adminName);
+    await p.locator('#sign-in-password').fill('not-the-password');
+    await p.locator('#sign-in-button').click();
+    await p.locator('#sign-in-error:not([hidden])').waitFor();
+    assert.match(await p.locator('#sign-in-error').innerText(), /salah/);
+    await signInAs(p, adminName, adminPassword);
+    const cookies = await p.context().cookies();
+    const session = cookies.find((c) => c.name === 'tanya_session');
+    assert.ok(session, 'no session cookie');
+    assert.equal(session.httpOnly, true);
+    assert.equal(session.sameSite, 'Strict');
+    assert.equal(await p.evaluate(() => document.cookie), '', 'the session cookie is readable by scripts');
+    await p.reload();
+    await p.locator('#app-layout').waitFor({ state: 'visible' });
+    await p.locator('#sign-out').click();
+    await p.locator('#sign-in-form').waitFor();
+    await p.reload();
+    await p.locator('#sign-in-form').waitFor();
+    assert.ok(!(await p.locator('#app-layout').isVisible()), 'signed out, a reload showed the page');
+    await p.context().close();
+    const phone = await openPage({ signIn: false, viewport: { width: 375, height: 667 }, locale: 'en-GB' });
+    await phone.locator('#sign-in-form').waitFor();
+    assert.equal(await phone.locator('#sign-in-button').innerText(), 'Sign in');
+    assert.ok((await phone.evaluate(() => document.documentElement.scrollWidth)) <= 375);
+    t.diagnostic(`screenshot ${await shot(phone, 'sign-in-phone')}`);
+    await phone.context().close();
   });
 
   test('no request left the origin, no CSP violation, no page error', (t) => {
