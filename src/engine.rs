@@ -137,6 +137,12 @@ impl Engine {
         self.collection.finish()
     }
 
+    /// Gives a document other access groups, without parsing or embedding it again.
+    pub fn set_document_groups(&self, doc_id: &str, groups: &[String]) -> Result<()> {
+        Access::for_groups(groups.iter().cloned())?;
+        self.collection.regroup(doc_id, groups)
+    }
+
     /// Refuses with [`Error::DiskFull`] when the data directory's disk has less than
     /// `ingest.min_free_disk_mb` free.
     pub fn check_free_space(&self) -> Result<()> {

@@ -213,6 +213,13 @@ fn probes() -> Vec<Probe> {
             S::NOT_FOUND,
         ),
         p(
+            "/api/documents/{id}",
+            Method::PATCH,
+            "/api/documents/nope",
+            Some(r#"{"groups": ["HR"]}"#),
+            S::NOT_FOUND,
+        ),
+        p(
             "/api/documents/{id}/source",
             Method::GET,
             "/api/documents/nope/source",
@@ -1517,4 +1524,84 @@ async fn sign_in_is_throttled_per_account() {
     let res = test::call_service(&app, attempt("kata-laluan-betul")).await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(res.headers().contains_key(header::RETRY_AFTER));
+}
+
+// ---- an administrator moves a document to other groups ------------------------------------
+
+#[actix_web::test]
+async fn an_administrator_regroups_a_document_without_embedding_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(
+        docs.join("gaji.txt"),
+        "Jadual gaji\n\nGaji permulaan eksekutif ialah RM 3,800 sebulan.\n",
+    )
+    .unwrap();
+    let engine = Engine::open(common::config(&dir.path().join("data"))).unwrap();
+    engine
+        .ingest(
+            &docs,
+            &tanya::engine::IngestOptions::with_groups(vec!["Awam".into()]),
+            &tanya::engine::Quiet,
+        )
+        .unwrap();
+    let id = engine.manifest().documents.keys().next().unwrap().clone();
+    let state = web::Data::new(AppState::new(Arc::new(engine), None).unwrap());
+    let a = &state.accounts;
+    let g = |n: &str| vec![n.to_string()];
+    a.add_user("awam", "kata-laluan-ujian", Role::Reader, &g("Awam"))
+        .unwrap();
+    a.add_user("hr", "kata-laluan-ujian", Role::Editor, &g("HR"))
+        .unwrap();
+    a.add_user("boss", "kata-laluan-ujian", Role::Admin, &[])
+        .unwrap();
+    let token = |n: &str, r| a.create_token(n, "t", r).unwrap().secret;
+    let (awam, hr, boss) = (
+        token("awam", Role::Reader),
+        token("hr", Role::Editor),
+        token("boss", Role::Admin),
+    );
+    let app = test::init_service(server::app(state.clone())).await;
+    let finds = |token: String| {
+        let app = &app;
+        async move {
+            let res = test::call_service(
+                app,
+                TestRequest::post()
+                    .uri("/api/search")
+                    .insert_header((header::HOST, "localhost"))
+                    .insert_header((header::AUTHORIZATION, format!("Bearer {token}")))
+                    .set_json(serde_json::json!({ "query": "gaji permulaan eksekutif" }))
+                    .to_request(),
+            )
+            .await;
+            String::from_utf8_lossy(&test::read_body(res).await).contains("RM 3,800")
+        }
+    };
+    assert!(finds(awam.clone()).await);
+    assert!(!finds(hr.clone()).await);
+    let embedded_before = state.engine.manifest().documents[&id].ingested_at;
+    let patch = |token: &str| {
+        TestRequest::patch()
+            .uri(&format!("/api/documents/{id}"))
+            .insert_header((header::HOST, "localhost"))
+            .insert_header((header::AUTHORIZATION, format!("Bearer {token}")))
+            .set_json(serde_json::json!({ "groups": ["HR"] }))
+            .to_request()
+    };
+    // Not for an editor, even of the new group.
+    assert_eq!(
+        test::call_service(&app, patch(&hr)).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let res = test::call_service(&app, patch(&boss)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(!finds(awam).await, "the old group still finds it");
+    assert!(finds(hr).await, "the new group does not find it");
+    let entry = state.engine.manifest().documents[&id].clone();
+    assert_eq!(entry.groups, ["HR"]);
+    assert_eq!(entry.ingested_at, embedded_before, "it was ingested again");
+    let v = state.engine.verify().unwrap();
+    assert!(v.ok, "{v:?}");
 }

@@ -317,6 +317,51 @@ impl Collection {
         Ok(())
     }
 
+    /// Gives an acknowledged document other access groups without embedding it again:
+    /// its chunks and vectors are read back from the vector store and committed as the
+    /// same version under `groups` (so no chunk keeps the old ones; see
+    /// [`Self::commit_document`]). Durable when this returns.
+    pub fn regroup(&self, doc_id: &str, groups: &[String]) -> Result<()> {
+        let entry = self
+            .manifest()
+            .documents
+            .get(doc_id)
+            .cloned()
+            .ok_or_else(|| Error::BadRequest(format!("no indexed document `{doc_id}`")))?;
+        let text = self.text(doc_id)?.ok_or_else(|| {
+            Error::BadRequest(format!(
+                "`{}` was indexed by an older Tanya without its text: ingest its folder again \
+                 with --groups and --regroup",
+                entry.rel_path
+            ))
+        })?;
+        let ids: Vec<u64> = (0..entry.chunks)
+            .map(|ordinal| crate::index::passage::point_id(doc_id, &entry.version, ordinal))
+            .collect();
+        let mut passages = self.vectors.passages(&ids)?;
+        let mut vectors = self.vectors.vectors(&ids)?;
+        let mut items = Vec::with_capacity(ids.len());
+        for id in &ids {
+            let (Some(mut p), Some(v)) = (passages.remove(id), vectors.remove(id)) else {
+                return Err(Error::Store {
+                    context: format!(
+                        "`{}` is not whole in the vector store (run `tanya documents --verify`)",
+                        entry.rel_path
+                    ),
+                    source: None,
+                });
+            };
+            p.groups = groups.to_vec();
+            items.push((p, v));
+        }
+        let entry = DocumentEntry {
+            groups: groups.to_vec(),
+            ..entry
+        };
+        self.commit_document(doc_id, entry, &items, &text)?;
+        self.finish()
+    }
+
     /// Forgets a document: unacknowledge first, then delete its chunks.
     pub fn remove_document(&self, doc_id: &str) -> Result<()> {
         let version = {
@@ -537,6 +582,39 @@ mod tests {
             assert_eq!(c.bm25_search("text d", &member, 5).unwrap()[0].0, hr);
             let recorded = c.manifest().documents["d"].clone();
             assert!(c.groups_as_recorded("d", &recorded).unwrap());
+        }
+    }
+
+    #[test]
+    fn regrouping_keeps_the_vectors_and_moves_every_chunk() {
+        for store in [EDGE, MEMORY] {
+            let dir = tempfile::tempdir().unwrap();
+            let c = Collection::open(dir.path(), "test/4", 4, &store).unwrap();
+            let v = vec![vec![0.0, 1.0, 0.0, 0.0], vec![0.0, 0.0, 1.0, 0.0]];
+            let public = passage("d", "abc", 0, &["public"]);
+            let one_chunk = DocumentEntry {
+                chunks: 1,
+                ..entry(Lang::En, "public")
+            };
+            c.commit_document("d", one_chunk, &[(public.clone(), v.clone())], &no_text())
+                .unwrap();
+            c.finish().unwrap();
+            c.regroup("d", &["HR-1".to_string()]).unwrap();
+            assert_eq!(c.manifest().documents["d"].groups, ["HR-1"]);
+            assert_eq!(c.chunk_counts("d").unwrap(), (1, 1), "{store:?}");
+            let outsider = Access::for_groups(["public"]).unwrap();
+            assert!(c.bm25_search("text d", &outsider, 5).unwrap().is_empty());
+            assert!(c.dense_search(&v[0], &outsider, 5).unwrap().is_empty());
+            let member = Access::for_groups(["HR-1"]).unwrap();
+            let hits = c.dense_search(&v[1], &member, 5).unwrap();
+            assert_eq!(hits[0].0.groups, ["HR-1"], "{store:?}");
+            assert_eq!(c.bm25_search("text d", &member, 5).unwrap().len(), 1);
+            // The vectors are the ones embedded at ingest, both of them.
+            let id = public.point_id;
+            assert_eq!(c.vectors(&[id]).unwrap()[&id].len(), 2);
+            let recorded = c.manifest().documents["d"].clone();
+            assert!(c.groups_as_recorded("d", &recorded).unwrap());
+            assert!(c.regroup("nope", &["x".to_string()]).is_err());
         }
     }
 

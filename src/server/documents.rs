@@ -850,6 +850,37 @@ pub async fn delete(
     Ok(web::Json(Deleted { deleted: id }))
 }
 
+/// `PATCH /api/documents/{id}` body.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+pub struct GroupsChange {
+    /// The document's new access groups (an empty list: administrators only).
+    pub groups: Vec<String>,
+}
+
+#[utoipa::path(patch, path = "/api/documents/{id}", tag = "documents",
+    params(("id" = String, Path, description = "document id")), request_body = GroupsChange,
+    responses((status = 200, body = DocumentView), (status = 400, body = super::error::ErrorBody),
+              (status = 404, body = super::error::ErrorBody)))]
+pub async fn set_groups(
+    state: web::Data<AppState>,
+    admin: Principal,
+    id: web::Path<String>,
+    body: web::Json<GroupsChange>,
+) -> Result<web::Json<DocumentView>, ApiError> {
+    let id = id.into_inner();
+    let groups = body.into_inner().groups;
+    let before = entry(&state, &admin.access, &id)?.groups;
+    let engine = Arc::clone(&state.engine);
+    let (doc, new) = (id.clone(), groups.clone());
+    web::block(move || engine.set_document_groups(&doc, &new)).await??;
+    state.audit.record(
+        "document_groups",
+        Some(&admin.user.name),
+        serde_json::json!({ "document": id, "from": before, "to": groups }),
+    );
+    Ok(web::Json(find_document(&state, &admin.access, &id)?))
+}
+
 /// Content type and disposition of a served original: only PDFs are shown inline (to
 /// pdf.js); everything else is plain text or a download, never a page of this origin.
 fn source_type(format: Format) -> (&'static str, bool) {

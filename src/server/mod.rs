@@ -340,6 +340,7 @@ fn set_security_headers(h: &mut header::HeaderMap) {
         documents::get,
         documents::upload,
         documents::delete,
+        documents::set_groups,
         documents::source,
         documents::text,
         openai::models,
@@ -364,6 +365,7 @@ fn set_security_headers(h: &mut header::HeaderMap) {
         crate::engine::Citation,
         types::Timings,
         types::DocumentView,
+        documents::GroupsChange,
         types::DocumentList,
         types::Deleted,
         types::DocumentText,
@@ -458,6 +460,7 @@ routes! {
     "/api/documents/{id}" {
         get => documents::get, READER;
         delete => documents::delete, EDITOR;
+        patch => documents::set_groups, ADMIN;
     }
     "/api/documents/{id}/source" { get => documents::source, READER; }
     "/api/documents/{id}/text" { get => documents::text, READER; }
