@@ -137,6 +137,12 @@ impl Engine {
         self.collection.finish()
     }
 
+    /// Copies the data directory (but its lock and the files `skip` names, relative to
+    /// it) into `dest` between two writes: see [`crate::index::collection::Collection::copy_to`].
+    pub fn copy_data_to(&self, dest: &Path, skip: &[&str]) -> Result<(usize, u64)> {
+        self.collection.copy_to(dest, skip)
+    }
+
     /// Gives a document other access groups, without parsing or embedding it again.
     pub fn set_document_groups(&self, doc_id: &str, groups: &[String]) -> Result<()> {
         Access::for_groups(groups.iter().cloned())?;

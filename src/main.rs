@@ -58,6 +58,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reindex => cli::reindex::run(config),
         Command::Eval { what } => cli::eval::run(config, what),
         Command::Documents(args) => cli::documents::run(config, args),
+        Command::Backup(args) => cli::backup::backup(config, args),
+        Command::Restore(args) => cli::backup::restore(config, args),
         Command::Config => cli::config::run(&config),
         Command::Bench(args) => cli::bench::run(config, args),
         Command::Users { what } => cli::users::run_users(config, what),

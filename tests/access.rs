@@ -169,6 +169,13 @@ fn probes() -> Vec<Probe> {
             S::BAD_REQUEST,
         ),
         p(
+            "/api/backup",
+            Method::POST,
+            "/api/backup",
+            Some(r#"{"dest": "relative/folder"}"#),
+            S::BAD_REQUEST,
+        ),
+        p(
             "/api/ask",
             Method::POST,
             "/api/ask",

@@ -1131,3 +1131,74 @@ fn terminate(pid: u32) {
         .unwrap();
     assert!(status.success());
 }
+
+#[test]
+fn a_backup_made_while_the_server_runs_restores_whole_with_its_people() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    for name in ["cuti-tahunan.pdf", "waktu-bekerja.md"] {
+        std::fs::copy(common::corpus_dir().join(name), docs.join(name)).unwrap();
+    }
+    let out = tanya_with_stdin(
+        &data,
+        &[
+            "users",
+            "add",
+            "siti",
+            "--groups",
+            "public",
+            "--password-stdin",
+        ],
+        "kata-laluan-siti\n",
+    );
+    assert!(out.status.success());
+    let server = Serving::start(&data, dir.path().join("serve.log"));
+    let run = |data: &std::path::Path, args: &[&str]| {
+        let out = common::tanya(data).args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&data, &["ingest", docs.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let backup = dir.path().join("backup");
+    let (code, out, err) = run(&data, &["backup", backup.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("2 documents, 2 people"), "{out}");
+    // Not the lock, the key of the running server, or its first password.
+    for absent in ["tanya.lock", "server.json", "first-admin-password.txt"] {
+        assert!(!backup.join(absent).exists(), "{absent} was copied");
+    }
+    assert!(backup.join("accounts.db").exists());
+    // A second backup into the same folder is refused.
+    let (code, _, err) = run(&data, &["backup", backup.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    drop(server);
+
+    let restored = dir.path().join("restored");
+    let (code, out, err) = run(&restored, &["restore", backup.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("every document is whole"), "{out}");
+    let (code, out, err) = run(
+        &restored,
+        &[
+            "ask",
+            "Berapa hari cuti tahunan selepas 3 tahun berkhidmat?",
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("16 hari"), "{out}");
+    let accounts = tanya::accounts::Accounts::open(&restored).unwrap();
+    assert!(accounts
+        .verify_password("siti", "kata-laluan-siti")
+        .unwrap()
+        .is_some());
+    // Restoring over a data directory in use is refused.
+    let (code, _, err) = run(&restored, &["restore", backup.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("not empty"), "{err}");
+}

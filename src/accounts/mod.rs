@@ -407,6 +407,18 @@ impl Accounts {
         .map_err(db_err("looking for an admin"))
     }
 
+    /// Writes a consistent copy of the database to `dest` (which must not exist), while
+    /// it stays in use (`VACUUM INTO`).
+    pub fn copy_to(&self, dest: &Path) -> Result<()> {
+        let conn = self.conn();
+        conn.execute("VACUUM INTO ?1", [dest.to_string_lossy()])
+            .map_err(db_err(format!(
+                "copying the accounts to {}",
+                dest.display()
+            )))?;
+        Ok(())
+    }
+
     /// On a database without an enabled administrator, adds the administrator `name`
     /// with a random password, writes it to [`FIRST_PASSWORD_FILE`] (mode 0600, never to
     /// a log) and returns that file's path; `None` when an administrator exists.

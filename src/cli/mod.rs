@@ -3,6 +3,7 @@
 //! [`tanya::accounts`]) only.
 
 pub mod ask;
+pub mod backup;
 pub mod bench;
 pub mod config;
 pub mod documents;
@@ -79,6 +80,11 @@ pub enum Command {
         #[command(subcommand)]
         what: users::UsersCommand,
     },
+    /// Copy the index, uploads, audit log and accounts into a new folder, consistently,
+    /// also while `tanya serve` runs.
+    Backup(backup::BackupArgs),
+    /// Put a backup in place as a new (empty) data directory, and check it.
+    Restore(backup::RestoreArgs),
     /// Manage API tokens for programs (shown once, stored hashed, revocable).
     Tokens {
         #[command(subcommand)]

@@ -65,6 +65,9 @@ pub fn lock_data_dir(data_dir: &Path) -> Result<File> {
 pub struct Collection {
     dir: PathBuf,
     _lock: File,
+    /// Held shared by every write to the stores, and exclusively by a backup, which so
+    /// copies them between writes.
+    writes: RwLock<()>,
     manifest: RwLock<Manifest>,
     vectors: Box<dyn VectorStore>,
     bm25: Bm25Index,
@@ -110,6 +113,7 @@ impl Collection {
         let collection = Collection {
             dir: data_dir.to_path_buf(),
             _lock: lock,
+            writes: RwLock::new(()),
             manifest: RwLock::new(manifest),
             vectors,
             bm25,
@@ -219,7 +223,27 @@ impl Collection {
                 "{doc_id} at {version} is not an acknowledged version"
             )));
         }
+        let _writing = self.writing();
         self.texts.put(doc_id, version, text)
+    }
+
+    /// A shared hold on the stores for one write (see [`Self::copy_to`]).
+    fn writing(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.writes.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Copies the whole data directory but its lock (and what `skip` names, relative to
+    /// it) into the empty or new folder `dest`, with every write held off meanwhile:
+    /// a copy that opens as this index did between two writes (an unfinished write's
+    /// intent is copied with it and cleaned up when the copy is opened). Returns the
+    /// files and bytes copied.
+    pub fn copy_to(&self, dest: &Path, skip: &[&str]) -> Result<(usize, u64)> {
+        let _no_writes = self.writes.write().unwrap_or_else(|p| p.into_inner());
+        self.vectors.flush()?;
+        let mut skipped: Vec<&str> = vec![LOCK_FILE];
+        skipped.extend_from_slice(skip);
+        copy_tree(&self.dir, dest, &self.dir, &skipped)
+            .map_err(|e| Error::io(format!("copying the index to {}", dest.display()), e))
     }
 
     /// Whether the text of `doc_id` at `version` is stored.
@@ -289,6 +313,7 @@ impl Collection {
         // unless this is that version again (the same content under other groups): its
         // BM25 entries go in the same commit as their replacements, so none keeps the old
         // groups. (The vector store replaces them by point id.)
+        let _writing = self.writing();
         let keep = previous.as_deref().filter(|p| *p != entry.version);
         self.bm25.delete_document(doc_id, keep)?;
         self.vectors.upsert(items)?;
@@ -364,6 +389,7 @@ impl Collection {
 
     /// Forgets a document: unacknowledge first, then delete its chunks.
     pub fn remove_document(&self, doc_id: &str) -> Result<()> {
+        let _writing = self.writing();
         let version = {
             let mut m = self.manifest.write().unwrap_or_else(|p| p.into_inner());
             let Some(version) = m.documents.get(doc_id).map(|d| d.version.clone()) else {
@@ -385,6 +411,7 @@ impl Collection {
 
     /// Makes pending deletions durable and clears the intents they belonged to.
     pub fn finish(&self) -> Result<()> {
+        let _writing = self.writing();
         self.vectors.flush()?;
         self.bm25.commit()?;
         if let Ok(entries) = std::fs::read_dir(self.pending_dir()) {
@@ -512,6 +539,33 @@ impl Collection {
             self.bm25.count_document(doc_id)?,
         ))
     }
+}
+
+/// Copies the files below `from` into `to` (created), but for the paths relative to
+/// `root` that `skip` names; symlinks are not followed (there are none in a data
+/// directory). Files and bytes copied.
+fn copy_tree(from: &Path, to: &Path, root: &Path, skip: &[&str]) -> std::io::Result<(usize, u64)> {
+    std::fs::create_dir_all(to)?;
+    let (mut files, mut bytes) = (0, 0);
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let path = entry.path();
+        let rel = path.strip_prefix(root).unwrap_or(&path);
+        if skip.iter().any(|s| rel == Path::new(s)) {
+            continue;
+        }
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            let (f, b) = copy_tree(&path, &target, root, skip)?;
+            files += f;
+            bytes += b;
+        } else if kind.is_file() {
+            bytes += std::fs::copy(&path, &target)?;
+            files += 1;
+        }
+    }
+    Ok((files, bytes))
 }
 
 #[cfg(test)]

@@ -16,7 +16,9 @@ use utoipa::ToSchema;
 use super::auth::{Principal, LOCAL_PREFIX};
 use super::error::ApiError;
 use super::AppState;
+use crate::accounts::Accounts;
 use crate::engine::{IngestOptions, IngestReport, Quiet};
+use crate::Engine;
 
 /// The file's name in the data directory.
 pub const FILE: &str = "server.json";
@@ -122,6 +124,134 @@ pub async fn ingest(
             "rejected": report.rejected.len(),
             "removed": report.removed.len(),
         }),
+    );
+    Ok(web::Json(report))
+}
+
+/// What a backup holds besides the data: when and from what it was made.
+pub const BACKUP_FILE: &str = "tanya-backup.json";
+
+/// What a backup copied.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BackupReport {
+    /// Seconds since the Unix epoch.
+    pub created_at: i64,
+    pub version: String,
+    pub documents: usize,
+    pub users: usize,
+    pub files: usize,
+    pub bytes: u64,
+}
+
+/// Copies the index, the uploads, the audit log and the accounts of `engine`'s data
+/// directory into `dest` (new or empty), consistently while a server may be using them:
+/// the index between two writes, the accounts database as one transaction sees it. Not
+/// copied: the lock, `server.json` and the first administrator's password file.
+pub fn backup(engine: &Engine, accounts: &Accounts, dest: &Path) -> crate::Result<BackupReport> {
+    let occupied = std::fs::read_dir(dest).is_ok_and(|mut d| d.next().is_some());
+    if occupied {
+        return Err(crate::Error::BadRequest(format!(
+            "{} is not empty: back up into a new folder",
+            dest.display()
+        )));
+    }
+    let wal = format!("{}-wal", crate::accounts::FILE);
+    let shm = format!("{}-shm", crate::accounts::FILE);
+    let skip = [
+        crate::accounts::FILE,
+        wal.as_str(),
+        shm.as_str(),
+        crate::accounts::FIRST_PASSWORD_FILE,
+        FILE,
+    ];
+    let (files, bytes) = engine.copy_data_to(dest, &skip)?;
+    accounts.copy_to(&dest.join(crate::accounts::FILE))?;
+    let report = BackupReport {
+        created_at: chrono::Utc::now().timestamp(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        documents: engine.manifest().documents.len(),
+        users: accounts.users()?.len(),
+        files: files + 1,
+        bytes,
+    };
+    let file = dest.join(BACKUP_FILE);
+    std::fs::write(
+        &file,
+        serde_json::to_vec_pretty(&report).unwrap_or_default(),
+    )
+    .map_err(|e| crate::Error::io(format!("writing {}", file.display()), e))?;
+    Ok(report)
+}
+
+/// Puts a backup made by [`backup`] in place as the data directory `data_dir`, which
+/// must be new or empty and not in use. Open it afterwards to check it.
+pub fn restore(backup_dir: &Path, data_dir: &Path) -> crate::Result<BackupReport> {
+    let text = std::fs::read_to_string(backup_dir.join(BACKUP_FILE)).map_err(|_| {
+        crate::Error::BadRequest(format!(
+            "{} is not a Tanya backup (it has no {BACKUP_FILE})",
+            backup_dir.display()
+        ))
+    })?;
+    let report: BackupReport = serde_json::from_str(&text)
+        .map_err(|e| crate::Error::BadRequest(format!("{BACKUP_FILE}: {e}")))?;
+    let occupied = std::fs::read_dir(data_dir).is_ok_and(|mut d| d.next().is_some());
+    if occupied {
+        return Err(crate::Error::BadRequest(format!(
+            "the data directory {} is not empty: restore into a new one (set \
+             paths.data_dir or --data-dir), and move it in place once checked",
+            data_dir.display()
+        )));
+    }
+    copy_backup(backup_dir, data_dir)
+        .map_err(|e| crate::Error::io(format!("restoring into {}", data_dir.display()), e))?;
+    Ok(report)
+}
+
+fn copy_backup(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        if entry.file_name() == BACKUP_FILE {
+            continue;
+        }
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            copy_backup(&entry.path(), &to.join(entry.file_name()))?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
+/// `POST /api/backup` body.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct BackupRequest {
+    /// A new or empty folder on the server's machine, in full.
+    #[schema(value_type = String)]
+    pub dest: PathBuf,
+}
+
+#[utoipa::path(post, path = "/api/backup", tag = "operations", request_body = BackupRequest,
+    responses((status = 200, body = BackupReport), (status = 400, body = super::error::ErrorBody),
+              (status = 403, body = super::error::ErrorBody)))]
+pub async fn backup_route(
+    state: web::Data<AppState>,
+    by: Principal,
+    body: web::Json<BackupRequest>,
+) -> Result<web::Json<BackupReport>, ApiError> {
+    let dest = body.into_inner().dest;
+    if !dest.is_absolute() {
+        return Err(ApiError::bad_request("give the backup folder in full"));
+    }
+    let engine = Arc::clone(&state.engine);
+    let accounts = Arc::clone(&state.accounts);
+    let shown = dest.display().to_string();
+    let report = web::block(move || backup(&engine, &accounts, &dest)).await??;
+    state.audit.record(
+        "backup",
+        Some(&by.user.name),
+        serde_json::json!({ "dest": shown, "files": report.files, "bytes": report.bytes }),
     );
     Ok(web::Json(report))
 }

@@ -325,6 +325,7 @@ fn set_security_headers(h: &mut header::HeaderMap) {
         people::create_token,
         people::revoke_token,
         local::ingest,
+        local::backup_route,
         conversations::list,
         conversations::get,
         conversations::rename,
@@ -354,6 +355,8 @@ fn set_security_headers(h: &mut header::HeaderMap) {
         people::UserChange,
         people::NewTokenRequest,
         local::IngestRequest,
+        local::BackupRequest,
+        local::BackupReport,
         conversations::ConversationView,
         conversations::TurnView,
         conversations::Rename,
@@ -449,6 +452,7 @@ routes! {
     }
     "/api/conversations/{id}/export" { get => conversations::export, READER; }
     "/api/ingest" { post => local::ingest, Policy::Local; }
+    "/api/backup" { post => local::backup_route, Policy::Local; }
     "/api/ask" { post => api::ask, READER; }
     "/api/search" { post => api::search, READER; }
     "/api/info" { get => api::info, READER; }
