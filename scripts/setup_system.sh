@@ -8,6 +8,8 @@ set -euo pipefail
 # poppler-utils renders scanned PDF pages for OCR; tesseract reads them (Malay + English).
 packages=(cmake libclang-dev clang pkg-config python3-venv poppler-utils fonts-dejavu-core
           tesseract-ocr tesseract-ocr-eng tesseract-ocr-msa
+          # The HTTPS test makes a certificate and signs in as a browser would.
+          openssl curl
           # English-Malay word list for cross-language search (scripts/build_lexicon.py).
           dict-freedict-eng-ind apertium apertium-ind-zlm)
 # Node.js and npm install the page's pdf.js (and the browser-test driver).

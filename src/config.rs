@@ -173,6 +173,10 @@ pub struct ServerConfig {
     pub allowed_hosts: Vec<String>,
     /// Largest accepted upload, in MiB.
     pub max_upload_mb: u64,
+    /// PEM certificate chain for HTTPS ("" for plain HTTP).
+    pub tls_cert: String,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: String,
     /// How long a sign-in lasts, in hours.
     pub session_hours: u64,
     /// The administrator the first start creates when there is none.
@@ -435,6 +439,11 @@ impl Config {
         if self.server.max_upload_mb == 0 {
             return bad("server.max_upload_mb must be at least 1".into());
         }
+        if self.server.tls_cert.trim().is_empty() != self.server.tls_key.trim().is_empty() {
+            return bad(
+                "server.tls_cert and server.tls_key go together: set both, or neither".into(),
+            );
+        }
         if self.server.requests_per_minute == 0 || self.server.max_answering == 0 {
             return bad(
                 "server.requests_per_minute and server.max_answering must be at least 1".into(),
@@ -444,6 +453,13 @@ impl Config {
             return bad("server.session_hours must be between 1 and 2160 (90 days)".into());
         }
         Ok(())
+    }
+
+    /// The certificate and key files for HTTPS, when both are set.
+    pub fn tls_files(&self) -> Option<(PathBuf, PathBuf)> {
+        let (cert, key) = (self.server.tls_cert.trim(), self.server.tls_key.trim());
+        (!cert.is_empty() && !key.is_empty())
+            .then(|| (expand_home(Path::new(cert)), expand_home(Path::new(key))))
     }
 
     /// The GGUF file generative mode loads.

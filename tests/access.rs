@@ -29,8 +29,8 @@ fn fixture() -> &'static Fixture {
         let engine = Engine::open(common::config(&dir.path().join("data"))).unwrap();
         let state = AppState::new(Arc::new(engine), None).unwrap();
         // As `tanya serve` does once it listens: the command line's key in server.json.
-        let file =
-            tanya::server::local::publish(&state, "127.0.0.1:8080".parse().unwrap()).unwrap();
+        let file = tanya::server::local::publish(&state, "127.0.0.1:8080".parse().unwrap(), false)
+            .unwrap();
         let written: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
         use std::os::unix::fs::PermissionsExt;

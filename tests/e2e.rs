@@ -1202,3 +1202,155 @@ fn a_backup_made_while_the_server_runs_restores_whole_with_its_people() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("not empty"), "{err}");
 }
+
+#[test]
+fn https_with_the_users_certificate_and_a_secure_session_cookie() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+        ])
+        .arg("/CN=tanya.pejabat.local")
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let out = tanya_with_stdin(
+        &data,
+        &["users", "add", "siti", "--password-stdin"],
+        "kata-laluan-siti\n",
+    );
+    assert!(out.status.success());
+    let with_tls = |cmd: &mut std::process::Command| {
+        cmd.env("TANYA__SERVER__TLS_CERT", &cert)
+            .env("TANYA__SERVER__TLS_KEY", &key);
+    };
+    let log = dir.path().join("serve.log");
+    let mut serve = common::tanya(&data);
+    with_tls(&mut serve);
+    let out = std::fs::File::create(&log).unwrap();
+    let child = serve
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let server = Serving {
+        child,
+        log: log.clone(),
+    };
+    let started = std::time::Instant::now();
+    let url = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(i) = text.find("Tanya is serving on ") {
+            let rest = &text[i + "Tanya is serving on ".len()..];
+            break rest[..rest.find('\n').unwrap()]
+                .trim_end_matches('/')
+                .to_string();
+        }
+        assert!(started.elapsed().as_secs() < 120, "{text}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    // A browser-like client that trusts the certificate: signing in sets a Secure cookie.
+    let signed = std::process::Command::new("curl")
+        .args(["-sS", "-i", "--cacert"])
+        .arg(&cert)
+        .args(["--resolve"])
+        .arg(format!(
+            "tanya.pejabat.local:{}:127.0.0.1",
+            url.rsplit(':').next().unwrap()
+        ))
+        .args(["-H", "Content-Type: application/json", "-d"])
+        .arg(r#"{"name": "siti", "password": "kata-laluan-siti"}"#)
+        .arg(format!(
+            "https://tanya.pejabat.local:{}/api/session",
+            url.rsplit(':').next().unwrap()
+        ))
+        .output()
+        .unwrap();
+    let response = String::from_utf8_lossy(&signed.stdout).to_ascii_lowercase();
+    let response = if response.is_empty() {
+        format!("(curl: {})", String::from_utf8_lossy(&signed.stderr))
+    } else {
+        response
+    };
+    // The certificate's name is not an allowed host until it is listed.
+    assert!(
+        response.starts_with("http/1.1 403") || response.starts_with("http/2 403"),
+        "{response}"
+    );
+    assert!(response.contains("host_not_allowed"), "{response}");
+    drop(server);
+
+    // Listed in server.allowed_hosts, the name works, and the cookie is Secure.
+    let mut serve = common::tanya(&data);
+    with_tls(&mut serve);
+    let out = std::fs::File::create(&log).unwrap();
+    let child = serve
+        .env("TANYA__SERVER__ALLOWED_HOSTS", r#"["tanya.pejabat.local"]"#)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let _server = Serving {
+        child,
+        log: log.clone(),
+    };
+    let started = std::time::Instant::now();
+    let port = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(i) = text.find("Tanya is serving on https://127.0.0.1:") {
+            let rest = &text[i + "Tanya is serving on https://127.0.0.1:".len()..];
+            break rest[..rest.find('/').unwrap()].to_string();
+        }
+        assert!(started.elapsed().as_secs() < 120, "{text}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let signed = std::process::Command::new("curl")
+        .args(["-sS", "-i", "--cacert"])
+        .arg(&cert)
+        .arg("--resolve")
+        .arg(format!("tanya.pejabat.local:{port}:127.0.0.1"))
+        .args(["-H", "Content-Type: application/json", "-d"])
+        .arg(r#"{"name": "siti", "password": "kata-laluan-siti"}"#)
+        .arg(format!("https://tanya.pejabat.local:{port}/api/session"))
+        .output()
+        .unwrap();
+    let response = String::from_utf8_lossy(&signed.stdout).to_ascii_lowercase();
+    assert!(response.contains(" 200"), "{response}");
+    let cookie = response
+        .lines()
+        .find(|l| l.starts_with("set-cookie: tanya_session="))
+        .unwrap_or_else(|| panic!("{response}"));
+    for attribute in ["secure", "httponly", "samesite=strict"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    // Plain HTTP to the HTTPS port gets nothing.
+    let plain = std::process::Command::new("curl")
+        .args(["-sS", "-m", "5"])
+        .arg(format!("http://127.0.0.1:{port}/healthz"))
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("ok"));
+    // The command line reaches it over HTTPS, trusting exactly that certificate.
+    let mut documents = common::tanya(&data);
+    with_tls(&mut documents);
+    let out = documents.arg("documents").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 documents"));
+}

@@ -19,6 +19,8 @@ pub struct Remote {
     addr: SocketAddr,
     host: String,
     key: String,
+    /// For a server on HTTPS: a client that trusts exactly its certificate.
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 /// The engine of the data directory, or, while `tanya serve` holds it, that server.
@@ -31,9 +33,10 @@ pub enum Target {
 /// that left `server.json`, returns that server instead.
 pub fn open(config: Config) -> anyhow::Result<Target> {
     let data_dir = config.paths.data_dir.clone();
+    let cert = config.tls_files().map(|(cert, _)| cert);
     match Engine::open(config) {
         Ok(engine) => Ok(Target::Engine(Box::new(engine))),
-        Err(tanya::Error::Locked(dir)) => match Remote::find(&data_dir)? {
+        Err(tanya::Error::Locked(dir)) => match Remote::find(&data_dir, cert.as_deref())? {
             Some(remote) => {
                 eprintln!("(the server is running: this goes through it)");
                 Ok(Target::Server(remote))
@@ -45,8 +48,9 @@ pub fn open(config: Config) -> anyhow::Result<Target> {
 }
 
 impl Remote {
-    /// The server that wrote `<data_dir>/server.json`, if that file is there.
-    pub fn find(data_dir: &Path) -> anyhow::Result<Option<Remote>> {
+    /// The server that wrote `<data_dir>/server.json`, if that file is there; `cert` is
+    /// `server.tls_cert`, the certificate a server on HTTPS must present.
+    pub fn find(data_dir: &Path, cert: Option<&Path>) -> anyhow::Result<Option<Remote>> {
         let file = data_dir.join(FILE);
         let text = match std::fs::read_to_string(&file) {
             Ok(t) => t,
@@ -55,12 +59,25 @@ impl Remote {
         };
         let s: ServerFile =
             serde_json::from_str(&text).with_context(|| format!("reading {}", file.display()))?;
-        let host = s
-            .url
-            .strip_prefix("http://")
-            .ok_or_else(|| anyhow!("{}: not an http:// address", file.display()))?
-            .trim_end_matches('/')
-            .to_string();
+        let (https, rest) = match (
+            s.url.strip_prefix("https://"),
+            s.url.strip_prefix("http://"),
+        ) {
+            (Some(rest), _) => (true, rest),
+            (None, Some(rest)) => (false, rest),
+            _ => bail!("{}: not an http(s):// address", file.display()),
+        };
+        let host = rest.trim_end_matches('/').to_string();
+        let tls = if https {
+            let cert = cert.ok_or_else(|| {
+                anyhow!("the server runs HTTPS, but this configuration names no server.tls_cert")
+            })?;
+            Some(std::sync::Arc::new(tanya::server::tls::pinned_client(
+                cert,
+            )?))
+        } else {
+            None
+        };
         let addr = host
             .to_socket_addrs()
             .with_context(|| format!("resolving {host}"))?
@@ -70,6 +87,7 @@ impl Remote {
             addr,
             host,
             key: s.key,
+            tls,
         }))
     }
 
@@ -83,22 +101,39 @@ impl Remote {
 
     /// One request; a JSON answer, or the server's error message as the error.
     fn call(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
-        let mut s = TcpStream::connect_timeout(&self.addr, Duration::from_secs(10))
+        let tcp = TcpStream::connect_timeout(&self.addr, Duration::from_secs(10))
             .with_context(|| format!("connecting to the server at {}", self.host))?;
         // An ingest of a large folder takes as long as it takes.
-        s.set_read_timeout(Some(Duration::from_secs(24 * 3600)))?;
+        tcp.set_read_timeout(Some(Duration::from_secs(24 * 3600)))?;
         let body = body.map(Value::to_string).unwrap_or_default();
-        write!(
-            s,
+        let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
              Accept: application/json\r\nContent-Type: application/json\r\n\
              Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
             self.host,
             self.key,
             body.len()
-        )?;
+        );
         let mut raw = Vec::new();
-        s.read_to_end(&mut raw)?;
+        match &self.tls {
+            None => {
+                let mut s = tcp;
+                s.write_all(request.as_bytes())?;
+                s.read_to_end(&mut raw)?;
+            }
+            Some(config) => {
+                let name = rustls::pki_types::ServerName::IpAddress(self.addr.ip().into());
+                let conn = rustls::ClientConnection::new(std::sync::Arc::clone(config), name)?;
+                let mut s = rustls::StreamOwned::new(conn, tcp);
+                s.write_all(request.as_bytes())?;
+                // A server may close without a TLS close_notify: what came is the answer.
+                match s.read_to_end(&mut raw) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
         let (status, chunked, payload) = parse_response(&raw)?;
         let payload = if chunked {
             dechunk(payload)?

@@ -24,11 +24,15 @@ pub fn run(config: Config, args: Args) -> anyhow::Result<()> {
         .ensure_first_admin_file(&admin_name)?
         .map(|file| (admin_name, file));
     let documents = engine.manifest().documents.len();
-    tanya::server::serve(engine, &bind, |addr| {
+    tanya::server::serve(engine, &bind, |addr, url| {
         let shown = if addr.ip().is_unspecified() {
-            format!("http://localhost:{}/", addr.port())
+            format!(
+                "{}://localhost:{}/",
+                &url[..url.find(':').unwrap_or(4)],
+                addr.port()
+            )
         } else {
-            format!("http://{addr}/")
+            format!("{url}/")
         };
         // Written, not println!: a closed stdout (`tanya serve | head -1`) must not stop
         // the server.

@@ -35,17 +35,25 @@ pub struct ServerFile {
 
 /// The address this machine reaches a server bound to `addr` at.
 pub fn local_url(addr: SocketAddr) -> String {
+    url_of(addr, false)
+}
+
+/// [`local_url`], with `https://` when the server speaks TLS.
+pub fn url_of(addr: SocketAddr, https: bool) -> String {
+    let scheme = if https { "https" } else { "http" };
     match addr {
-        SocketAddr::V4(a) if a.ip().is_unspecified() => format!("http://127.0.0.1:{}", a.port()),
-        SocketAddr::V6(a) if a.ip().is_unspecified() => format!("http://[::1]:{}", a.port()),
-        SocketAddr::V4(a) => format!("http://{a}"),
-        SocketAddr::V6(a) => format!("http://[{}]:{}", a.ip(), a.port()),
+        SocketAddr::V4(a) if a.ip().is_unspecified() => {
+            format!("{scheme}://127.0.0.1:{}", a.port())
+        }
+        SocketAddr::V6(a) if a.ip().is_unspecified() => format!("{scheme}://[::1]:{}", a.port()),
+        SocketAddr::V4(a) => format!("{scheme}://{a}"),
+        SocketAddr::V6(a) => format!("{scheme}://[{}]:{}", a.ip(), a.port()),
     }
 }
 
 /// Makes a new key, tells the server its hash, and writes `server.json` (mode 0600,
 /// atomically). Returns the file's path.
-pub fn publish(state: &AppState, addr: SocketAddr) -> crate::Result<PathBuf> {
+pub fn publish(state: &AppState, addr: SocketAddr, https: bool) -> crate::Result<PathBuf> {
     use sha2::Digest;
     let key = format!("{LOCAL_PREFIX}{}", crate::accounts::random_secret()?);
     let _ = state
@@ -53,7 +61,7 @@ pub fn publish(state: &AppState, addr: SocketAddr) -> crate::Result<PathBuf> {
         .set(sha2::Sha256::digest(key.as_bytes()).to_vec());
     let file = state.engine.data_dir().join(FILE);
     let body = ServerFile {
-        url: local_url(addr),
+        url: url_of(addr, https),
         pid: std::process::id(),
         key,
     };

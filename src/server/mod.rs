@@ -20,6 +20,7 @@ mod metrics;
 mod openai;
 mod people;
 mod slow;
+pub mod tls;
 mod types;
 
 use std::net::SocketAddr;
@@ -582,12 +583,13 @@ fn connections_per_worker(workers: usize) -> usize {
     per_worker
 }
 
-/// Serves until interrupted. `on_bound` is called with the address actually bound (the
-/// port may have been 0).
+/// Serves until interrupted, over HTTPS when `server.tls_cert` and `server.tls_key` are
+/// set. `on_bound` is called with the address actually bound (the port may have been 0)
+/// and the page's URL.
 pub fn serve(
     engine: Arc<Engine>,
     bind: &str,
-    on_bound: impl FnOnce(SocketAddr),
+    on_bound: impl FnOnce(SocketAddr, &str),
 ) -> crate::Result<()> {
     let workers = crate::config::Config::resolve_threads(engine.config().server.workers);
     let listener = std::net::TcpListener::bind(bind)
@@ -595,8 +597,13 @@ pub fn serve(
     let addr = listener
         .local_addr()
         .map_err(|e| crate::Error::io("reading the bound address", e))?;
+    let tls = match engine.config().tls_files() {
+        Some((cert, key)) => Some(tls::server_config(&cert, &key)?),
+        None => None,
+    };
+    let https = tls.is_some();
     let state = web::Data::new(AppState::new(engine, Some(addr))?);
-    let server_file = local::publish(&state, addr)?;
+    let server_file = local::publish(&state, addr, https)?;
     let per_worker = connections_per_worker(workers);
     let system = actix_web::rt::System::new();
     let server = actix_web::HttpServer::new(move || app(state.clone()))
@@ -606,11 +613,14 @@ pub fn serve(
         .client_request_timeout(std::time::Duration::from_secs(5))
         .client_disconnect_timeout(std::time::Duration::from_secs(2))
         .keep_alive(std::time::Duration::from_secs(5))
-        .max_connections(per_worker)
-        .listen(listener)
-        .map_err(|e| crate::Error::io(format!("listening on {addr}"), e))?
-        .run();
-    on_bound(addr);
+        .max_connections(per_worker);
+    let server = match tls {
+        Some(config) => server.listen_rustls_0_23(listener, config),
+        None => server.listen(listener),
+    }
+    .map_err(|e| crate::Error::io(format!("listening on {addr}"), e))?
+    .run();
+    on_bound(addr, &local::url_of(addr, https));
     let served = system
         .block_on(server)
         .map_err(|e| crate::Error::io("serving HTTP", e));
