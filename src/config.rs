@@ -177,6 +177,8 @@ pub struct ServerConfig {
     pub tls_cert: String,
     /// PEM private key of `tls_cert`.
     pub tls_key: String,
+    /// Whether a reverse proxy on this machine is the only client (see default.toml).
+    pub behind_proxy: bool,
     /// How long a sign-in lasts, in hours.
     pub session_hours: u64,
     /// The administrator the first start creates when there is none.

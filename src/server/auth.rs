@@ -164,7 +164,10 @@ pub async fn admit(
     }
     let found = principal(state, req).await?;
     if policy == Policy::Metrics {
-        let loopback = req.peer_addr().is_some_and(|a| a.ip().is_loopback());
+        // Behind a reverse proxy every request comes from loopback: then only an
+        // administrator may read the metrics.
+        let behind_proxy = state.engine.config().server.behind_proxy;
+        let loopback = !behind_proxy && req.peer_addr().is_some_and(|a| a.ip().is_loopback());
         if loopback || found.as_ref().is_some_and(|p| p.role == Role::Admin) {
             return Ok(());
         }
@@ -405,13 +408,25 @@ impl SessionView {
 }
 
 /// The client's address for throttling (the peer; a reverse proxy's clients share it).
-fn address_key(req: &HttpRequest) -> String {
-    format!(
-        "addr:{}",
+/// Behind a reverse proxy (`server.behind_proxy`), the client the proxy names last in
+/// `X-Forwarded-For` (the one it saw); otherwise the peer, and that header is ignored.
+fn address_key(req: &HttpRequest, behind_proxy: bool) -> String {
+    let forwarded = behind_proxy
+        .then(|| {
+            req.headers()
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit(',').next())
+                .map(|a| a.trim().to_string())
+                .filter(|a| !a.is_empty())
+        })
+        .flatten();
+    let peer = || {
         req.peer_addr()
             .map(|a| a.ip().to_string())
             .unwrap_or_default()
-    )
+    };
+    format!("addr:{}", forwarded.unwrap_or_else(peer))
 }
 
 fn session_cookie(req: &HttpRequest, value: String, max_age: CookieDuration) -> Cookie<'static> {
@@ -436,7 +451,7 @@ pub async fn sign_in(
     let SignIn { name, password } = body.into_inner();
     let attempted = name.clone();
     let account_key = format!("user:{name}");
-    let address = address_key(&req);
+    let address = address_key(&req, state.engine.config().server.behind_proxy);
     for (key, max) in [
         (&account_key, MAX_FAILURES_PER_ACCOUNT),
         (&address, MAX_FAILURES_PER_ADDRESS),
@@ -594,6 +609,20 @@ pub async fn change_password(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forwarded_addresses_are_believed_only_behind_a_proxy() {
+        let req = actix_web::test::TestRequest::default()
+            .peer_addr("127.0.0.1:5000".parse().unwrap())
+            .insert_header(("X-Forwarded-For", "6.6.6.6, 192.168.1.20"))
+            .to_http_request();
+        assert_eq!(address_key(&req, false), "addr:127.0.0.1");
+        assert_eq!(address_key(&req, true), "addr:192.168.1.20");
+        let bare = actix_web::test::TestRequest::default()
+            .peer_addr("10.0.0.7:5000".parse().unwrap())
+            .to_http_request();
+        assert_eq!(address_key(&bare, true), "addr:10.0.0.7");
+    }
 
     #[test]
     fn the_rate_limiter_allows_max_per_minute_per_key() {
