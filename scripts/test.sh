@@ -22,7 +22,7 @@ cargo clippy --release --locked --workspace --all-targets -- -D warnings
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 set +e
-cargo test --release --locked --workspace --all-targets -- --include-ignored 2>&1 | tee "$log"
+cargo test --release --locked --no-fail-fast --workspace --all-targets -- --include-ignored 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 # The page in a real browser (Debian's Chromium driven by Playwright) against the real
 # binary built above. Screenshots go to artifacts/browser/.

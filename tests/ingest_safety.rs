@@ -887,7 +887,10 @@ async fn a_running_server_keeps_answering_on_a_full_disk() {
     let engine = std::sync::Arc::new(tanya::Engine::open(config).unwrap());
     common::ingest_public(&engine, &docs);
     let state = actix_web::web::Data::new(tanya::server::AppState::new(engine, None).unwrap());
-    let app = test::init_service(tanya::server::app(state.clone())).await;
+    // An editor of `public` (the accounts database lives on the small disk too).
+    let token =
+        common::http::token_for(&state, "editor", tanya::accounts::Role::Editor, &["public"]);
+    let app = common::http::signed_in!(state.clone(), token);
     let search = || {
         TestRequest::post()
             .uri("/api/search")
