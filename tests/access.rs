@@ -176,6 +176,13 @@ fn probes() -> Vec<Probe> {
             S::BAD_REQUEST,
         ),
         p(
+            "/api/collections",
+            Method::GET,
+            "/api/collections",
+            None,
+            S::OK,
+        ),
+        p(
             "/api/ask",
             Method::POST,
             "/api/ask",
@@ -1611,4 +1618,173 @@ async fn an_administrator_regroups_a_document_without_embedding_it_again() {
     assert_eq!(entry.ingested_at, embedded_before, "it was ingested again");
     let v = state.engine.verify().unwrap();
     assert!(v.ok, "{v:?}");
+}
+
+// ---- collections ----------------------------------------------------------------------------
+
+#[actix_web::test]
+async fn collections_narrow_every_search_and_show_only_what_a_person_may_see() {
+    let dir = tempfile::tempdir().unwrap();
+    let put = |folder: &str, name: &str, text: &str| {
+        let d = dir.path().join(folder);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(name), text).unwrap();
+        d
+    };
+    let hr = put(
+        "hr",
+        "cuti-hr.txt",
+        "Cuti HR\n\nCuti tahunan staf HR ialah 20 hari setahun.\n",
+    );
+    let hr_public = put(
+        "hr-awam",
+        "cuti-awam-hr.txt",
+        "Cuti umum\n\nCuti tahunan semua staf ialah 14 hari setahun.\n",
+    );
+    let kew = put(
+        "kew",
+        "cuti-kew.txt",
+        "Cuti kewangan\n\nCuti tahunan staf kewangan ialah 18 hari setahun.\n",
+    );
+    let engine = Engine::open(common::config(&dir.path().join("data"))).unwrap();
+    let ingest = |path: &std::path::Path, group: &str, collection: Option<&str>| {
+        let options = tanya::engine::IngestOptions {
+            in_collection: collection.map(str::to_string),
+            ..tanya::engine::IngestOptions::with_groups(vec![group.to_string()])
+        };
+        engine
+            .ingest(path, &options, &tanya::engine::Quiet)
+            .unwrap();
+    };
+    ingest(&hr, "HR", Some("HR"));
+    ingest(&hr_public, "Awam", Some("HR"));
+    ingest(&kew, "Kewangan", Some("Kewangan"));
+    let state = web::Data::new(AppState::new(Arc::new(engine), None).unwrap());
+    let a = &state.accounts;
+    a.add_user("awam", "kata-laluan-ujian", Role::Reader, &["Awam".into()])
+        .unwrap();
+    a.add_user("boss", "kata-laluan-ujian", Role::Admin, &[])
+        .unwrap();
+    let awam = a.create_token("awam", "t", Role::Reader).unwrap().secret;
+    let boss = a.create_token("boss", "t", Role::Admin).unwrap().secret;
+    let app = test::init_service(server::app(state.clone())).await;
+    let call = |token: &str, req: TestRequest| {
+        let req = req
+            .insert_header((header::HOST, "localhost"))
+            .insert_header((header::AUTHORIZATION, format!("Bearer {token}")))
+            .to_request();
+        let app = &app;
+        async move {
+            let res = test::call_service(app, req).await;
+            let status = res.status();
+            let body: serde_json::Value =
+                serde_json::from_slice(&test::read_body(res).await).unwrap_or_default();
+            (status, body)
+        }
+    };
+    let search = |collection: &str| {
+        TestRequest::post()
+            .uri("/api/search")
+            .set_json(serde_json::json!({ "query": "cuti tahunan staf", "collection": collection }))
+    };
+    let files = |body: &serde_json::Value| {
+        let mut f: Vec<String> = body["passages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["rel_path"].as_str().unwrap().to_string())
+            .collect();
+        f.sort();
+        f.dedup();
+        f
+    };
+
+    // A reader of Awam sees the one collection holding a document of theirs.
+    let (_, listed) = call(&awam, TestRequest::get().uri("/api/collections")).await;
+    assert_eq!(
+        listed,
+        serde_json::json!([{ "name": "HR", "documents": 1 }])
+    );
+    let (_, listed) = call(&boss, TestRequest::get().uri("/api/collections")).await;
+    assert_eq!(
+        listed,
+        serde_json::json!([{ "name": "HR", "documents": 2 }, { "name": "Kewangan", "documents": 1 }])
+    );
+    let (status, found) = call(&awam, search("HR")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(files(&found), ["cuti-awam-hr.txt"]);
+    // A collection they hold nothing of is as unknown as one that does not exist.
+    for name in ["Kewangan", "tiada"] {
+        let (status, body) = call(&awam, search(name)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{name}: {body}");
+    }
+    let (_, found) = call(&boss, search("Kewangan")).await;
+    assert_eq!(files(&found), ["cuti-kew.txt"]);
+    let (_, found) = call(&boss, search("default")).await;
+    assert_eq!(files(&found).len(), 3);
+
+    // Answers are narrowed the same way, on the page's API and /v1.
+    let (_, answer) = call(
+        &boss,
+        TestRequest::post().uri("/api/ask").set_json(
+            serde_json::json!({ "question": "Berapa hari cuti tahunan staf?", "collection": "Kewangan" }),
+        ),
+    )
+    .await;
+    assert!(
+        answer["answer"].as_str().unwrap().contains("18 hari"),
+        "{answer}"
+    );
+    assert!(!answer.to_string().contains("cuti-hr.txt"), "{answer}");
+    let (status, chat) = call(
+        &boss,
+        TestRequest::post().uri("/v1/chat/completions").set_json(serde_json::json!({
+            "model": "tanya-extractive@HR",
+            "messages": [{ "role": "user", "content": "Berapa hari cuti tahunan staf kewangan?" }],
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{chat}");
+    assert!(!chat.to_string().contains("18 hari"), "{chat}");
+
+    // An upload goes into the collection named before its files.
+    let boundary = "b0undary";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"collection\"\r\n\r\nKewangan\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"bajet.txt\"\r\n\r\n\
+         Bajet\n\nBajet latihan staf kewangan ialah RM 40,000.\r\n--{boundary}--\r\n"
+    );
+    let (status, accepted) = call(
+        &boss,
+        TestRequest::post()
+            .uri("/api/documents")
+            .insert_header((
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            ))
+            .set_payload(body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let id = accepted["documents"][0]["id"].as_str().unwrap().to_string();
+    let started = std::time::Instant::now();
+    loop {
+        let (_, doc) = call(
+            &boss,
+            TestRequest::get().uri(&format!("/api/documents/{id}")),
+        )
+        .await;
+        if doc["status"] == "indexed" {
+            assert_eq!(doc["collection"], "Kewangan", "{doc}");
+            break;
+        }
+        assert!(doc["status"] != "rejected", "{doc}");
+        assert!(started.elapsed().as_secs() < 120, "{doc}");
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (_, listed) = call(&boss, TestRequest::get().uri("/api/collections")).await;
+    assert_eq!(
+        listed[1],
+        serde_json::json!({ "name": "Kewangan", "documents": 2 })
+    );
 }

@@ -75,6 +75,7 @@ export const api = {
   signIn: (name, password) => request('/api/session', { method: 'POST', json: { name, password } }),
   signOut: () => request('/api/session', { method: 'DELETE' }),
   conversations: () => request('/api/conversations'),
+  collections: () => request('/api/collections'),
   conversation: (id) => request(`/api/conversations/${encodeURIComponent(id)}`),
   info: () => request('/api/info'),
   documents: () => request('/api/documents'),

@@ -115,6 +115,33 @@ function enterApp(session) {
   loadInfo();
   documents.refresh();
   history.refresh();
+  loadCollections();
+}
+
+/** The collections the person may ask within; the choice hides when there are none. */
+async function loadCollections() {
+  let list = [];
+  try {
+    list = await api.collections();
+  } catch {
+    return;
+  }
+  const select = $('collection');
+  const chosen = select.value;
+  for (const option of [...select.options].slice(1)) option.remove();
+  for (const c of list) {
+    const option = document.createElement('option');
+    option.value = c.name;
+    option.textContent = `${c.name} (${c.documents})`;
+    select.append(option);
+  }
+  select.value = list.some((c) => c.name === chosen) ? chosen : '';
+  $('collection-field').hidden = list.length === 0;
+}
+
+/** The collection asks and uploads go to ('' for none). */
+function chosenCollection() {
+  return $('collection')?.value || '';
 }
 
 async function signIn() {
@@ -248,6 +275,7 @@ async function ask() {
   state.inFlight = { controller, turn };
   setAskButton(true);
   const body = { question, mode };
+  if (chosenCollection()) body.collection = chosenCollection();
   if (state.conversationId) body.conversation_id = state.conversationId;
 
   try {
@@ -291,6 +319,7 @@ async function ask() {
       } else if (ev.event === 'done') {
         turn.done(data);
         history.refresh();
+        loadCollections();
         finished = true;
         break;
       } else if (ev.event === 'error') {

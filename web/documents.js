@@ -391,6 +391,10 @@ class UploadRow {
       xhr.addEventListener('error', () => reject(new ApiError(0, 'network', '')));
       xhr.addEventListener('abort', () => reject(new ApiError(0, 'network', '')));
       const form = new FormData();
+      // The collection chosen beside the question box, before the file (the server reads
+      // fields in order).
+      const collection = document.getElementById('collection')?.value;
+      if (collection) form.append('collection', collection);
       form.append('file', this.file, this.file.name);
       this.set('uploading', 'up_uploading', { pct: 0 });
       xhr.send(form);

@@ -17,13 +17,16 @@ pub struct Args {
     mode: Option<AnswerMode>,
     #[arg(long, value_delimiter = ',', default_value = "public")]
     groups: Vec<String>,
+    /// Only the documents of this collection (see `ingest --collection`).
+    #[arg(long)]
+    collection: Option<String>,
     /// Print the answer as JSON.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(config: Config, args: Args) -> anyhow::Result<()> {
-    let access = Access::for_groups(args.groups.clone())?;
+    let access = Access::for_groups(args.groups.clone())?.within(args.collection.clone());
     let engine = match super::remote::open(config)? {
         Target::Engine(engine) => *engine,
         Target::Server(server) => return through_server(&server, &args),
@@ -58,7 +61,7 @@ pub fn run(config: Config, args: Args) -> anyhow::Result<()> {
 /// The same question, answered by the running server (as an administrator of this
 /// machine: every document).
 fn through_server(server: &Remote, args: &Args) -> anyhow::Result<()> {
-    let mut body = serde_json::json!({ "question": args.question });
+    let mut body = serde_json::json!({ "question": args.question, "collection": args.collection });
     if let Some(mode) = args.mode {
         body["mode"] = serde_json::json!(mode.as_str());
     }

@@ -23,6 +23,10 @@ pub struct Args {
     /// keep the groups they have, and the run lists them.
     #[arg(long)]
     regroup: bool,
+    /// Put new documents in this collection (a separate knowledge base, e.g. "HR"), which
+    /// `ask --collection`, the API and the page can search alone.
+    #[arg(long)]
+    collection: Option<String>,
     /// Also write the run's summary as JSON to this file.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -42,12 +46,18 @@ pub fn run(config: Config, args: Args) -> anyhow::Result<()> {
         args.groups.clone()
     };
     Access::for_groups(groups.clone())?;
+    if let Some(c) = &args.collection {
+        Access::for_groups([c.clone()]).map_err(|_| {
+            tanya::Error::BadRequest(format!("`{c}` is not a valid collection name"))
+        })?;
+    }
     let engine = match super::remote::open(config)? {
         Target::Engine(engine) => *engine,
         Target::Server(server) => return through_server(&server, &args, groups),
     };
     let options = IngestOptions {
         regroup: args.regroup,
+        in_collection: args.collection.clone(),
         ..IngestOptions::with_groups(groups)
     };
     if args.watch {
@@ -91,7 +101,12 @@ fn through_server(server: &Remote, args: &Args, groups: Vec<String>) -> anyhow::
             .map_err(|_| tanya::Error::PathNotFound(path.clone()))?;
         let value = server.post(
             "/api/ingest",
-            &serde_json::json!({ "path": full, "groups": groups, "regroup": args.regroup }),
+            &serde_json::json!({
+                "path": full,
+                "groups": groups,
+                "regroup": args.regroup,
+                "collection": args.collection,
+            }),
         )?;
         let report: IngestReport = serde_json::from_value(value)?;
         print_report(path, &report);

@@ -14,6 +14,9 @@ pub struct Args {
     /// Groups the caller belongs to.
     #[arg(long, value_delimiter = ',', default_value = "public")]
     groups: Vec<String>,
+    /// Only the documents of this collection (see `ingest --collection`).
+    #[arg(long)]
+    collection: Option<String>,
     /// Number of passages (default: search.top_k).
     #[arg(short = 'k', long)]
     limit: Option<usize>,
@@ -23,7 +26,7 @@ pub struct Args {
 }
 
 pub fn run(config: Config, args: Args) -> anyhow::Result<()> {
-    let access = Access::for_groups(args.groups.clone())?;
+    let access = Access::for_groups(args.groups.clone())?.within(args.collection.clone());
     let engine = match super::remote::open(config)? {
         Target::Engine(engine) => *engine,
         Target::Server(server) => return through_server(&server, &args),
@@ -54,7 +57,7 @@ pub fn run(config: Config, args: Args) -> anyhow::Result<()> {
 
 /// The same search, made by the running server (as an administrator of this machine).
 fn through_server(server: &Remote, args: &Args) -> anyhow::Result<()> {
-    let mut body = serde_json::json!({ "query": args.query });
+    let mut body = serde_json::json!({ "query": args.query, "collection": args.collection });
     if let Some(k) = args.limit {
         body["limit"] = serde_json::json!(k);
     }

@@ -146,6 +146,12 @@ fn schema() -> (Schema, Fields) {
     (b.build(), fields)
 }
 
+/// The term a chunk of `collection` carries in the groups field: led by a control
+/// character, which no group name may hold, so no group ever matches it.
+fn collection_term(collection: &str) -> String {
+    format!("\u{1}collection:{collection}")
+}
+
 /// The BM25 index of the chunks.
 pub struct Bm25Index {
     index: Index,
@@ -270,6 +276,9 @@ impl Bm25Index {
             for g in &p.groups {
                 d.add_text(f.groups, g);
             }
+            if let Some(c) = &p.collection {
+                d.add_text(f.groups, collection_term(c));
+            }
             writer.add_document(d)?;
         }
         Ok(())
@@ -318,6 +327,24 @@ impl Bm25Index {
     }
 
     fn access_query(&self, access: &Access) -> Box<dyn Query> {
+        let groups = self.groups_query(access);
+        let Some(collection) = access.collection() else {
+            return groups;
+        };
+        let within: Box<dyn Query> = Box::new(TermQuery::new(
+            Term::from_field_text(self.fields.groups, &collection_term(collection)),
+            IndexRecordOption::Basic,
+        ));
+        Box::new(ConstScoreQuery::new(
+            Box::new(BooleanQuery::new(vec![
+                (Occur::Must, groups),
+                (Occur::Must, within),
+            ])),
+            0.0,
+        ))
+    }
+
+    fn groups_query(&self, access: &Access) -> Box<dyn Query> {
         if access.is_everything() {
             return Box::new(ConstScoreQuery::new(Box::new(AllQuery), 0.0));
         }

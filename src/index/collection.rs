@@ -270,7 +270,7 @@ impl Collection {
         self.manifest()
             .documents
             .values()
-            .filter(|d| access.allows(&d.groups))
+            .filter(|d| access.admits(&d.groups, d.collection.as_deref()))
             .count()
     }
 
@@ -280,7 +280,7 @@ impl Collection {
         let manifest = self.manifest();
         let (mut seen, mut same) = (0usize, 0usize);
         for d in manifest.documents.values() {
-            if access.allows(&d.groups) {
+            if access.admits(&d.groups, d.collection.as_deref()) {
                 seen += 1;
                 same += usize::from(d.lang == lang);
             }
@@ -479,7 +479,7 @@ impl Collection {
         hits.into_iter()
             .filter(|(p, _)| m.is_current(&p.doc_id, &p.version))
             // The filter already ran inside the store; this is a second lock on the door.
-            .filter(|(p, _)| access.allows(&p.groups))
+            .filter(|(p, _)| access.admits(&p.groups, p.collection.as_deref()))
             .take(limit)
             .collect()
     }

@@ -35,6 +35,9 @@ pub struct DocumentEntry {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ocr_pages: Vec<u32>,
     pub groups: Vec<String>,
+    /// The collection it was put in (see [`crate::index::passage::Passage::collection`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection: Option<String>,
     pub size: u64,
     /// Seconds since the Unix epoch.
     pub ingested_at: u64,
@@ -128,6 +131,7 @@ pub(crate) mod tests {
             chunks: 4,
             ocr_pages: Vec::new(),
             groups: vec![group.into()],
+            collection: None,
             size: 10,
             ingested_at: 1,
         }

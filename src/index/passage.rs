@@ -30,6 +30,10 @@ pub struct Passage {
     pub lang: Lang,
     /// Access groups that may see this chunk.
     pub groups: Vec<String>,
+    /// The collection (a separate knowledge base, e.g. "HR") its document was put in;
+    /// `None` for one put in none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection: Option<String>,
 }
 
 impl Passage {
@@ -62,6 +66,8 @@ pub fn point_id(doc_id: &str, version: &str, ordinal: u32) -> u64 {
 pub struct Access {
     groups: BTreeSet<String>,
     everything: bool,
+    /// Only the documents of this collection, when set (a narrowing, never a widening).
+    collection: Option<String>,
 }
 
 impl Access {
@@ -80,6 +86,7 @@ impl Access {
         Ok(Access {
             groups,
             everything: false,
+            collection: None,
         })
     }
 
@@ -88,7 +95,28 @@ impl Access {
         Access {
             groups: BTreeSet::new(),
             everything: true,
+            collection: None,
         }
+    }
+
+    /// The same access narrowed to the documents of `collection` (all of them for `None`).
+    pub fn within(mut self, collection: Option<String>) -> Self {
+        self.collection = collection;
+        self
+    }
+
+    /// The collection searches are narrowed to, if any.
+    pub fn collection(&self) -> Option<&str> {
+        self.collection.as_deref()
+    }
+
+    /// Whether a document or chunk with `groups`, in `collection`, is visible.
+    pub fn admits(&self, groups: &[String], collection: Option<&str>) -> bool {
+        self.allows(groups)
+            && self
+                .collection
+                .as_deref()
+                .is_none_or(|c| collection == Some(c))
     }
 
     /// Whether this is [`Access::everything`] (no filter is applied).
@@ -136,6 +164,14 @@ mod tests {
             .allows(&["public".into()]));
         assert!(Access::everything().allows(&[]));
         assert!(Access::everything().allows(&["finance".into()]));
+        let hr = Access::for_groups(["hr"])
+            .unwrap()
+            .within(Some("HR".into()));
+        assert!(hr.admits(&["hr".into()], Some("HR")));
+        assert!(!hr.admits(&["hr".into()], Some("Kewangan")));
+        assert!(!hr.admits(&["hr".into()], None));
+        assert!(!hr.admits(&["public".into()], Some("HR")));
+        assert!(Access::everything().admits(&[], Some("x")));
         let cased = Access::for_groups(["HR-1"]).unwrap();
         for other in ["hr-1", "HR-10", "HR-", "НR-1", "HR-1 "] {
             assert!(!cased.allows(&[other.into()]), "{other}");

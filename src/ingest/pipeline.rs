@@ -30,6 +30,9 @@ pub struct IngestOptions {
     /// Groups recorded outside the collection, by document id, consulted before the
     /// collection's own record: a reindex carries the old index's groups this way.
     pub recorded: std::collections::BTreeMap<String, Vec<String>>,
+    /// The collection new documents are put in (`None`: none). A document indexed already
+    /// keeps its own unless `regroup`.
+    pub in_collection: Option<String>,
 }
 
 impl IngestOptions {
@@ -39,6 +42,7 @@ impl IngestOptions {
             groups,
             regroup: false,
             recorded: Default::default(),
+            in_collection: None,
         }
     }
 }
@@ -345,6 +349,7 @@ pub fn passages_of(doc_id: &str, doc: &Document, groups: &[String]) -> Vec<Passa
             text: c.text.clone(),
             lang: c.lang,
             groups: groups.to_vec(),
+            collection: None,
         })
         .collect()
 }
@@ -362,6 +367,8 @@ struct IngestRun<'a> {
     groups: Vec<String>,
     /// See [`IngestOptions::regroup`].
     regroup: bool,
+    /// See [`IngestOptions::in_collection`].
+    in_collection: Option<String>,
     /// See [`IngestOptions::recorded`].
     recorded: &'a std::collections::BTreeMap<String, Vec<String>>,
     limits: ParseLimits,
@@ -433,6 +440,7 @@ impl<'a> IngestRun<'a> {
             root,
             groups: groups.into_iter().collect(),
             regroup: options.regroup,
+            in_collection: options.in_collection.clone(),
             recorded: &options.recorded,
             limits: ParseLimits {
                 max_file_bytes: config.ingest.max_file_mb * 1024 * 1024,
@@ -676,8 +684,16 @@ impl<'a> IngestRun<'a> {
         vectors: Vec<Vec<Vec<f32>>>,
         report: &mut IngestReport,
     ) -> Result<()> {
+        let in_collection = match self.collection.manifest().documents.get(&p.doc_id) {
+            Some(e) if !self.regroup => e.collection.clone(),
+            _ => self.in_collection.clone(),
+        };
         let items: Vec<(Passage, Vec<Vec<f32>>)> = passages_of(&p.doc_id, &doc, &p.groups)
             .into_iter()
+            .map(|mut passage| {
+                passage.collection = in_collection.clone();
+                passage
+            })
             .zip(vectors)
             .collect();
         let entry = DocumentEntry {
@@ -692,6 +708,7 @@ impl<'a> IngestRun<'a> {
             chunks: items.len() as u32,
             ocr_pages: doc.ocr_pages.clone(),
             groups: p.groups.clone(),
+            collection: in_collection,
             size: p.file.size,
             ingested_at: SystemTime::now()
                 .duration_since(UNIX_EPOCH)

@@ -13,7 +13,6 @@ use bytes::Bytes;
 use futures_util::Stream;
 use tokio::sync::mpsc;
 
-use super::auth::Principal;
 use super::error::ApiError;
 use super::AppState;
 use crate::config::AnswerMode;
@@ -70,7 +69,7 @@ impl Job {
     /// mistakes get a proper status code.
     pub fn new(
         state: &AppState,
-        asker: &Principal,
+        access: Access,
         question: &str,
         history: Vec<Turn>,
         mode: Option<AnswerMode>,
@@ -95,7 +94,7 @@ impl Job {
             question,
             history,
             mode,
-            access: asker.access.clone(),
+            access,
         })
     }
 }

@@ -20,13 +20,30 @@ use crate::engine::Access;
 /// Most passages one search may ask for.
 const MAX_SEARCH_LIMIT: usize = 50;
 
-fn check_collection(collection: Option<&str>) -> Result<(), ApiError> {
-    match collection {
-        None | Some("default") => Ok(()),
-        Some(other) => Err(ApiError::not_found(format!(
-            "no collection `{other}` (this server has one: `default`)"
-        ))),
+/// `access` narrowed to `collection`: absent, empty or `default` means every document
+/// the caller may see; a name must be a collection holding one of them (else 404, which
+/// says nothing of collections the caller cannot see).
+pub fn within(
+    state: &AppState,
+    access: Access,
+    collection: Option<&str>,
+) -> Result<Access, ApiError> {
+    let name = match collection.map(str::trim) {
+        None | Some("") | Some("default") => return Ok(access),
+        Some(name) => name,
+    };
+    let known = state
+        .engine
+        .manifest()
+        .documents
+        .values()
+        .any(|d| d.collection.as_deref() == Some(name) && access.allows(&d.groups));
+    if !known {
+        return Err(ApiError::not_found(format!(
+            "no collection `{name}` of yours"
+        )));
     }
+    Ok(access.within(Some(name.to_string())))
 }
 
 /// Whether the client asked for server-sent events.
@@ -61,7 +78,7 @@ pub async fn ask(
     body: web::Json<AskRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    check_collection(body.collection.as_deref())?;
+    let access = within(&state, asker.access.clone(), body.collection.as_deref())?;
     // The command line's answers are not kept (it has no conversations to reopen).
     let owner = asker.is_person().then_some(asker.user.id);
     let accounts = Arc::clone(&state.accounts);
@@ -70,7 +87,7 @@ pub async fn ask(
         super::conversations::resume(&accounts, owner.unwrap_or(0), wanted.as_deref())
     })
     .await??;
-    let job = Job::new(&state, &asker, &body.question, history, body.mode)?;
+    let job = Job::new(&state, access, &body.question, history, body.mode)?;
     let asked = Asked {
         user: asker.user.name.clone(),
         owner,
@@ -202,7 +219,7 @@ pub async fn search(
     body: web::Json<SearchRequest>,
 ) -> Result<web::Json<SearchResponse>, ApiError> {
     let body = body.into_inner();
-    check_collection(body.collection.as_deref())?;
+    let access = within(&state, asker.access.clone(), body.collection.as_deref())?;
     let limit = body.limit.unwrap_or(state.engine.config().search.top_k);
     if limit == 0 || limit > MAX_SEARCH_LIMIT {
         return Err(ApiError::bad_request(format!(
@@ -211,7 +228,6 @@ pub async fn search(
     }
     crate::engine::check_query(&body.query)?;
     let engine = Arc::clone(&state.engine);
-    let access = asker.access;
     let started = Instant::now();
     let retrieval = web::block(move || engine.search(&body.query, &access, limit)).await??;
     state.audit.record(
@@ -241,6 +257,37 @@ fn visible_documents(state: &AppState, access: &Access) -> usize {
         .values()
         .filter(|d| access.allows(&d.groups))
         .count()
+}
+
+/// A collection the caller may use, and how many of its documents they may see.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct CollectionView {
+    pub name: String,
+    pub documents: usize,
+}
+
+#[utoipa::path(get, path = "/api/collections", tag = "answers",
+    responses((status = 200, body = [CollectionView])))]
+pub async fn collections(
+    state: web::Data<AppState>,
+    asker: Principal,
+) -> web::Json<Vec<CollectionView>> {
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for d in state.engine.manifest().documents.values() {
+        if let Some(c) = d
+            .collection
+            .as_ref()
+            .filter(|_| asker.access.allows(&d.groups))
+        {
+            *counts.entry(c.clone()).or_default() += 1;
+        }
+    }
+    web::Json(
+        counts
+            .into_iter()
+            .map(|(name, documents)| CollectionView { name, documents })
+            .collect(),
+    )
 }
 
 #[utoipa::path(get, path = "/api/info", tag = "operations",

@@ -32,6 +32,15 @@ pub const UPLOADS_DIR: &str = "uploads";
 const SPACE_PREFIX: &str = "g-";
 /// The file in an upload space that lists its groups, one per line.
 const GROUPS_FILE: &str = ".groups";
+/// The file in an upload space that names its collection (absent: none).
+const COLLECTION_FILE: &str = ".collection";
+
+/// Where an upload goes: who may see it, its space, its collection.
+struct Destination {
+    groups: Vec<String>,
+    space: PathBuf,
+    collection: Option<String>,
+}
 /// Where an upload is written until it is complete.
 const INCOMING_DIR: &str = ".incoming";
 /// Where complete uploads wait for their turn to be ingested (kept across restarts).
@@ -58,6 +67,8 @@ struct Job {
     groups: Vec<String>,
     /// Its upload space: the folder it is indexed from.
     space: PathBuf,
+    /// The collection it goes into (that of its space).
+    collection: Option<String>,
     /// Where it is indexed from (its document id is this path's).
     path: PathBuf,
     /// Where it waits until its turn (under [`QUEUED_DIR`]).
@@ -98,9 +109,10 @@ impl Uploads {
         let mut spaces = vec![(
             uploads.dir.clone(),
             engine.config().ingest.default_groups.clone(),
+            None,
         )];
         spaces.extend(uploads.spaces());
-        for (space, groups) in &spaces {
+        for (space, groups, collection) in &spaces {
             prepare_space(space)?;
             // Half-written uploads of a previous run: never acknowledged, never queued.
             for e in files_in(&space.join(INCOMING_DIR)) {
@@ -113,15 +125,12 @@ impl Uploads {
                     let size = std::fs::metadata(&staged).map(|m| m.len()).unwrap_or(0);
                     tracing::info!(file = %name, "re-queueing an upload that was never indexed");
                     let dest = space.join(&name);
-                    uploads.enqueue(
-                        name,
-                        groups.clone(),
-                        space.clone(),
-                        staged,
-                        dest,
-                        size,
-                        format,
-                    );
+                    let to = Destination {
+                        groups: groups.clone(),
+                        space: space.clone(),
+                        collection: collection.clone(),
+                    };
+                    uploads.enqueue(name, to, staged, dest, size, format);
                 }
             }
         }
@@ -133,8 +142,8 @@ impl Uploads {
         Ok(uploads)
     }
 
-    /// The upload spaces made so far, with their groups.
-    fn spaces(&self) -> Vec<(PathBuf, Vec<String>)> {
+    /// The upload spaces made so far, with their groups and collection.
+    fn spaces(&self) -> Vec<(PathBuf, Vec<String>, Option<String>)> {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return Vec::new();
         };
@@ -145,19 +154,28 @@ impl Uploads {
             .filter_map(|e| {
                 let text = std::fs::read_to_string(e.path().join(GROUPS_FILE)).ok()?;
                 let groups: Vec<String> = text.lines().map(str::to_string).collect();
-                (!groups.is_empty()).then(|| (e.path(), groups))
+                let collection = std::fs::read_to_string(e.path().join(COLLECTION_FILE))
+                    .ok()
+                    .map(|c| c.trim().to_string())
+                    .filter(|c| !c.is_empty());
+                (!groups.is_empty()).then(|| (e.path(), groups, collection))
             })
             .collect()
     }
 
-    /// The folder uploads visible to exactly `groups` are kept in, made on first use.
-    /// Each set of groups has its own, so two people who cannot see each other's
-    /// documents never replace one another's file of the same name.
-    fn space_for(&self, groups: &[String]) -> crate::Result<PathBuf> {
+    /// The folder uploads visible to exactly `groups`, into `collection`, are kept in,
+    /// made on first use. Each set of groups (and collection) has its own, so two people
+    /// who cannot see each other's documents never replace one another's file of the
+    /// same name.
+    fn space_for(&self, groups: &[String], collection: Option<&str>) -> crate::Result<PathBuf> {
         let mut sorted = groups.to_vec();
         sorted.sort();
         sorted.dedup();
-        let digest = sha2::Sha256::digest(sorted.join("\n").as_bytes());
+        let mut key = sorted.join("\n");
+        if let Some(c) = collection {
+            key.push_str(&format!("\n\u{1}{c}"));
+        }
+        let digest = sha2::Sha256::digest(key.as_bytes());
         let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
         let space = self.dir.join(format!("{SPACE_PREFIX}{hex}"));
         prepare_space(&space)?;
@@ -171,6 +189,10 @@ impl Uploads {
                 std::fs::rename(&tmp, &groups_file)
             };
             write().map_err(|e| crate::Error::io("recording an upload space's groups", e))?;
+            if let Some(c) = collection {
+                std::fs::write(space.join(COLLECTION_FILE), c)
+                    .map_err(|e| crate::Error::io("recording an upload space's collection", e))?;
+            }
         }
         Ok(space)
     }
@@ -184,12 +206,10 @@ impl Uploads {
         self.depth.load(Ordering::Relaxed)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn enqueue(
         &self,
         name: String,
-        groups: Vec<String>,
-        space: PathBuf,
+        to: Destination,
         staged: PathBuf,
         path: PathBuf,
         size: u64,
@@ -202,8 +222,9 @@ impl Uploads {
             id.clone(),
             Job {
                 name,
-                groups,
-                space,
+                groups: to.groups,
+                space: to.space,
+                collection: to.collection,
                 path,
                 staged,
                 size,
@@ -237,13 +258,17 @@ impl Uploads {
                 path,
                 space,
                 groups,
+                collection,
                 ..
             }) = job
             else {
                 self.depth.fetch_sub(1, Ordering::Relaxed);
                 continue;
             };
-            let options = IngestOptions::with_groups(groups);
+            let options = IngestOptions {
+                in_collection: collection,
+                ..IngestOptions::with_groups(groups)
+            };
             let previous = space.join(PREVIOUS_DIR).join(file_name(&path));
             let outcome = match swap_in(&staged, &path, &previous) {
                 Err(e) => Ok(Err(crate::Error::io("putting the upload in place", e))),
@@ -422,6 +447,7 @@ fn view_of_entry(id: &str, e: &DocumentEntry, uploads: &Uploads) -> DocumentView
         reason: None,
         message: None,
         ingested_at: Some(e.ingested_at),
+        collection: e.collection.clone(),
     }
 }
 
@@ -455,6 +481,7 @@ fn view_of_job(id: &str, job: &Job) -> DocumentView {
         reason: None,
         message: None,
         ingested_at: None,
+        collection: job.collection.clone(),
     };
     apply_job(&mut v, job);
     v
@@ -627,17 +654,23 @@ pub async fn upload(
     state.engine.check_free_space()?;
     let mut parts = Multipart::new(req.headers(), payload);
     let mut chosen: Option<Vec<String>> = None;
+    let mut into: Option<String> = None;
     let mut space: Option<(PathBuf, Vec<String>)> = None;
     let mut accepted = Vec::new();
     let mut total: u64 = 0;
     while let Some(mut field) = parts.try_next().await.map_err(multipart_error)? {
-        if field.name() == Some("groups") {
+        if matches!(field.name(), Some("groups" | "collection")) {
             if space.is_some() {
                 return Err(ApiError::bad_request(
-                    "send the `groups` field before the files",
+                    "send the `groups` and `collection` fields before the files",
                 ));
             }
-            chosen = Some(read_groups_field(&mut field).await?);
+            let values = read_groups_field(&mut field).await?;
+            if field.name() == Some("groups") {
+                chosen = Some(values);
+            } else {
+                into = upload_collection(values)?;
+            }
             continue;
         }
         if field.name() != Some("file") {
@@ -646,8 +679,8 @@ pub async fn upload(
         if space.is_none() {
             let groups = upload_groups(&state, &uploader, chosen.take())?;
             let uploads = Arc::clone(&state.uploads);
-            let g = groups.clone();
-            let dir = web::block(move || uploads.space_for(&g)).await??;
+            let (g, c) = (groups.clone(), into.clone());
+            let dir = web::block(move || uploads.space_for(&g, c.as_deref())).await??;
             space = Some((dir, groups));
         }
         let (space_dir, groups) = space.clone().expect("set above");
@@ -680,9 +713,12 @@ pub async fn upload(
             Some(&uploader.user.name),
             serde_json::json!({ "file": name, "groups": groups, "bytes": size }),
         );
-        let id = state
-            .uploads
-            .enqueue(name, groups, space_dir, staged, dest, size, format);
+        let to = Destination {
+            groups,
+            space: space_dir,
+            collection: into.clone(),
+        };
+        let id = state.uploads.enqueue(name, to, staged, dest, size, format);
         accepted.push(id);
     }
     if accepted.is_empty() {
@@ -737,7 +773,20 @@ fn upload_groups(
     Ok(groups)
 }
 
-/// The comma-separated groups of a `groups` form field (at most 4 KiB).
+/// The collection of a `collection` form field: one name, as group names go; empty or
+/// `default` for none.
+fn upload_collection(values: Vec<String>) -> Result<Option<String>, ApiError> {
+    match values.as_slice() {
+        [] => Ok(None),
+        [one] if one == "default" => Ok(None),
+        [one] if crate::config::valid_group(one) => Ok(Some(one.clone())),
+        _ => Err(ApiError::bad_request(
+            "`collection` is one name: 1 to 64 characters, no comma, no control characters",
+        )),
+    }
+}
+
+/// The comma-separated values of a `groups` (or `collection`) form field (at most 4 KiB).
 async fn read_groups_field(field: &mut actix_multipart::Field) -> Result<Vec<String>, ApiError> {
     let mut bytes = Vec::new();
     while let Some(chunk) = field.try_next().await.map_err(multipart_error)? {

@@ -94,6 +94,9 @@ pub struct IngestRequest {
     pub groups: Vec<String>,
     #[serde(default)]
     pub regroup: bool,
+    /// The collection new documents go into.
+    #[serde(default)]
+    pub collection: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/ingest", tag = "documents", request_body = IngestRequest,
@@ -108,6 +111,7 @@ pub async fn ingest(
         path,
         groups,
         regroup,
+        collection,
     } = body.into_inner();
     crate::engine::Access::for_groups(groups.clone())?;
     if !path.is_absolute() {
@@ -118,6 +122,7 @@ pub async fn ingest(
     let engine = Arc::clone(&state.engine);
     let options = IngestOptions {
         regroup,
+        in_collection: collection,
         ..IngestOptions::with_groups(groups.clone())
     };
     let shown = path.display().to_string();

@@ -332,6 +332,7 @@ fn set_security_headers(h: &mut header::HeaderMap) {
         conversations::rename,
         conversations::delete,
         conversations::export,
+        api::collections,
         api::ask,
         api::search,
         api::info,
@@ -361,6 +362,7 @@ fn set_security_headers(h: &mut header::HeaderMap) {
         conversations::ConversationView,
         conversations::TurnView,
         conversations::Rename,
+        api::CollectionView,
         types::AskRequest,
         types::AskResponse,
         types::SearchRequest,
@@ -454,6 +456,7 @@ routes! {
     "/api/conversations/{id}/export" { get => conversations::export, READER; }
     "/api/ingest" { post => local::ingest, Policy::Local; }
     "/api/backup" { post => local::backup_route, Policy::Local; }
+    "/api/collections" { get => api::collections, READER; }
     "/api/ask" { post => api::ask, READER; }
     "/api/search" { post => api::search, READER; }
     "/api/info" { get => api::info, READER; }

@@ -216,7 +216,19 @@ pub async fn chat(
         .model
         .clone()
         .unwrap_or_else(|| MODEL_EXTRACTIVE.into());
-    let job = Job::new(&state, &asker, &question, history, mode_of(&model))?;
+    // A collection is named by an `X-Tanya-Collection` header or a model name's suffix
+    // (`tanya-extractive@HR`).
+    let (base, suffix) = match model.split_once('@') {
+        Some((base, c)) => (base.to_string(), Some(c.to_string())),
+        None => (model.clone(), None),
+    };
+    let header = req
+        .headers()
+        .get("x-tanya-collection")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let access = super::api::within(&state, asker.access.clone(), header.or(suffix).as_deref())?;
+    let job = Job::new(&state, access, &question, history, mode_of(&base))?;
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = now();
     let (rx, cancel) = answering::spawn(&state, job);

@@ -24,7 +24,8 @@ pub struct AskRequest {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub mode: Option<AnswerMode>,
-    /// Only `default` exists.
+    /// Ask only the documents of this collection (`GET /api/collections`); all you may
+    /// see when absent (or `default`).
     #[serde(default)]
     pub collection: Option<String>,
 }
@@ -36,6 +37,7 @@ pub struct SearchRequest {
     /// Number of passages (default `search.top_k`, at most 50).
     #[serde(default)]
     pub limit: Option<usize>,
+    /// Search only the documents of this collection.
     #[serde(default)]
     pub collection: Option<String>,
 }
@@ -179,6 +181,8 @@ pub struct DocumentView {
     pub message: Option<String>,
     /// Seconds since the Unix epoch.
     pub ingested_at: Option<u64>,
+    /// The collection it is in, if any.
+    pub collection: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -579,6 +579,35 @@ describe('browser page', { timeout: 900_000 }, () => {
   test('people: the admin adds an editor and readers; each sees only what their groups allow', { timeout: 300_000 }, async (t) => {
     currentTest = 'people';
     const admin = await openPage();
+    // A document in a collection (through the API, as a script would, with the page's
+    // session and CSRF token); the page then offers the collection beside the question.
+    const session = await (await admin.request.get(`${base}/api/session`)).json();
+    const put = await admin.request.post(`${base}/api/documents`, {
+      headers: { 'X-CSRF-Token': session.csrf },
+      multipart: {
+        collection: 'Arkib',
+        file: { name: 'arkib-lama.txt', mimeType: 'text/plain', buffer: Buffer.from('Arkib Lama\n\nNombor fail arkib lama ialah ARK-3310.\n') },
+      },
+    });
+    assert.equal(put.status(), 202, await put.text());
+    const docId = (await put.json()).documents[0].id;
+    for (let i = 0; ; i++) {
+      const doc = await (await admin.request.get(`${base}/api/documents/${docId}`)).json();
+      if (doc.status === 'indexed') break;
+      assert.ok(doc.status !== 'rejected' && i < 600, JSON.stringify(doc));
+      await sleep(200);
+    }
+    await admin.reload();
+    await admin.locator('#collection-field').waitFor({ state: 'visible' });
+    await admin.locator('#collection').selectOption('Arkib');
+    const asked = [];
+    admin.on('request', (r) => {
+      if (r.url().endsWith('/api/ask')) asked.push(JSON.parse(r.postData() || '{}'));
+    });
+    const inArchive = await ask(admin, 'Apakah nombor fail arkib lama?');
+    assert.match(await inArchive.locator('.answer').innerText(), /ARK-3310/);
+    assert.equal(asked.at(-1).collection, 'Arkib');
+    await admin.locator('#collection').selectOption('');
     await admin.locator('#open-people').click();
     await admin.locator('#people[open]').waitFor();
     const add = async (name, role, groups) => {

@@ -32,6 +32,7 @@ pub fn passage(doc: &str, version: &str, ordinal: u32, groups: &[&str]) -> Passa
         text: format!("text {doc} {ordinal}"),
         lang: Lang::En,
         groups: groups.iter().map(|g| g.to_string()).collect(),
+        collection: None,
     }
 }
 

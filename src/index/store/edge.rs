@@ -68,13 +68,17 @@ fn equals(field: &str, value: &str) -> Condition {
     ))
 }
 
-fn access_filter(access: &Access) -> Filter {
-    Filter {
-        should: Some(access.groups().map(|g| equals("groups", g)).collect()),
+/// The filter of `access`: its groups (none for an administrator), and its collection.
+fn access_filter(access: &Access) -> Option<Filter> {
+    let should =
+        (!access.is_everything()).then(|| access.groups().map(|g| equals("groups", g)).collect());
+    let must = access.collection().map(|c| vec![equals("collection", c)]);
+    (should.is_some() || must.is_some()).then_some(Filter {
+        should,
         min_should: None,
-        must: None,
+        must,
         must_not: None,
-    }
+    })
 }
 
 fn document_filter(doc_id: &str, keep_version: Option<&str>) -> Filter {
@@ -207,9 +211,10 @@ impl VectorStore for EdgeStore {
             return Ok(Vec::new());
         }
         let mut request = QueryRequestBuilder::new(limit);
-        // An administrator's search has no filter; everyone else's has their groups.
-        if !access.is_everything() {
-            request = request.filter(access_filter(access));
+        // An administrator's search has no group filter; everyone else's has their
+        // groups; a search within a collection, that collection.
+        if let Some(filter) = access_filter(access) {
+            request = request.filter(filter);
         }
         let request = request
             .query(ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery {

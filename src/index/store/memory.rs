@@ -111,7 +111,7 @@ impl VectorStore for MemoryStore {
         let map = self.points.read();
         let mut scored: Vec<(f32, u64)> = map
             .values()
-            .filter(|p| access.allows(&p.passage.groups))
+            .filter(|p| access.admits(&p.passage.groups, p.passage.collection.as_deref()))
             .map(|p| {
                 let best = p
                     .vectors
