@@ -621,8 +621,12 @@ const TOPICS: [(&str, &str); 6] = [
 struct SecretDoc {
     id: String,
     groups: Vec<String>,
+    collection: Option<String>,
     canary: String,
 }
+
+/// The collections documents are put in (or none).
+const COLLECTIONS: [&str; 3] = ["HR", "Kewangan", "Arkib"];
 
 struct Person {
     name: String,
@@ -691,18 +695,22 @@ fn world() -> &'static World {
                 text.replace("{n}", &(i + 2).to_string())
             );
             std::fs::write(folder.join(format!("dasar-{i:02}.txt")), body).unwrap();
+            let collection = match rng.below(4) {
+                0 => None,
+                n => Some(COLLECTIONS[n - 1].to_string()),
+            };
+            let options = tanya::engine::IngestOptions {
+                in_collection: collection.clone(),
+                ..tanya::engine::IngestOptions::with_groups(groups.clone())
+            };
             engine
-                .ingest(
-                    &folder,
-                    &tanya::engine::IngestOptions::with_groups(groups.clone()),
-                    &tanya::engine::Quiet,
-                )
+                .ingest(&folder, &options, &tanya::engine::Quiet)
                 .unwrap();
-            planned.push((format!("dasar-{i:02}.txt"), groups, canary));
+            planned.push((format!("dasar-{i:02}.txt"), groups, collection, canary));
         }
         let docs = planned
             .into_iter()
-            .map(|(rel, groups, canary)| {
+            .map(|(rel, groups, collection, canary)| {
                 let id = engine
                     .manifest()
                     .documents
@@ -710,7 +718,12 @@ fn world() -> &'static World {
                     .find(|(_, d)| d.rel_path == rel)
                     .map(|(id, _)| id.clone())
                     .unwrap();
-                SecretDoc { id, groups, canary }
+                SecretDoc {
+                    id,
+                    groups,
+                    collection,
+                    canary,
+                }
             })
             .collect();
         let state = AppState::new(Arc::new(engine), None).unwrap();
@@ -762,11 +775,15 @@ fn bearer(req: TestRequest, who: &Person) -> TestRequest {
         .insert_header((header::AUTHORIZATION, format!("Bearer {}", who.token)))
 }
 
-/// The canaries in `body` that `who` may not see.
-fn leaks(w: &World, who: &Person, body: &str) -> Vec<String> {
+/// The canaries in `body` that `who` may not see, or that lie outside the collection
+/// the request was kept to.
+fn leaks(w: &World, who: &Person, body: &str, scope: Option<&str>) -> Vec<String> {
     w.docs
         .iter()
-        .filter(|d| body.contains(&d.canary) && !who.may_see(d))
+        .filter(|d| {
+            let outside = scope.is_some_and(|c| d.collection.as_deref() != Some(c));
+            body.contains(&d.canary) && (!who.may_see(d) || outside)
+        })
         .map(|d| d.canary.clone())
         .collect()
 }
@@ -799,17 +816,21 @@ async fn no_one_ever_receives_a_canary_they_may_not_see() {
         };
         let op = rng.below(8);
         ops[op] += 1;
+        // A third of the questions and searches are kept to a collection (any of them:
+        // one the person holds nothing of must answer 404 and show nothing).
+        let scope = (rng.below(3) == 0).then(|| *rng.pick(&COLLECTIONS));
         let mut bodies = Vec::new();
         match op {
             0 => {
-                let req = bearer(TestRequest::post().uri("/api/search"), who)
-                    .set_json(serde_json::json!({ "query": question, "limit": 20 }));
+                let req = bearer(TestRequest::post().uri("/api/search"), who).set_json(
+                    serde_json::json!({ "query": question, "limit": 20, "collection": scope }),
+                );
                 bodies.push(call(req).await);
             }
             1 | 2 => {
                 // An answer, then a follow-up in the same conversation.
                 let req = bearer(TestRequest::post().uri("/api/ask"), who)
-                    .set_json(serde_json::json!({ "question": question }));
+                    .set_json(serde_json::json!({ "question": question, "collection": scope }));
                 let (status, body) = call(req).await;
                 let id = serde_json::from_str::<serde_json::Value>(&body)
                     .ok()
@@ -817,7 +838,11 @@ async fn no_one_ever_receives_a_canary_they_may_not_see() {
                 bodies.push((status, body));
                 if op == 2 {
                     let req = bearer(TestRequest::post().uri("/api/ask"), who).set_json(
-                        serde_json::json!({ "question": "dan kodnya?", "conversation_id": id }),
+                        serde_json::json!({
+                            "question": "dan kodnya?",
+                            "conversation_id": id,
+                            "collection": scope,
+                        }),
                     );
                     bodies.push(call(req).await);
                 }
@@ -838,9 +863,13 @@ async fn no_one_ever_receives_a_canary_they_may_not_see() {
                 bodies.push(call(req).await);
             }
             4 => {
+                let model = match scope {
+                    Some(c) => format!("tanya-extractive@{c}"),
+                    None => "tanya-extractive".to_string(),
+                };
                 let req = bearer(TestRequest::post().uri("/v1/chat/completions"), who).set_json(
                     serde_json::json!({
-                        "model": "tanya-extractive",
+                        "model": model,
                         "messages": [{ "role": "user", "content": question }],
                     }),
                 );
@@ -866,14 +895,21 @@ async fn no_one_ever_receives_a_canary_they_may_not_see() {
                 }
             }
             _ => {
-                let req = bearer(TestRequest::post().uri("/api/ask"), who)
-                    .insert_header((header::ACCEPT, "text/event-stream"))
-                    .set_json(serde_json::json!({ "question": question }));
+                let mut req = bearer(TestRequest::post().uri("/api/ask"), who)
+                    .insert_header((header::ACCEPT, "text/event-stream"));
+                if let Some(c) = scope {
+                    req = req.insert_header(("X-Tanya-Collection", c));
+                }
+                // The header is for /v1; here `collection` in the body is what counts.
+                req =
+                    req.set_json(serde_json::json!({ "question": question, "collection": scope }));
                 bodies.push(call(req).await);
             }
         }
+        // Only the searches and answers were kept to the collection.
+        let scope = scope.filter(|_| matches!(op, 0 | 1 | 2 | 4 | 7));
         for (status, body) in bodies {
-            let leaked = leaks(w, who, &body);
+            let leaked = leaks(w, who, &body, scope);
             if !leaked.is_empty() {
                 violations.push(format!(
                     "case {case}: {} (groups {:?}) got {leaked:?} from op {op} ({status})",

@@ -614,6 +614,52 @@ mod tests {
     }
 
     #[test]
+    fn a_collection_narrows_inside_the_search_and_is_no_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = Bm25Index::open_in_dir(dir.path()).unwrap();
+        let mut passages = Vec::new();
+        for i in 0..30 {
+            let mut p = with_text(
+                passage(&format!("hr{i}"), "v1", 0, &["public"]),
+                "Cuti tahunan cuti tahunan cuti tahunan ialah 20 hari.",
+            );
+            p.collection = Some("HR".into());
+            passages.push(p);
+        }
+        let mut kew = with_text(
+            passage("kew", "v1", 0, &["public"]),
+            "Cuti tahunan staf kewangan ialah 18 hari.",
+        );
+        kew.collection = Some("Kewangan".into());
+        passages.push(kew);
+        idx.add(&passages).unwrap();
+        idx.commit().unwrap();
+        let public = Access::for_groups(["public"]).unwrap();
+        // Thirty better matches in HR do not crowd it out of one place.
+        let hits = idx
+            .search(
+                "cuti tahunan",
+                &public.clone().within(Some("Kewangan".into())),
+                1,
+            )
+            .unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].0.doc_id, "kew");
+        let hits = idx
+            .search(
+                "cuti tahunan",
+                &Access::everything().within(Some("HR".into())),
+                50,
+            )
+            .unwrap();
+        assert_eq!(hits.len(), 30);
+        // The collection's term is never a group: a caller "in" it sees nothing.
+        let sneaky = Access::for_groups(["collection:HR"]).unwrap();
+        assert!(idx.search("cuti tahunan", &sneaky, 50).unwrap().is_empty());
+        assert!(Access::for_groups(["\u{1}collection:HR"]).is_err());
+    }
+
+    #[test]
     fn headings_are_searchable_and_old_indexes_are_reanalysed() {
         let dir = tempfile::tempdir().unwrap();
         let public = Access::for_groups(["public"]).unwrap();

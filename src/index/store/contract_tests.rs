@@ -117,6 +117,7 @@ macro_rules! store_contract {
             scores_ignore_vector_length,
             payload_round_trips,
             access_filter_inside_search,
+            collection_filter_inside_search,
             any_shared_group_is_enough,
             empty_access_sees_nothing,
             limit_zero_returns_nothing,
@@ -300,6 +301,43 @@ fn access_filter_inside_search(store: &dyn VectorStore) {
         .search(&unit(0), &access(&["hr", "public"]), 10)
         .unwrap();
     assert_eq!(doc_ids(&hits), ["b", "a", "a"], "{hits:?}");
+}
+
+fn collection_filter_inside_search(store: &dyn VectorStore) {
+    // The best match for unit(0) is in HR; kept to Kewangan, the search still fills its
+    // one place with Kewangan's chunk (the filter is inside, not after, the top-k).
+    let in_collection = |doc: &str, c: &str, v: Vec<f32>| {
+        let mut p = passage(doc, "v1", 0, &["public"]);
+        p.collection = Some(c.to_string());
+        (p, vec![v])
+    };
+    store
+        .upsert(&[
+            in_collection("hr", "HR", unit(0)),
+            in_collection("kew", "Kewangan", turned(0.9)),
+            (passage("none", "v1", 0, &["public"]), vec![unit(0)]),
+        ])
+        .unwrap();
+    let public = access(&["public"]);
+    let within = |c: &str| public.clone().within(Some(c.to_string()));
+    let hits = store.search(&unit(0), &within("Kewangan"), 1).unwrap();
+    assert_eq!(doc_ids(&hits), ["kew"], "{hits:?}");
+    let hits = store.search(&unit(0), &within("HR"), 10).unwrap();
+    assert_eq!(doc_ids(&hits), ["hr"], "{hits:?}");
+    assert!(store
+        .search(&unit(0), &within("Arkib"), 10)
+        .unwrap()
+        .is_empty());
+    // Narrowed, an administrator's search keeps to the collection too.
+    let hits = store
+        .search(
+            &unit(0),
+            &Access::everything().within(Some("HR".into())),
+            10,
+        )
+        .unwrap();
+    assert_eq!(doc_ids(&hits), ["hr"], "{hits:?}");
+    assert_eq!(store.search(&unit(0), &public, 10).unwrap().len(), 3);
 }
 
 fn any_shared_group_is_enough(store: &dyn VectorStore) {
