@@ -669,6 +669,7 @@ fn world() -> &'static World {
         let mut config = common::config(&dir.path().join("data"));
         // A thousand questions in a minute or two: not what the rate limit is tested on.
         config.server.requests_per_minute = 1_000_000;
+        config.generator.max_new_tokens = 16;
         let engine = Engine::open(config).unwrap();
         let mut planned = Vec::new();
         for i in 0..24 {
@@ -923,7 +924,36 @@ async fn no_one_ever_receives_a_canary_they_may_not_see() {
                 .count();
         }
     }
-    eprintln!("{CASES} cases (by operation {ops:?}), {seen_own} canaries shown to people allowed");
+    // Generative answers: the passages event is what the model's prompt is built from,
+    // and the streamed text is what it made of them.
+    const GENERATIVE: usize = 10;
+    for case in 0..GENERATIVE {
+        let who = rng.pick(&w.people);
+        let question = format!("{} Apakah kod rujukannya?", rng.pick(&TOPICS).1);
+        let scope = (rng.below(2) == 0).then(|| *rng.pick(&COLLECTIONS));
+        let req = bearer(TestRequest::post().uri("/api/ask"), who)
+            .insert_header((header::ACCEPT, "text/event-stream"))
+            .set_json(serde_json::json!({
+                "question": question, "mode": "generative", "collection": scope,
+            }));
+        let (status, body) = call(req).await;
+        let leaked = leaks(w, who, &body, scope);
+        if !leaked.is_empty() {
+            violations.push(format!(
+                "generative case {case}: {} got {leaked:?} ({status})",
+                who.name
+            ));
+        }
+        seen_own += w
+            .docs
+            .iter()
+            .filter(|d| body.contains(&d.canary) && who.may_see(d))
+            .count();
+    }
+    eprintln!(
+        "{CASES} cases (by operation {ops:?}) and {GENERATIVE} generative, {seen_own} \
+         canaries shown to people allowed"
+    );
     assert!(
         violations.is_empty(),
         "seed {}: {} violations:\n{}",

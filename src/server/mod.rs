@@ -95,6 +95,16 @@ impl AppState {
             if !addr.ip().is_unspecified() && !allowed_hosts.contains(&ip) {
                 allowed_hosts.push(ip);
             }
+            // Serving the network: the names other office PCs reach this machine by.
+            if addr.ip().is_unspecified() {
+                let hostname =
+                    std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+                for name in machine_names(&hostname) {
+                    if !allowed_hosts.contains(&name) {
+                        allowed_hosts.push(name);
+                    }
+                }
+            }
         }
         let metrics = Arc::new(metrics::Metrics::default());
         let uploads = documents::Uploads::start(Arc::clone(&engine), Arc::clone(&metrics))?;
@@ -125,6 +135,21 @@ impl AppState {
         let accounts = Arc::clone(&self.accounts);
         Ok(web::block(move || f(&accounts)).await??)
     }
+}
+
+/// The names a machine called `hostname` is reached by on an office network: the name
+/// itself and its multicast-DNS name (`name.local`), lowercased.
+fn machine_names(hostname: &str) -> Vec<String> {
+    let name = hostname.trim().to_ascii_lowercase();
+    let plain = name.split('.').next().unwrap_or("").to_string();
+    if plain.is_empty() || plain == "localhost" {
+        return Vec::new();
+    }
+    let mut names = vec![plain.clone(), format!("{plain}.local")];
+    if name != plain && !names.contains(&name) {
+        names.push(name);
+    }
+    names
 }
 
 /// The host name of a `Host` header value, without the port, lowercased.
@@ -634,6 +659,20 @@ pub fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_machine_is_reached_by_its_name_and_its_local_name() {
+        assert_eq!(
+            machine_names("PEJABAT-01\n"),
+            ["pejabat-01", "pejabat-01.local"]
+        );
+        assert_eq!(
+            machine_names("srv.kl.example"),
+            ["srv", "srv.local", "srv.kl.example"]
+        );
+        assert!(machine_names("").is_empty());
+        assert!(machine_names("localhost").is_empty());
+    }
 
     #[test]
     fn host_names_drop_the_port() {
