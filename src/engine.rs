@@ -26,6 +26,7 @@ use tanya_ingest::detect_lang;
 // The engine's vocabulary: what the server and the CLI may name, so that they depend on
 // the engine alone (scripts/layers.py checks it).
 pub use crate::answer::{Answer, AnswerEvent, Citation};
+pub use crate::index::collection::copy_dir;
 pub use crate::index::manifest::{DocumentEntry, Manifest};
 pub use crate::index::passage::{Access, Passage};
 pub use crate::index::texts::StoredText;
@@ -141,6 +142,11 @@ impl Engine {
     /// it) into `dest` between two writes: see [`crate::index::collection::Collection::copy_to`].
     pub fn copy_data_to(&self, dest: &Path, skip: &[&str]) -> Result<(usize, u64)> {
         self.collection.copy_to(dest, skip)
+    }
+
+    /// How many acknowledged documents `access` may see (counts never tell of others).
+    pub fn visible_documents(&self, access: &Access) -> usize {
+        self.collection.visible_documents(access)
     }
 
     /// Gives a document other access groups, without parsing or embedding it again.

@@ -896,14 +896,9 @@ async fn no_one_ever_receives_a_canary_they_may_not_see() {
                 }
             }
             _ => {
-                let mut req = bearer(TestRequest::post().uri("/api/ask"), who)
-                    .insert_header((header::ACCEPT, "text/event-stream"));
-                if let Some(c) = scope {
-                    req = req.insert_header(("X-Tanya-Collection", c));
-                }
-                // The header is for /v1; here `collection` in the body is what counts.
-                req =
-                    req.set_json(serde_json::json!({ "question": question, "collection": scope }));
+                let req = bearer(TestRequest::post().uri("/api/ask"), who)
+                    .insert_header((header::ACCEPT, "text/event-stream"))
+                    .set_json(serde_json::json!({ "question": question, "collection": scope }));
                 bodies.push(call(req).await);
             }
         }

@@ -24,15 +24,12 @@ pub fn run(config: Config, args: Args) -> anyhow::Result<()> {
         .ensure_first_admin_file(&admin_name)?
         .map(|file| (admin_name, file));
     let documents = engine.manifest().documents.len();
-    tanya::server::serve(engine, &bind, |addr, url| {
+    tanya::server::serve(engine, &bind, |addr, https| {
         let shown = if addr.ip().is_unspecified() {
-            format!(
-                "{}://localhost:{}/",
-                &url[..url.find(':').unwrap_or(4)],
-                addr.port()
-            )
+            let scheme = if https { "https" } else { "http" };
+            format!("{scheme}://localhost:{}/", addr.port())
         } else {
-            format!("{url}/")
+            format!("{}/", tanya::server::local::url_of(addr, https))
         };
         // Written, not println!: a closed stdout (`tanya serve | head -1`) must not stop
         // the server.

@@ -242,7 +242,7 @@ impl Collection {
         self.vectors.flush()?;
         let mut skipped: Vec<&str> = vec![LOCK_FILE];
         skipped.extend_from_slice(skip);
-        copy_tree(&self.dir, dest, &self.dir, &skipped)
+        copy_dir(&self.dir, dest, &skipped)
             .map_err(|e| Error::io(format!("copying the index to {}", dest.display()), e))
     }
 
@@ -542,8 +542,12 @@ impl Collection {
 }
 
 /// Copies the files below `from` into `to` (created), but for the paths relative to
-/// `root` that `skip` names; symlinks are not followed (there are none in a data
-/// directory). Files and bytes copied.
+/// `from` that `skip` names; symlinks are not followed (there are none in a data
+/// directory or a backup). Files and bytes copied.
+pub fn copy_dir(from: &Path, to: &Path, skip: &[&str]) -> std::io::Result<(usize, u64)> {
+    copy_tree(from, to, from, skip)
+}
+
 fn copy_tree(from: &Path, to: &Path, root: &Path, skip: &[&str]) -> std::io::Result<(usize, u64)> {
     std::fs::create_dir_all(to)?;
     let (mut files, mut bytes) = (0, 0);

@@ -248,17 +248,6 @@ pub fn shown(hits: &[crate::engine::SearchHit]) -> Vec<String> {
         .collect()
 }
 
-/// The acknowledged documents `access` may see: counts never tell of the others.
-fn visible_documents(state: &AppState, access: &Access) -> usize {
-    state
-        .engine
-        .manifest()
-        .documents
-        .values()
-        .filter(|d| access.allows(&d.groups))
-        .count()
-}
-
 /// A collection the caller may use, and how many of its documents they may see.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct CollectionView {
@@ -298,7 +287,7 @@ pub async fn info(state: web::Data<AppState>, asker: Principal) -> web::Json<Inf
         version: env!("CARGO_PKG_VERSION").to_string(),
         default_mode: config.answer.mode.as_str().to_string(),
         generative_available: config.gguf_path().is_file(),
-        documents: visible_documents(&state, &asker.access),
+        documents: state.engine.visible_documents(&asker.access),
         embedder: state.engine.embedder_identity(),
         max_upload_mb: config.server.max_upload_mb,
         max_question_chars: crate::engine::MAX_QUERY_CHARS,
@@ -338,7 +327,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, Api
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let text = state.metrics.render(&Gauges {
         queue_depth: state.uploads.depth(),
-        documents: visible_documents(&state, &Access::everything()),
+        documents: state.engine.visible_documents(&Access::everything()),
         conversations: state.accounts.conversation_count().unwrap_or(0),
         answering: state.answering.load(std::sync::atomic::Ordering::SeqCst),
     });

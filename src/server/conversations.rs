@@ -6,6 +6,8 @@
 //! Reopened, a turn shows only what its reader may still see: a turn that quoted a
 //! document they have since lost access to is shown without its text, quotes or passages.
 
+use std::collections::BTreeMap;
+
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -16,7 +18,7 @@ use super::error::ApiError;
 use super::types::AskResponse;
 use super::AppState;
 use crate::accounts::{Accounts, ConversationInfo, StoredTurn};
-use crate::engine::{Access, Answer, Turn};
+use crate::engine::{Access, Answer, DocumentEntry, Turn};
 
 /// Turns of a conversation a follow-up is answered with (only the last ones matter).
 const FOLLOW_UP_TURNS: usize = 8;
@@ -90,16 +92,14 @@ fn documents_named(response: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
-fn view_of(state: &AppState, access: &Access, turn: StoredTurn) -> TurnView {
+/// A saved turn as `access` may see it, checked against the acknowledged `documents`.
+fn view_of(
+    documents: &BTreeMap<String, DocumentEntry>,
+    access: &Access,
+    turn: StoredTurn,
+) -> TurnView {
     let response: Option<serde_json::Value> = serde_json::from_str(&turn.response).ok();
-    let visible = |doc: &String| {
-        state
-            .engine
-            .manifest()
-            .documents
-            .get(doc)
-            .is_some_and(|d| access.allows(&d.groups))
-    };
+    let visible = |doc: &String| documents.get(doc).is_some_and(|d| access.allows(&d.groups));
     let withheld = response
         .as_ref()
         .is_none_or(|r| !documents_named(r).iter().all(visible));
@@ -133,6 +133,8 @@ async fn load(state: &AppState, me: &Principal, id: &str) -> Result<Conversation
         .with_accounts(move |a| a.conversation(user, &conv))
         .await?
         .ok_or_else(|| not_found(id))?;
+    // One read of the manifest for every turn.
+    let manifest = state.engine.manifest();
     Ok(ConversationView {
         id: info.id,
         title: info.title,
@@ -140,7 +142,7 @@ async fn load(state: &AppState, me: &Principal, id: &str) -> Result<Conversation
         updated_at: info.updated_at,
         turns: turns
             .into_iter()
-            .map(|t| view_of(state, &me.access, t))
+            .map(|t| view_of(&manifest.documents, &me.access, t))
             .collect(),
     })
 }

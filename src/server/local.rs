@@ -215,26 +215,9 @@ pub fn restore(backup_dir: &Path, data_dir: &Path) -> crate::Result<BackupReport
             data_dir.display()
         )));
     }
-    copy_backup(backup_dir, data_dir)
+    crate::engine::copy_dir(backup_dir, data_dir, &[BACKUP_FILE])
         .map_err(|e| crate::Error::io(format!("restoring into {}", data_dir.display()), e))?;
     Ok(report)
-}
-
-fn copy_backup(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        if entry.file_name() == BACKUP_FILE {
-            continue;
-        }
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            copy_backup(&entry.path(), &to.join(entry.file_name()))?;
-        } else if kind.is_file() {
-            std::fs::copy(entry.path(), to.join(entry.file_name()))?;
-        }
-    }
-    Ok(())
 }
 
 /// `POST /api/backup` body.

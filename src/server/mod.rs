@@ -613,11 +613,11 @@ fn connections_per_worker(workers: usize) -> usize {
 
 /// Serves until interrupted, over HTTPS when `server.tls_cert` and `server.tls_key` are
 /// set. `on_bound` is called with the address actually bound (the port may have been 0)
-/// and the page's URL.
+/// and whether it speaks HTTPS.
 pub fn serve(
     engine: Arc<Engine>,
     bind: &str,
-    on_bound: impl FnOnce(SocketAddr, &str),
+    on_bound: impl FnOnce(SocketAddr, bool),
 ) -> crate::Result<()> {
     let workers = crate::config::Config::resolve_threads(engine.config().server.workers);
     let listener = std::net::TcpListener::bind(bind)
@@ -648,7 +648,7 @@ pub fn serve(
     }
     .map_err(|e| crate::Error::io(format!("listening on {addr}"), e))?
     .run();
-    on_bound(addr, &local::url_of(addr, https));
+    on_bound(addr, https);
     let served = system
         .block_on(server)
         .map_err(|e| crate::Error::io("serving HTTP", e));
