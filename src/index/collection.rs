@@ -26,6 +26,14 @@ const LOCK_FILE: &str = "tanya.lock";
 /// next start exactly what to clean up.
 const PENDING_DIR: &str = "pending";
 
+/// One document's new version, for [`Collection::commit_documents`].
+pub struct DocumentCommit<'a> {
+    pub doc_id: &'a str,
+    pub entry: DocumentEntry,
+    pub items: &'a [(Passage, Vec<Vec<f32>>)],
+    pub text: &'a StoredText,
+}
+
 /// Test-only: milliseconds to pause inside the commit protocol (between the stores'
 /// writes and the manifest), so that a crash test can land its kills there.
 pub const COMMIT_PAUSE_ENV: &str = "TANYA_TEST_COMMIT_PAUSE_MS";
@@ -292,10 +300,8 @@ impl Collection {
         }
     }
 
-    /// Stores a new version of a document and acknowledges it. Until the manifest is
-    /// written the old version (if any) stays the one searches see; afterwards the old
-    /// version's chunks are deleted (in memory at once, durably at the next
-    /// [`Self::finish`]).
+    /// Stores a new version of a document and acknowledges it (see
+    /// [`Self::commit_documents`]).
     pub fn commit_document(
         &self,
         doc_id: &str,
@@ -303,41 +309,81 @@ impl Collection {
         items: &[(Passage, Vec<Vec<f32>>)],
         text: &StoredText,
     ) -> Result<()> {
-        let previous = self
-            .manifest()
-            .documents
-            .get(doc_id)
-            .map(|d| d.version.clone());
-        self.begin_write(doc_id, &entry.version)?;
+        self.commit_documents(vec![DocumentCommit {
+            doc_id,
+            entry,
+            items,
+            text,
+        }])
+    }
+
+    /// Stores new versions of several documents and acknowledges them together, with one
+    /// durable write of each store and one of the manifest for the whole batch: until the
+    /// manifest is written the old versions (if any) stay the ones searches see, and a
+    /// crash before it leaves none of the batch acknowledged (each document's write
+    /// intent tells the next start what to clean up). Afterwards the old versions' chunks
+    /// are deleted (in memory at once, durably at the next [`Self::finish`]).
+    pub fn commit_documents(&self, batch: Vec<DocumentCommit<'_>>) -> Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        if !batch.iter().all(|c| seen.insert(c.doc_id)) {
+            // One version of a document per batch: commit such a batch one by one.
+            for one in batch {
+                self.commit_documents(vec![one])?;
+            }
+            return Ok(());
+        }
+        let previous: Vec<Option<String>> = {
+            let m = self.manifest();
+            batch
+                .iter()
+                .map(|c| m.documents.get(c.doc_id).map(|d| d.version.clone()))
+                .collect()
+        };
+        for c in &batch {
+            self.begin_write(c.doc_id, &c.entry.version)?;
+        }
         // Drop leftovers of any unacknowledged attempt, keep the acknowledged version —
         // unless this is that version again (the same content under other groups): its
         // BM25 entries go in the same commit as their replacements, so none keeps the old
         // groups. (The vector store replaces them by point id.)
         let _writing = self.writing();
-        let keep = previous.as_deref().filter(|p| *p != entry.version);
-        self.bm25.delete_document(doc_id, keep)?;
-        self.vectors.upsert(items)?;
+        for (c, previous) in batch.iter().zip(&previous) {
+            let keep = previous.as_deref().filter(|p| *p != c.entry.version);
+            self.bm25.delete_document(c.doc_id, keep)?;
+        }
+        let items: Vec<(Passage, Vec<Vec<f32>>)> =
+            batch.iter().flat_map(|c| c.items.iter().cloned()).collect();
+        self.vectors.upsert(&items)?;
         test_pause();
-        let passages: Vec<Passage> = items.iter().map(|(p, _)| p.clone()).collect();
+        let passages: Vec<Passage> = items.into_iter().map(|(p, _)| p).collect();
         self.bm25.add(&passages)?;
         self.vectors.flush()?;
         self.bm25.commit()?;
-        self.texts.put(doc_id, &entry.version, text)?;
+        for c in &batch {
+            self.texts.put(c.doc_id, &c.entry.version, c.text)?;
+        }
         test_pause();
-        let version = entry.version.clone();
+        let versions: Vec<(&str, String)> = batch
+            .iter()
+            .map(|c| (c.doc_id, c.entry.version.clone()))
+            .collect();
         {
             let mut m = self.manifest.write().unwrap_or_else(|p| p.into_inner());
             let mut next = m.clone();
-            next.documents.insert(doc_id.to_string(), entry);
+            for c in batch {
+                next.documents.insert(c.doc_id.to_string(), c.entry);
+            }
             next.save(&self.dir)?;
             *m = next;
         }
-        self.vectors.delete_document(doc_id, Some(&version))?;
-        self.bm25.delete_document(doc_id, Some(&version))?;
-        if let Some(previous) = previous.filter(|p| *p != version) {
-            self.texts.remove(doc_id, &previous);
+        for ((doc_id, version), previous) in versions.iter().zip(previous) {
+            self.vectors.delete_document(doc_id, Some(version))?;
+            self.bm25.delete_document(doc_id, Some(version))?;
+            if let Some(previous) = previous.filter(|p| p != version) {
+                self.texts.remove(doc_id, &previous);
+            }
         }
-        // The superseded chunks are deleted in memory; the intent stays until that is
+        // The superseded chunks are deleted in memory; the intents stay until that is
         // durable too, so a crash before then still cleans them up at the next start.
         Ok(())
     }
