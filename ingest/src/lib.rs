@@ -33,7 +33,7 @@ pub use parse::{
     parse, Attachment, Block, BlockKind, OcrOptions, ParseError, ParseLimits, ParsedDocument,
 };
 pub use text::{ENGLISH_STOPWORDS, MALAY_STOPWORDS};
-pub use walk::{walk, SkipReason, Skipped, SourceFile, Walk, WalkError, WalkOptions};
+pub use walk::{walk, SkipReason, Skipped, SourceFile, Walk, WalkError, WalkOptions, GROUPS_FILE};
 
 /// One document, read, parsed and chunked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

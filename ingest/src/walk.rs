@@ -100,7 +100,16 @@ pub struct Walk {
     pub files: Vec<SourceFile>,
     /// Entries left out, sorted by `rel_path`.
     pub skipped: Vec<Skipped>,
+    /// The folders below the root (`""` for the root itself) holding a regular file named
+    /// [`GROUPS_FILE`], sorted. The file is not read here: reading it beneath the root is the
+    /// caller's ([`crate::open::open_beneath`]).
+    #[serde(default)]
+    pub group_folders: Vec<String>,
 }
+
+/// The file that sets the access groups of the documents in its folder and below (the
+/// nearest one above a document wins). A hidden file: it is never indexed itself.
+pub const GROUPS_FILE: &str = ".tanya-groups";
 
 /// Errors that stop a walk before it starts. Problems below the root become [`Skipped`] entries.
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +172,7 @@ pub fn walk(root: &Path, opts: &WalkOptions) -> Result<Walk, WalkError> {
     }
     out.files.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
     out.skipped.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
+    out.group_folders.sort();
     Ok(out)
 }
 
@@ -214,6 +224,13 @@ impl Walker<'_> {
             } else {
                 format!("{rel}/{name}")
             };
+            if name == GROUPS_FILE
+                && entry.file_type().is_ok_and(|t| t.is_file())
+                && depth <= self.opts.max_depth
+            {
+                out.group_folders.push(rel.clone());
+                continue;
+            }
             if name.starts_with('.') {
                 out.skipped.push(skip(
                     child_rel,
@@ -423,6 +440,29 @@ mod tests {
                 ("b/notes.rtf", SkipReason::Unsupported)
             ]
         );
+    }
+
+    #[test]
+    fn groups_files_are_listed_not_indexed_and_never_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("hr/cuti")).unwrap();
+        fs::create_dir_all(root.join("kewangan")).unwrap();
+        fs::write(root.join(GROUPS_FILE), "semua").unwrap();
+        fs::write(root.join("hr").join(GROUPS_FILE), "HR").unwrap();
+        fs::write(root.join("hr/cuti/a.md"), "# A").unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("g"), "admin").unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("g"),
+            root.join("kewangan").join(GROUPS_FILE),
+        )
+        .unwrap();
+        let w = walk(root, &WalkOptions::default()).unwrap();
+        assert_eq!(w.group_folders, ["", "hr"]);
+        assert_eq!(w.files.len(), 1);
+        assert_eq!(w.skipped.len(), 1, "{:?}", w.skipped);
+        assert_eq!(w.skipped[0].rel_path, "kewangan/.tanya-groups");
     }
 
     #[test]

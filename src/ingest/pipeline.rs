@@ -2,7 +2,7 @@
 //! the embedder keeps the cores busy on another, and commit each document to both stores
 //! before acknowledging it.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -11,7 +11,7 @@ use tanya_ingest::{ChunkerConfig, Document, ParseLimits, SourceFile};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::index::collection::Collection;
+use crate::index::collection::{Collection, DocumentCommit};
 use crate::index::manifest::DocumentEntry;
 use crate::index::passage::{point_id, Passage};
 use crate::index::texts::StoredText;
@@ -171,6 +171,89 @@ fn embed_documents(embedder: &Embedder, docs: &[&Document]) -> Result<Vec<Vec<Ve
 }
 
 pub use tanya_ingest::doc_id_for;
+
+/// The most a groups file may hold: a list of names, never a document.
+const MAX_GROUPS_FILE_BYTES: u64 = 64 * 1024;
+
+/// Reads the groups file ([`tanya_ingest::GROUPS_FILE`]) of each of `folders` (relative to
+/// the canonical `root`), beneath the root only: a path that leaves it, or a symlink in
+/// the file's place, is refused. A file that cannot be read or names an invalid group stops
+/// the run before anything changes, naming the file and line: documents must never go to
+/// an audience nobody meant.
+fn folder_groups(root: &Path, folders: &[String]) -> Result<BTreeMap<String, Vec<String>>> {
+    use std::io::Read;
+    let mut out = BTreeMap::new();
+    for folder in folders {
+        let rel = if folder.is_empty() {
+            tanya_ingest::GROUPS_FILE.to_string()
+        } else {
+            format!("{folder}/{}", tanya_ingest::GROUPS_FILE)
+        };
+        let bad = |why: String| Error::BadRequest(format!("{rel}: {why}"));
+        let file = tanya_ingest::open::open_beneath(root, &root.join(&rel))
+            .map_err(|e| bad(format!("cannot be read safely ({e})")))?;
+        let mut text = String::new();
+        file.take(MAX_GROUPS_FILE_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| bad(format!("cannot be read as UTF-8 text ({e})")))?;
+        if text.len() as u64 > MAX_GROUPS_FILE_BYTES {
+            return Err(bad(format!(
+                "is larger than {} KiB; it should list group names, one per line",
+                MAX_GROUPS_FILE_BYTES / 1024
+            )));
+        }
+        out.insert(folder.clone(), parse_groups_file(&text).map_err(bad)?);
+    }
+    Ok(out)
+}
+
+/// The groups a groups file lists: one per line (or separated by commas), blank lines and
+/// lines starting with `#` ignored, sorted and without duplicates.
+fn parse_groups_file(text: &str) -> std::result::Result<Vec<String>, String> {
+    let mut groups = BTreeSet::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        for name in line.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+            if !crate::config::valid_group(name) {
+                return Err(format!(
+                    "line {}: `{name}` is not a valid group name (1 to 64 characters, no comma \
+                     or control character)",
+                    n + 1
+                ));
+            }
+            groups.insert(name.to_string());
+        }
+    }
+    if groups.is_empty() {
+        return Err("lists no group: write one group name per line".into());
+    }
+    Ok(groups.into_iter().collect())
+}
+
+/// The groups of the groups file nearest above `rel_path` (its own folder first, the root
+/// last), if any.
+fn nearest_groups<'m>(
+    from_files: &'m BTreeMap<String, Vec<String>>,
+    rel_path: &str,
+) -> Option<&'m [String]> {
+    let mut folder = rel_path;
+    loop {
+        folder = match folder.rfind('/') {
+            Some(i) => &folder[..i],
+            None if folder.is_empty() => return None,
+            None => "",
+        };
+        if let Some(groups) = from_files.get(folder) {
+            return Some(groups);
+        }
+        if folder.is_empty() {
+            return None;
+        }
+    }
+}
 
 struct Pending {
     file: SourceFile,
@@ -471,6 +554,18 @@ impl<'a> IngestRun<'a> {
                 message: s.message.clone(),
             });
         }
+        if let Some(link) = walk
+            .skipped
+            .iter()
+            .find(|s| s.rel_path.rsplit('/').next() == Some(tanya_ingest::GROUPS_FILE))
+        {
+            return Err(Error::BadRequest(format!(
+                "{}: a groups file must be a regular file in its folder, not a link or \
+                 anything else ({})",
+                link.rel_path, link.message
+            )));
+        }
+        let from_files = folder_groups(&self.root, &walk.group_folders)?;
         let mut pending = Vec::new();
         let mut present: HashSet<String> = HashSet::new();
         let mut present_sources: HashSet<PathBuf> = HashSet::new();
@@ -482,7 +577,8 @@ impl<'a> IngestRun<'a> {
             let doc_id = doc_id_for(&canonical);
             present.insert(doc_id.clone());
             present_sources.insert(canonical.clone());
-            let groups = self.groups_for(&doc_id, &file.rel_path, report);
+            let wanted = nearest_groups(&from_files, &file.rel_path).unwrap_or(&self.groups);
+            let groups = self.groups_for(&doc_id, &file.rel_path, wanted, report);
             let known = self.known(&doc_id, &file, &groups);
             if known == Known::Unchanged {
                 report.unchanged += 1;
@@ -510,10 +606,17 @@ impl<'a> IngestRun<'a> {
         dedupe(self.collection, pending, &self.limits, report)
     }
 
-    /// The groups `doc_id` is indexed under in this run: the run's for a new document or
-    /// with `regroup`; otherwise the ones it has, and a document whose groups the run would
-    /// have changed is reported (and logged) either way.
-    fn groups_for(&self, doc_id: &str, rel_path: &str, report: &mut IngestReport) -> Vec<String> {
+    /// The groups `doc_id` is indexed under in this run: `wanted` (the run's, or its
+    /// folder's groups file's) for a new document or with `regroup`; otherwise the ones it
+    /// has, and a document whose groups the run would have changed is reported (and logged)
+    /// either way.
+    fn groups_for(
+        &self,
+        doc_id: &str,
+        rel_path: &str,
+        wanted: &[String],
+        report: &mut IngestReport,
+    ) -> Vec<String> {
         let recorded = match self.recorded.get(doc_id) {
             Some(groups) => Some(groups.clone()),
             None => self
@@ -524,18 +627,18 @@ impl<'a> IngestRun<'a> {
                 .map(|e| e.groups.clone()),
         };
         let recorded = match recorded {
-            Some(groups) if groups != self.groups => groups,
-            _ => return self.groups.clone(),
+            Some(groups) if groups != wanted => groups,
+            _ => return wanted.to_vec(),
         };
         let change = GroupChange {
             rel_path: rel_path.to_string(),
             from: recorded.clone(),
-            to: self.groups.clone(),
+            to: wanted.to_vec(),
         };
         if self.regroup {
             tracing::warn!(file = rel_path, from = ?change.from, to = ?change.to, "moving a document to other access groups");
             report.regrouped.push(change);
-            self.groups.clone()
+            wanted.to_vec()
         } else {
             tracing::warn!(file = rel_path, kept = ?change.from, asked = ?change.to, "a document keeps its access groups (regroup to change them)");
             report.kept_groups.push(change);
@@ -588,8 +691,11 @@ impl<'a> IngestRun<'a> {
         Ok(())
     }
 
-    /// Parses on one thread (worker processes) while this one embeds and commits, so
-    /// the embedder never waits for a parser.
+    /// Three stages at once: parsing on one thread (worker processes), embedding on this
+    /// one, and committing on a third, so the embedder never waits for a parser or for
+    /// the disk. Each embedded group is committed as one batch (one durable write of each
+    /// store and of the manifest, see [`Collection::commit_documents`]); at most one
+    /// group waits for its commit while the next is embedded.
     fn parse_and_commit(&self, pending: Vec<Pending>, state: &mut RunState) -> Result<()> {
         std::thread::scope(|scope| {
             let (tx, rx) = crossbeam_channel::bounded::<Parsed>(GROUP_CHUNKS);
@@ -612,17 +718,41 @@ impl<'a> IngestRun<'a> {
                     }
                 }
             });
+            let (to_commit, committing) = crossbeam_channel::bounded::<Vec<Prepared>>(1);
+            let committer = scope.spawn(move || self.commit_batches(committing));
+            let mut embedding = Ok(());
             while let Ok(first) = rx.recv() {
                 let group = next_group(first, &rx);
-                self.embed_and_commit(group, state)?;
+                match self.embed_group(group, state) {
+                    Ok(batch) if batch.is_empty() => {}
+                    Ok(batch) => {
+                        if to_commit.send(batch).is_err() {
+                            break; // the committer stopped on an error: it says which
+                        }
+                    }
+                    Err(e) => {
+                        embedding = Err(e);
+                        break;
+                    }
+                }
             }
-            Ok(())
+            drop(rx);
+            drop(to_commit);
+            let (committed, commit_result) = committer
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            let report = &mut state.report;
+            for done in committed {
+                report.chunks_embedded += done.indexed.chunks;
+                report.texts_embedded += done.texts;
+                report.indexed.push(done.indexed);
+            }
+            commit_result.and(embedding)
         })
     }
 
-    /// Embeds a group of parsed documents together, then commits them one by one: each
-    /// is acknowledged only once in both stores.
-    fn embed_and_commit(&self, group: Vec<Parsed>, state: &mut RunState) -> Result<()> {
+    /// Embeds a group of parsed documents together; returns them ready to commit.
+    fn embed_group(&self, group: Vec<Parsed>, state: &mut RunState) -> Result<Vec<Prepared>> {
         let mut docs: Vec<(Pending, Document)> = Vec::with_capacity(group.len());
         for parsed in group {
             match parsed {
@@ -654,7 +784,7 @@ impl<'a> IngestRun<'a> {
             self.observer.file_done(&doc.rel_path, 0);
         }
         if docs.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let t = Instant::now();
         let refs: Vec<&Document> = docs.iter().map(|(_, d)| d).collect();
@@ -662,28 +792,69 @@ impl<'a> IngestRun<'a> {
         let embedded = t.elapsed();
         state.embed_time += embedded;
         let group_chunks: usize = docs.iter().map(|(_, d)| d.chunks.len()).sum();
-        for ((p, doc), vectors) in docs.into_iter().zip(vectors) {
-            let t = Instant::now();
-            // This document's share of the group's embedding time.
-            let share =
-                embedded.as_secs_f64() * doc.chunks.len() as f64 / group_chunks.max(1) as f64;
-            self.commit_one(p, doc, vectors, &mut state.report)?;
-            if let Some(last) = state.report.indexed.last_mut() {
-                last.seconds = share + t.elapsed().as_secs_f64();
-                self.observer.file_done(&last.rel_path, last.chunks);
-            }
-        }
-        Ok(())
+        Ok(docs
+            .into_iter()
+            .zip(vectors)
+            .map(|((p, doc), vectors)| {
+                // This document's share of the group's embedding time.
+                let share =
+                    embedded.as_secs_f64() * doc.chunks.len() as f64 / group_chunks.max(1) as f64;
+                self.prepare(p, doc, vectors, share)
+            })
+            .collect())
     }
 
-    /// Writes one embedded document to both stores and records it in `report`.
-    fn commit_one(
+    /// Commits each batch the embedder sends, until it stops or a commit fails. Returns
+    /// what was committed, and the first error.
+    fn commit_batches(
+        &self,
+        batches: crossbeam_channel::Receiver<Vec<Prepared>>,
+    ) -> (Vec<Committed>, Result<()>) {
+        let mut committed = Vec::new();
+        for batch in batches {
+            let t = Instant::now();
+            let result = self
+                .collection
+                .check_free_space(self.config.ingest.min_free_disk_mb)
+                .and_then(|()| {
+                    self.collection.commit_documents(
+                        batch
+                            .iter()
+                            .map(|d| DocumentCommit {
+                                doc_id: &d.doc_id,
+                                entry: d.entry.clone(),
+                                items: &d.items,
+                                text: &d.text,
+                            })
+                            .collect(),
+                    )
+                });
+            if let Err(e) = result {
+                return (committed, Err(e));
+            }
+            // The batch's commit time, shared by its documents.
+            let each = t.elapsed().as_secs_f64() / batch.len() as f64;
+            for d in batch {
+                let mut indexed = d.indexed;
+                indexed.seconds += each;
+                self.observer.file_done(&indexed.rel_path, indexed.chunks);
+                committed.push(Committed {
+                    texts: d.items.iter().map(|(_, v)| v.len()).sum(),
+                    indexed,
+                });
+            }
+        }
+        (committed, Ok(()))
+    }
+
+    /// One embedded document, ready to commit.
+    fn prepare(
         &self,
         p: Pending,
         doc: Document,
         vectors: Vec<Vec<Vec<f32>>>,
-        report: &mut IngestReport,
-    ) -> Result<()> {
+        embed_seconds: f64,
+    ) -> Prepared {
         let in_collection = match self.collection.manifest().documents.get(&p.doc_id) {
             Some(e) if !self.regroup => e.collection.clone(),
             _ => self.in_collection.clone(),
@@ -715,24 +886,37 @@ impl<'a> IngestRun<'a> {
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
         };
-        self.collection
-            .check_free_space(self.config.ingest.min_free_disk_mb)?;
-        let text = StoredText {
-            text: doc.full_text,
-            pages: doc.page_spans,
-        };
-        self.collection
-            .commit_document(&p.doc_id, entry, &items, &text)?;
-        report.chunks_embedded += items.len();
-        report.texts_embedded += items.iter().map(|(_, v)| v.len()).sum::<usize>();
-        report.indexed.push(Indexed {
-            rel_path: doc.rel_path,
-            chunks: items.len(),
-            seconds: 0.0,
-            ocr_pages: doc.ocr_pages,
-        });
-        Ok(())
+        Prepared {
+            doc_id: p.doc_id,
+            entry,
+            text: StoredText {
+                text: doc.full_text,
+                pages: doc.page_spans,
+            },
+            indexed: Indexed {
+                rel_path: doc.rel_path,
+                chunks: items.len(),
+                seconds: embed_seconds,
+                ocr_pages: doc.ocr_pages,
+            },
+            items,
+        }
     }
+}
+
+/// An embedded document on its way to the committer.
+struct Prepared {
+    doc_id: String,
+    entry: DocumentEntry,
+    items: Vec<(Passage, Vec<Vec<f32>>)>,
+    text: StoredText,
+    indexed: Indexed,
+}
+
+/// A committed document, for the report.
+struct Committed {
+    indexed: Indexed,
+    texts: usize,
 }
 
 /// `first` and the documents that are ready after it, up to [`GROUP_CHUNKS`] chunks:
@@ -752,5 +936,39 @@ fn next_group(first: Parsed, rx: &crossbeam_channel::Receiver<Parsed>) -> Vec<Pa
             Ok(next) => group.push(next),
             Err(_) => return group,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_groups_file_lists_names_per_line_or_comma() {
+        let text = "# who may read this folder\nHR\n\n  Kewangan , Awam\nHR\n";
+        assert_eq!(
+            parse_groups_file(text).unwrap(),
+            ["Awam", "HR", "Kewangan"].map(String::from)
+        );
+        let err = parse_groups_file("HR\nbad\u{7}name\n").unwrap_err();
+        assert!(err.starts_with("line 2:"), "{err}");
+        assert!(parse_groups_file("# nothing\n\n").is_err());
+    }
+
+    #[test]
+    fn the_nearest_groups_file_wins() {
+        let files: BTreeMap<String, Vec<String>> = [
+            (String::new(), vec!["semua".to_string()]),
+            ("hr".to_string(), vec!["HR".to_string()]),
+            ("hr/gaji/sulit".to_string(), vec!["Gaji".to_string()]),
+        ]
+        .into();
+        let of = |p: &str| nearest_groups(&files, p).map(|g| g[0].as_str());
+        assert_eq!(of("a.md"), Some("semua"));
+        assert_eq!(of("hr/cuti.md"), Some("HR"));
+        assert_eq!(of("hr/gaji/jadual.md"), Some("HR"));
+        assert_eq!(of("hr/gaji/sulit/x.pdf"), Some("Gaji"));
+        assert_eq!(of("hrx/a.md"), Some("semua"));
+        assert_eq!(nearest_groups(&BTreeMap::new(), "hr/a.md"), None);
     }
 }
