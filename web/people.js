@@ -1,5 +1,6 @@
 // The people page, for administrators: every user's role, groups and whether they may sign
-// in; adding users; API tokens (made, shown once, revoked). Everything goes through the same
+// in; adding users; who may see each collection and document (their groups, changed without
+// re-indexing); API tokens (made, shown once, revoked). Everything goes through the same
 // API as scripts use (/api/users, /api/tokens), so the server enforces who may do it.
 
 import { request } from './api.js';
@@ -7,6 +8,8 @@ import { t, tr, trAttr } from './i18n.js';
 
 const $ = (id) => document.getElementById(id);
 const ROLES = ['reader', 'editor', 'admin'];
+// Documents listed at once in the access section; a filter finds the others.
+const MAX_DOCUMENTS_SHOWN = 50;
 
 function groupsOf(text) {
   return text
@@ -28,6 +31,8 @@ export class People {
       e.preventDefault();
       this.createToken();
     });
+    this.documents = [];
+    $('people-doc-filter').addEventListener('input', () => this.renderDocuments());
   }
 
   async open() {
@@ -45,9 +50,17 @@ export class People {
 
   async refresh() {
     try {
-      const [users, tokens] = await Promise.all([request('/api/users'), request('/api/tokens')]);
+      const [users, tokens, collections, documents] = await Promise.all([
+        request('/api/users'),
+        request('/api/tokens'),
+        request('/api/collections'),
+        request('/api/documents'),
+      ]);
       this.renderUsers(users);
       this.renderTokens(tokens);
+      this.renderCollections(collections);
+      this.documents = documents.documents.filter((d) => d.status === 'indexed');
+      this.renderDocuments();
     } catch (err) {
       this.say('people_failed', { message: err.message || err.code });
     }
@@ -98,6 +111,82 @@ export class People {
       remove.addEventListener('click', () => this.remove(u.name));
       li.append(name, role, groups, enabledLabel, save, remove);
       list.append(li);
+    }
+  }
+
+  // One row: a name, a note, the groups as an editable list, and a Save button.
+  accessRow(name, note, groups, labelKey, onSave) {
+    const li = document.createElement('li');
+    li.className = 'people-user';
+    li.dataset.name = name;
+    const title = document.createElement('strong');
+    title.className = 'people-name';
+    title.textContent = name;
+    const count = document.createElement('span');
+    count.className = 'people-count';
+    count.textContent = note;
+    const input = document.createElement('input');
+    input.className = 'people-groups';
+    input.value = groups.join(', ');
+    input.spellcheck = false;
+    trAttr(input, 'aria-label', labelKey, { name });
+    trAttr(input, 'placeholder', 'people_admins_only');
+    const save = document.createElement('button');
+    save.type = 'button';
+    save.className = 'btn btn-secondary btn-small people-save';
+    tr(save, 'people_save');
+    save.addEventListener('click', () => onSave(groupsOf(input.value)));
+    li.append(title, count, input, save);
+    return li;
+  }
+
+  renderCollections(collections) {
+    const list = $('people-collections');
+    list.replaceChildren();
+    $('people-collections-none').hidden = collections.length > 0;
+    for (const c of collections) {
+      list.append(
+        this.accessRow(
+          c.name,
+          t('people_collection_count', { count: c.documents }),
+          c.groups || [],
+          'people_collection_groups_of',
+          (groups) =>
+            this.act(
+              () =>
+                request(`/api/collections/${encodeURIComponent(c.name)}`, {
+                  method: 'PATCH',
+                  json: { groups },
+                }),
+              'people_saved',
+            ),
+        ),
+      );
+    }
+  }
+
+  renderDocuments() {
+    const list = $('people-documents');
+    list.replaceChildren();
+    const needle = $('people-doc-filter').value.trim().toLowerCase();
+    const shown = this.documents.filter(
+      (d) => !needle || d.name.toLowerCase().includes(needle) || (d.title || '').toLowerCase().includes(needle),
+    );
+    for (const d of shown.slice(0, MAX_DOCUMENTS_SHOWN)) {
+      list.append(
+        this.accessRow(d.name, d.collection || '', d.groups || [], 'people_doc_groups_of', (groups) =>
+          this.act(
+            () => request(`/api/documents/${encodeURIComponent(d.id)}`, { method: 'PATCH', json: { groups } }),
+            'people_saved',
+          ),
+        ),
+      );
+    }
+    if (shown.length > MAX_DOCUMENTS_SHOWN) {
+      const more = document.createElement('li');
+      more.className = 'people-hint';
+      tr(more, 'people_more_documents', { count: shown.length - MAX_DOCUMENTS_SHOWN });
+      list.append(more);
     }
   }
 

@@ -253,6 +253,10 @@ pub fn shown(hits: &[crate::engine::SearchHit]) -> Vec<String> {
 pub struct CollectionView {
     pub name: String,
     pub documents: usize,
+    /// Administrators only: every group that may see one of its documents (who may use
+    /// the collection).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
 }
 
 #[utoipa::path(get, path = "/api/collections", tag = "answers",
@@ -261,22 +265,80 @@ pub async fn collections(
     state: web::Data<AppState>,
     asker: Principal,
 ) -> web::Json<Vec<CollectionView>> {
-    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    web::Json(collection_views(&state, &asker.access))
+}
+
+/// The collections holding a document `access` may see, with their counts (and, for an
+/// administrator, their groups).
+fn collection_views(state: &AppState, access: &Access) -> Vec<CollectionView> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut found: BTreeMap<String, (usize, BTreeSet<String>)> = BTreeMap::new();
     for d in state.engine.manifest().documents.values() {
-        if let Some(c) = d
-            .collection
-            .as_ref()
-            .filter(|_| asker.access.allows(&d.groups))
-        {
-            *counts.entry(c.clone()).or_default() += 1;
+        if let Some(c) = d.collection.as_ref().filter(|_| access.allows(&d.groups)) {
+            let (count, groups) = found.entry(c.clone()).or_default();
+            *count += 1;
+            groups.extend(d.groups.iter().cloned());
         }
     }
-    web::Json(
-        counts
-            .into_iter()
-            .map(|(name, documents)| CollectionView { name, documents })
-            .collect(),
-    )
+    found
+        .into_iter()
+        .map(|(name, (documents, groups))| CollectionView {
+            name,
+            documents,
+            groups: access.is_everything().then(|| groups.into_iter().collect()),
+        })
+        .collect()
+}
+
+#[utoipa::path(patch, path = "/api/collections/{name}", tag = "documents",
+    params(("name" = String, Path, description = "collection name")),
+    request_body = super::documents::GroupsChange,
+    responses((status = 200, body = CollectionView), (status = 400, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+/// Moves every document of a collection to `groups` (administrators): who may use it.
+/// Nothing is parsed or embedded again.
+pub async fn set_collection_groups(
+    state: web::Data<AppState>,
+    admin: Principal,
+    name: web::Path<String>,
+    body: web::Json<super::documents::GroupsChange>,
+) -> Result<web::Json<CollectionView>, ApiError> {
+    let name = name.into_inner();
+    let groups = body.into_inner().groups;
+    Access::for_groups(groups.iter().cloned())?;
+    let members: Vec<(String, Vec<String>)> = state
+        .engine
+        .manifest()
+        .documents
+        .iter()
+        .filter(|(_, d)| d.collection.as_deref() == Some(name.as_str()))
+        .map(|(id, d)| (id.clone(), d.groups.clone()))
+        .collect();
+    if members.is_empty() {
+        return Err(ApiError::not_found(format!("no collection named `{name}`")));
+    }
+    let engine = Arc::clone(&state.engine);
+    let new = groups.clone();
+    let moved = members.clone();
+    web::block(move || -> crate::Result<()> {
+        for (id, before) in &moved {
+            if *before != new {
+                engine.set_document_groups(id, &new)?;
+            }
+        }
+        Ok(())
+    })
+    .await??;
+    state.audit.record(
+        "collection_groups",
+        Some(&admin.user.name),
+        serde_json::json!({ "collection": name, "documents": members.len(), "to": groups }),
+    );
+    collection_views(&state, &admin.access)
+        .into_iter()
+        .find(|c| c.name == name)
+        .map(web::Json)
+        .ok_or_else(|| ApiError::not_found(format!("no collection named `{name}`")))
 }
 
 #[utoipa::path(get, path = "/api/info", tag = "operations",

@@ -60,6 +60,9 @@ pub struct Rule {
     /// Lowercase HTTP method.
     pub method: &'static str,
     pub policy: Policy,
+    /// Costs the machine real work: each person (and token) may call it
+    /// `server.requests_per_minute` times a minute.
+    pub limited: bool,
 }
 
 /// How a principal proved who they are.

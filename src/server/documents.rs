@@ -448,6 +448,7 @@ fn view_of_entry(id: &str, e: &DocumentEntry, uploads: &Uploads) -> DocumentView
         message: None,
         ingested_at: Some(e.ingested_at),
         collection: e.collection.clone(),
+        groups: Some(e.groups.clone()),
     }
 }
 
@@ -482,6 +483,7 @@ fn view_of_job(id: &str, job: &Job) -> DocumentView {
         message: None,
         ingested_at: None,
         collection: job.collection.clone(),
+        groups: Some(job.groups.clone()),
     };
     apply_job(&mut v, job);
     v
@@ -509,9 +511,19 @@ fn all_documents(state: &AppState, access: &Access) -> Vec<DocumentView> {
             }
         }
     }
-    let mut docs: Vec<DocumentView> = out.into_values().collect();
+    let mut docs: Vec<DocumentView> = out.into_values().map(|v| for_whom(v, access)).collect();
     docs.sort_by_key(|d| d.name.to_lowercase());
     docs
+}
+
+/// `view` as `access` may see it: a document's groups are shown to administrators only
+/// (they are what the page's access controls edit; a reader would learn the names of
+/// groups they are not in).
+fn for_whom(mut view: DocumentView, access: &Access) -> DocumentView {
+    if !access.is_everything() {
+        view.groups = None;
+    }
+    view
 }
 
 /// One document or upload in flight, looked up directly (the page polls this while an
@@ -521,15 +533,16 @@ fn find_document(state: &AppState, access: &Access, id: &str) -> Result<Document
         .ok()
         .map(|e| view_of_entry(id, &e, &state.uploads));
     let jobs = state.uploads.lock();
-    match (indexed, jobs.get(id).filter(|j| access.allows(&j.groups))) {
+    let view = match (indexed, jobs.get(id).filter(|j| access.allows(&j.groups))) {
         (Some(mut v), Some(job)) => {
             apply_job(&mut v, job);
-            Ok(v)
+            v
         }
-        (Some(v), None) => Ok(v),
-        (None, Some(job)) => Ok(view_of_job(id, job)),
-        (None, None) => Err(ApiError::not_found(format!("no document with id `{id}`"))),
-    }
+        (Some(v), None) => v,
+        (None, Some(job)) => view_of_job(id, job),
+        (None, None) => return Err(ApiError::not_found(format!("no document with id `{id}`"))),
+    };
+    Ok(for_whom(view, access))
 }
 
 /// The acknowledged entry of `id`, if the caller may see it.

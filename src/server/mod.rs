@@ -198,11 +198,8 @@ async fn guard(
                     ),
                 )
             } else {
-                let costly = req
-                    .match_pattern()
-                    .is_some_and(|p| COSTLY.contains(&p.as_str()));
-                let admitted = match policy_of(&req) {
-                    Some(policy) => auth::admit(&state, &req, policy, costly).await,
+                let admitted = match rule_of(&req) {
+                    Some(rule) => auth::admit(&state, &req, rule.policy, rule.limited).await,
                     // No route takes this path and method: the router answers 404 or
                     // 405, and no handler runs.
                     None => Ok(()),
@@ -358,6 +355,7 @@ fn set_security_headers(h: &mut header::HeaderMap) {
         conversations::delete,
         conversations::export,
         api::collections,
+        api::set_collection_groups,
         api::ask,
         api::search,
         api::info,
@@ -428,13 +426,18 @@ async fn openapi_json() -> HttpResponse {
 
 /// Declares every route with its method, handler and [`Policy`]: the one table both the
 /// router and the guard read, so a route cannot be added without saying who may call it.
+/// A route marked `limited` costs the machine real work: each person (and token) may call
+/// it `server.requests_per_minute` times a minute.
 macro_rules! routes {
-    ($($path:literal { $($method:ident => $handler:path, $policy:expr;)+ })*) => {
-        /// Every route, its method and who may call it.
+    (@limited) => { false };
+    (@limited limited) => { true };
+    ($($path:literal { $($method:ident => $handler:path, $policy:expr $(, $limited:ident)?;)+ })*) => {
+        /// Every route, its method, who may call it and whether it is rate-limited.
         pub const ROUTES: &[Rule] = &[$($(Rule {
             path: $path,
             method: stringify!($method),
             policy: $policy,
+            limited: routes!(@limited $($limited)?),
         },)+)*];
 
         fn register(cfg: &mut web::ServiceConfig) {
@@ -442,10 +445,6 @@ macro_rules! routes {
         }
     };
 }
-
-/// The routes that cost the machine real work: each person (and token) may call them
-/// `server.requests_per_minute` times a minute.
-const COSTLY: &[&str] = &["/api/ask", "/api/search", "/v1/chat/completions"];
 
 const ANYONE: Policy = Policy::Anyone;
 const READER: Policy = Policy::AtLeast(Role::Reader);
@@ -482,8 +481,9 @@ routes! {
     "/api/ingest" { post => local::ingest, Policy::Local; }
     "/api/backup" { post => local::backup_route, Policy::Local; }
     "/api/collections" { get => api::collections, READER; }
-    "/api/ask" { post => api::ask, READER; }
-    "/api/search" { post => api::search, READER; }
+    "/api/collections/{name}" { patch => api::set_collection_groups, ADMIN; }
+    "/api/ask" { post => api::ask, READER, limited; }
+    "/api/search" { post => api::search, READER, limited; }
     "/api/info" { get => api::info, READER; }
     "/api/openapi.json" { get => openapi_json, READER; }
     "/api/documents" {
@@ -498,7 +498,7 @@ routes! {
     "/api/documents/{id}/source" { get => documents::source, READER; }
     "/api/documents/{id}/text" { get => documents::text, READER; }
     "/v1/models" { get => openai::models, READER; }
-    "/v1/chat/completions" { post => openai::chat, READER; }
+    "/v1/chat/completions" { post => openai::chat, READER, limited; }
     "/healthz" { get => api::healthz, ANYONE; }
     "/readyz" { get => api::readyz, ANYONE; }
     "/metrics" { get => api::metrics, Policy::Metrics; }
@@ -538,24 +538,25 @@ pub const ASSET_RULES: &[Rule] = &[
         path: ASSETS,
         method: "get",
         policy: ANYONE,
+        limited: false,
     },
     Rule {
         path: ASSETS,
         method: "head",
         policy: ANYONE,
+        limited: false,
     },
 ];
 
-/// The policy of the route `req` is addressed to: `None` when no route takes its path
-/// and method (the router then answers 404 or 405, and no handler runs).
-fn policy_of(req: &ServiceRequest) -> Option<Policy> {
+/// The rule of the route `req` is addressed to: `None` when no route takes its path and
+/// method (the router then answers 404 or 405, and no handler runs).
+fn rule_of(req: &ServiceRequest) -> Option<&'static Rule> {
     let pattern = req.match_pattern()?;
     let method = req.method().as_str().to_ascii_lowercase();
     ROUTES
         .iter()
         .chain(ASSET_RULES)
         .find(|r| r.path == pattern && r.method == method)
-        .map(|r| r.policy)
 }
 
 /// A resource whose wrong-method answer is a 405 in the API's error shape.

@@ -183,6 +183,9 @@ pub struct DocumentView {
     pub ingested_at: Option<u64>,
     /// The collection it is in, if any.
     pub collection: Option<String>,
+    /// Who may see it (administrators only: others get no such field).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

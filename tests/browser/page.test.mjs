@@ -621,16 +621,40 @@ describe('browser page', { timeout: 900_000 }, () => {
     await add('penyunting', 'editor', 'Kewangan');
     await add('pembaca', 'reader', 'Kewangan');
     await add('orang-hr', 'reader', 'HR');
+    // Who may see what: the archive collection (the default group `public` so far) moves
+    // to Kewangan from the people page; nothing is indexed again.
+    const arkib = admin.locator('#people-collections .people-user[data-name="Arkib"]');
+    assert.equal(await arkib.locator('.people-groups').inputValue(), 'public');
+    assert.equal(
+      await admin.locator('#people-documents .people-user[data-name="arkib-lama.txt"] .people-groups').inputValue(),
+      'public',
+    );
+    await arkib.locator('.people-groups').fill('Kewangan');
+    await arkib.locator('.people-save').click();
+    await admin.locator('#people-status:not([hidden]):not(.error)').waitFor();
+    // After the save, its document's row, read again from the server, shows Kewangan.
+    const docRow = admin.locator('#people-documents .people-user[data-name="arkib-lama.txt"] .people-groups');
+    for (let i = 0; (await docRow.inputValue()) !== 'Kewangan'; i++) {
+      assert.ok(i < 100, 'the collection\'s groups were not saved');
+      await sleep(100);
+    }
+    assert.equal(await arkib.locator('.people-groups').inputValue(), 'Kewangan');
     t.diagnostic(`screenshot ${await shot(admin, 'people-desktop')}`);
+    await admin.locator('#people-access-heading').evaluate((e) => e.scrollIntoView({ block: 'start' }));
+    t.diagnostic(`screenshot ${await shot(admin, 'people-access-desktop')}`);
     await admin.setViewportSize({ width: 375, height: 667 });
     assert.ok((await admin.evaluate(() => document.documentElement.scrollWidth)) <= 375);
     t.diagnostic(`screenshot ${await shot(admin, 'people-phone')}`);
+    await admin.locator('#people-access-heading').evaluate((e) => e.scrollIntoView({ block: 'start' }));
+    t.diagnostic(`screenshot ${await shot(admin, 'people-access-phone')}`);
     await admin.context().close();
 
-    // The editor uploads into their group.
+    // The editor uploads into their collection, chosen beside the question box.
     const editor = await openPage({ signIn: false });
     await signInAs(editor, 'penyunting', 'kata-laluan-penyunting');
     assert.ok(!(await editor.locator('#open-people').isVisible()), 'an editor sees the people page');
+    await editor.locator('#collection-field').waitFor({ state: 'visible' });
+    await editor.locator('#collection').selectOption('Arkib');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tanya-people-'));
     const file = path.join(dir, 'bajet-kewangan.txt');
     fs.writeFileSync(file, 'Bajet Kewangan\n\nKod bajet kewangan tahun ini ialah KEW-5521.\n');
@@ -638,16 +662,26 @@ describe('browser page', { timeout: 900_000 }, () => {
     const row = editor.locator('#uploads .upload[data-name="bajet-kewangan.txt"][data-final="true"]');
     await row.waitFor({ timeout: 180_000 });
     assert.equal(await row.getAttribute('data-state'), 'indexed');
+    const listed = await (await editor.request.get(`${base}/api/documents`)).json();
+    const bajet = listed.documents.find((d) => d.name === 'bajet-kewangan.txt');
+    assert.equal(bajet.collection, 'Arkib', JSON.stringify(bajet));
+    assert.equal(bajet.groups, undefined, 'an editor is shown groups');
+    t.diagnostic(`screenshot ${await shot(editor, 'editor-upload-desktop')}`);
+    await editor.setViewportSize({ width: 375, height: 667 });
+    assert.ok((await editor.evaluate(() => document.documentElement.scrollWidth)) <= 375);
+    t.diagnostic(`screenshot ${await shot(editor, 'editor-upload-phone', { full: true })}`);
     fs.rmSync(dir, { recursive: true, force: true });
     await editor.context().close();
 
-    // A reader of that group, in another browser context: only that document, answered.
+    // A reader of that group, in another browser context: only that collection's two
+    // documents, answered.
     const reader = await openPage({ signIn: false });
     await signInAs(reader, 'pembaca', 'kata-laluan-pembaca');
-    await reader.locator('#doc-list .doc').first().waitFor();
+    await reader.locator('#doc-list .doc').nth(1).waitFor();
     const names = await reader.locator('#doc-list .doc').allInnerTexts();
-    assert.equal(names.length, 1, `the reader sees ${names.join(' | ')}`);
-    assert.match(names[0], /bajet-kewangan/);
+    assert.equal(names.length, 2, `the reader sees ${names.join(' | ')}`);
+    assert.match(names.join(' '), /arkib-lama/);
+    assert.match(names.join(' '), /bajet-kewangan/);
     assert.ok(!(await reader.locator('#drop-zone').isVisible()), 'a reader is offered uploads');
     assert.equal(await reader.locator('#doc-list .doc-delete:visible').count(), 0, 'a reader is offered deleting');
     const turn = await ask(reader, 'Apakah kod bajet kewangan?');
@@ -658,6 +692,9 @@ describe('browser page', { timeout: 900_000 }, () => {
     await reader.locator('#thread > .turn[data-state="done"]').first().waitFor();
     assert.match(await reader.locator('#thread > .turn .answer').first().innerText(), /KEW-5521/);
     t.diagnostic(`screenshot ${await shot(reader, 'reader-conversation')}`);
+    await reader.setViewportSize({ width: 375, height: 667 });
+    assert.ok((await reader.evaluate(() => document.documentElement.scrollWidth)) <= 375);
+    t.diagnostic(`screenshot ${await shot(reader, 'reader-conversation-phone', { full: true })}`);
     await reader.context().close();
 
     // Someone of another group: neither the document nor its words, anywhere.
@@ -666,7 +703,7 @@ describe('browser page', { timeout: 900_000 }, () => {
     await other.locator('#doc-list-status').waitFor();
     assert.equal(await other.locator('#doc-list .doc').count(), 0);
     const theirs = await ask(other, 'Apakah kod bajet kewangan?');
-    assert.doesNotMatch(await other.content(), /KEW-5521|bajet-kewangan/);
+    assert.doesNotMatch(await other.content(), /KEW-5521|bajet-kewangan|ARK-3310|arkib-lama/);
     assert.match(await theirs.locator('.answer').innerText(), /./);
     assert.equal((await other.locator('#history-list .history-item').count()), 1, 'sees another person\'s conversations');
     await other.context().close();
