@@ -20,7 +20,12 @@ cargo clippy --release --locked --workspace --all-targets -- -D warnings
 # ../shared/corpora, the sample corpus) are #[ignore]d for a plain `cargo test`; the steps
 # above prepare all of them, so here every test runs, and a missing resource fails it.
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+# Trace logging for the whole suite: every test process and every binary it starts
+# appends its events to one file, searched for secrets below.
+trace_dir="$(mktemp -d)"
+export TANYA_LOG_FILE="$trace_dir/suite.log"
+export TANYA_LOG_FILE_FILTER="${TANYA_LOG_FILE_FILTER:-trace,mio=debug,actix_server=debug,h2=debug,hyper=debug,rustls=debug,tantivy=debug,ort=debug,qdrant_edge=debug,segment=debug}"
+trap 'rm -f "$log"; rm -rf "$trace_dir"' EXIT
 set +e
 cargo test --release --locked --no-fail-fast --workspace --all-targets -- --include-ignored 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
@@ -29,6 +34,9 @@ status=${PIPESTATUS[0]}
 echo "== browser tests (tests/browser, headless Chromium)"
 node --test --test-reporter=spec tests/browser/*.test.mjs 2>&1 | tee -a "$log"
 browser_status=${PIPESTATUS[0]}
+echo "== the suite's trace log: no password, token or canary"
+python3 scripts/check_logs.py "$TANYA_LOG_FILE" 2>&1 | tee -a "$log"
+logs_status=${PIPESTATUS[0]}
 set -e
 # Nothing may be left out: an ignored Rust test or a skipped browser test fails the command.
 summary_status=0
@@ -37,4 +45,4 @@ awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += 
      /^[^ ]+ (skipped|todo) [0-9]+$/ { s += $3 }
      END { printf "tests: %d passed, %d failed, %d ignored or skipped\n", p, f, s; exit (s > 0) }' "$log" ||
     summary_status=$?
-[ "$status" -eq 0 ] && [ "$browser_status" -eq 0 ] && [ "$summary_status" -eq 0 ]
+[ "$status" -eq 0 ] && [ "$browser_status" -eq 0 ] && [ "$summary_status" -eq 0 ] && [ "$logs_status" -eq 0 ]

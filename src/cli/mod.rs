@@ -92,19 +92,60 @@ pub enum Command {
     },
 }
 
-/// Logs to stderr: warnings by default, `-v` info, `-vv` debug, or `TANYA_LOG`.
+/// The cap on the one dependency whose logs would hold document text (see
+/// [`init_logging`]).
+pub const NO_TEXT_DIRECTIVE: &str = "tokenizers=info";
+
+/// Logs to stderr: warnings by default, `-v` info, `-vv` debug, or `TANYA_LOG`. With
+/// `TANYA_LOG_FILE` set, every event passing `TANYA_LOG_FILE_FILTER` (default `debug`) is
+/// also appended to that file, whatever stderr shows: a service's full log beside its
+/// terse console (the test command runs the whole suite this way at trace level).
+/// Whatever the filters say, `tokenizers` logs at `info` at most: its trace level writes
+/// out the text it normalises, character by character, and document text never goes
+/// to a log.
 pub fn init_logging(verbose: u8) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
     let filter = match verbose {
         0 => "warn,qdrant_edge=error",
         1 => "info,llama_cpp_2=warn",
         _ => "debug",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TANYA_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
-        )
+    let no_text =
+        |f: EnvFilter| f.add_directive(NO_TEXT_DIRECTIVE.parse().expect("a valid directive"));
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_filter(no_text(
+            EnvFilter::try_from_env("TANYA_LOG").unwrap_or_else(|_| EnvFilter::new(filter)),
+        ));
+    let file = std::env::var_os("TANYA_LOG_FILE").and_then(|path| {
+        let opened = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path);
+        match opened {
+            Ok(f) => Some(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(std::sync::Mutex::new(f))
+                    .with_filter(no_text(
+                        EnvFilter::try_from_env("TANYA_LOG_FILE_FILTER")
+                            .unwrap_or_else(|_| EnvFilter::new("debug")),
+                    )),
+            ),
+            Err(e) => {
+                eprintln!(
+                    "warning: cannot open the log file {}: {e}",
+                    std::path::Path::new(&path).display()
+                );
+                None
+            }
+        }
+    });
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(file)
         .init();
 }
 

@@ -53,6 +53,7 @@ pub fn corpus_dir() -> PathBuf {
 /// Files are parsed in worker processes of the real `tanya` binary, as in production.
 pub fn config(data_dir: &Path) -> Config {
     use_parse_worker();
+    log_to_file();
     let mut c = Config::load_layers(None, Vec::new()).unwrap();
     c.paths.models_dir = models_dir();
     c.paths.data_dir = data_dir.to_path_buf();
@@ -151,4 +152,31 @@ pub fn tanya(data_dir: &Path) -> std::process::Command {
         .env("TANYA__PATHS__DATA_DIR", data_dir)
         .env_remove("TANYA_CONFIG");
     cmd
+}
+
+/// With `TANYA_LOG_FILE` set (the test command sets it), this test process's own events go
+/// to that file too, at `TANYA_LOG_FILE_FILTER`, as the binaries it starts do: the test
+/// command then searches the whole suite's log for passwords, tokens and canaries.
+pub fn log_to_file() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let Some(path) = std::env::var_os("TANYA_LOG_FILE") else {
+            return;
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .expect("opening TANYA_LOG_FILE");
+        // As the binary does (src/cli/mod.rs): tokenizers' trace level spells out the
+        // text it normalises.
+        let filter = tracing_subscriber::EnvFilter::try_from_env("TANYA_LOG_FILE_FILTER")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("debug"))
+            .add_directive("tokenizers=info".parse().unwrap());
+        let _ = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_env_filter(filter)
+            .with_writer(std::sync::Mutex::new(file))
+            .try_init();
+    });
 }
