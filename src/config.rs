@@ -13,6 +13,40 @@ use crate::error::{Error, Result};
 /// The compiled-in base layer.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
+/// The thresholds calibrated for each embedder Tanya installs (see the file).
+pub const EMBEDDERS_TOML: &str = include_str!("../config/embedders.toml");
+
+/// Thresholds that belong to an embedder.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Calibration {
+    /// See `answer.min_relevance`.
+    pub min_relevance: f32,
+}
+
+/// `answer.min_relevance`: the embedder's own floor, or a number.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MinRelevance {
+    Value(f32),
+    Named(RelevanceName),
+}
+
+/// The one name `answer.min_relevance` takes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RelevanceName {
+    /// The floor calibrated for `embedder.model` (config/embedders.toml).
+    Embedder,
+}
+
+/// The thresholds calibrated for `model`, if it is one Tanya knows.
+pub fn calibration(model: &str) -> Option<Calibration> {
+    let table: std::collections::BTreeMap<String, Calibration> =
+        toml::from_str(EMBEDDERS_TOML).expect("config/embedders.toml parses (a unit test checks)");
+    table.get(model).copied()
+}
+
 /// Prefix of environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "TANYA__";
 
@@ -141,7 +175,9 @@ pub struct AnswerConfig {
     pub mode: AnswerMode,
     pub passages: usize,
     pub prompt_passages: usize,
-    pub min_relevance: f32,
+    /// `"embedder"` (its calibrated floor), or a cosine similarity that overrides it
+    /// ([`Config::min_relevance`]).
+    pub min_relevance: MinRelevance,
     /// Extractive mode: abstain when the best sentence and its headings say less than
     /// this share of the question's terms, in either language.
     pub min_coverage: f32,
@@ -274,6 +310,20 @@ impl Config {
         config.validated()
     }
 
+    /// The cosine similarity below which an answer abstains: `answer.min_relevance` when
+    /// set, else the one calibrated for `embedder.model` (config/embedders.toml), so
+    /// changing the embedder never leaves answers judged by another model's threshold.
+    pub fn min_relevance(&self) -> f32 {
+        match self.answer.min_relevance {
+            MinRelevance::Value(r) => r,
+            MinRelevance::Named(RelevanceName::Embedder) => {
+                calibration(&self.embedder.model)
+                    .expect("check_embedder admits only calibrated embedders")
+                    .min_relevance
+            }
+        }
+    }
+
     /// Expands `~` in the paths and checks every setting, section by section in a
     /// fixed order; the first failing check is the error.
     fn validated(mut self) -> Result<Config> {
@@ -297,6 +347,12 @@ impl Config {
             return bad(format!(
                 "embedder.model = `{}` is not one of {:?}",
                 self.embedder.model, EMBEDDER_NAMES
+            ));
+        }
+        if calibration(&self.embedder.model).is_none() {
+            return bad(format!(
+                "embedder.model = `{}` has no calibrated thresholds in config/embedders.toml",
+                self.embedder.model
             ));
         }
         if !(16..=65_536).contains(&self.embedder.batch_tokens) {
@@ -388,7 +444,8 @@ impl Config {
         if self.answer.prompt_passages == 0 || self.answer.prompt_passages > 20 {
             return bad("answer.prompt_passages must be between 1 and 20".into());
         }
-        if !(-1.0..=1.0).contains(&self.answer.min_relevance) {
+        if matches!(self.answer.min_relevance, MinRelevance::Value(r) if !(-1.0..=1.0).contains(&r))
+        {
             return bad("answer.min_relevance must be a cosine similarity in [-1, 1]".into());
         }
         if self.answer.max_sentences == 0 {
@@ -666,6 +723,40 @@ mod tests {
         assert!(e.to_string().contains("sqlite"), "{e}");
         let e = Config::load_layers(None, env(&[("TANYA__STORE__PATH", "x")])).unwrap_err();
         assert!(e.to_string().contains("store.path"), "{e}");
+    }
+
+    #[test]
+    fn the_relevance_floor_belongs_to_the_embedder_unless_configured() {
+        for name in EMBEDDER_NAMES {
+            let c = calibration(name).unwrap_or_else(|| panic!("{name} is not calibrated"));
+            assert!((-1.0..=1.0).contains(&c.min_relevance), "{name}");
+        }
+        let e5 = Config::defaults().unwrap();
+        assert_eq!(
+            e5.answer.min_relevance,
+            MinRelevance::Named(RelevanceName::Embedder)
+        );
+        assert_eq!(e5.min_relevance(), 0.82);
+        let mini =
+            Config::load_layers(None, env(&[("TANYA__EMBEDDER__MODEL", "all-minilm-l6-v2")]))
+                .unwrap();
+        assert_eq!(
+            mini.min_relevance(),
+            calibration("all-minilm-l6-v2").unwrap().min_relevance
+        );
+        assert_ne!(mini.min_relevance(), e5.min_relevance());
+        let set = Config::load_layers(
+            None,
+            env(&[
+                ("TANYA__EMBEDDER__MODEL", "all-minilm-l6-v2"),
+                ("TANYA__ANSWER__MIN_RELEVANCE", "0.5"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(set.min_relevance(), 0.5);
+        let e =
+            Config::load_layers(None, env(&[("TANYA__ANSWER__MIN_RELEVANCE", "2")])).unwrap_err();
+        assert!(e.to_string().contains("min_relevance"), "{e}");
     }
 
     #[test]

@@ -63,6 +63,8 @@ pub struct Engine {
     /// The word lists that carry a question into the other language.
     lexicon: Lexicon,
     generator: Mutex<Option<Arc<Generator>>>,
+    /// The relevance floor of answers ([`Config::min_relevance`]), resolved once.
+    min_relevance: f32,
 }
 
 impl Engine {
@@ -87,6 +89,7 @@ impl Engine {
         };
         let lexicon = Lexicon::load(&config.lexicon_files())?;
         Ok(Engine {
+            min_relevance: config.min_relevance(),
             config,
             embedder,
             collection,
@@ -99,6 +102,12 @@ impl Engine {
     /// The effective configuration.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The cosine similarity below which an answer abstains: `answer.min_relevance`, or
+    /// the embedder's own calibrated floor.
+    pub fn min_relevance(&self) -> f32 {
+        self.min_relevance
     }
 
     /// The acknowledged documents. A read guard: hold it briefly.
@@ -151,8 +160,12 @@ impl Engine {
 
     /// Gives a document other access groups, without parsing or embedding it again.
     pub fn set_document_groups(&self, doc_id: &str, groups: &[String]) -> Result<()> {
-        Access::for_groups(groups.iter().cloned())?;
-        self.collection.regroup(doc_id, groups)
+        // Sorted and without duplicates, as ingest records them.
+        let groups: Vec<String> = Access::for_groups(groups.iter().cloned())?
+            .groups()
+            .map(str::to_string)
+            .collect();
+        self.collection.regroup(doc_id, &groups)
     }
 
     /// Refuses with [`Error::DiskFull`] when the data directory's disk has less than
@@ -456,7 +469,7 @@ impl Engine {
             time_to_first_token_ms: None,
             tokens_per_second: None,
         };
-        if answer.relevance < self.config.answer.min_relevance {
+        if answer.relevance < self.min_relevance {
             answer.answer_ms = t.elapsed().as_secs_f64() * 1000.0;
             return Ok(answer);
         }

@@ -122,6 +122,42 @@ fn extractive_answers_contain_the_fact_and_cite_it() {
     );
 }
 
+/// Changing `embedder.model` brings the relevance floor calibrated for that model: with
+/// the English-only MiniLM, whose similarities run lower than e5's, answers keep coming
+/// (e5's floor would silence most of them) and unrelated questions still abstain.
+#[test]
+fn another_embedder_answers_with_its_own_relevance_floor() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(&dir.path().join("data"));
+    c.embedder.model = "all-minilm-l6-v2".into();
+    let e5_floor = tanya::config::Config::defaults().unwrap().min_relevance();
+    let floor = c.min_relevance();
+    assert!(floor < e5_floor, "{floor} vs e5's {e5_floor}");
+    let engine = Engine::open(c).unwrap();
+    assert_eq!(engine.min_relevance(), floor);
+    ingest_public(&engine, &corpus_dir());
+    let (mut right, mut below_e5) = (0, 0);
+    for q in questions() {
+        let a = extractive(&engine, &q.question);
+        if q.abstain && !q.near_topic {
+            assert!(a.abstained, "{} answered: {}", q.id, a.text);
+            continue;
+        }
+        if !a.abstained && q.expect.iter().any(|e| a.text.contains(e.as_str())) {
+            right += 1;
+            if a.relevance < e5_floor {
+                below_e5 += 1;
+            }
+        }
+    }
+    println!("MiniLM: {right} right, {below_e5} of them under e5's floor {e5_floor}");
+    assert!(right >= 9, "only {right} right answers with MiniLM");
+    assert!(
+        below_e5 >= 3,
+        "only {below_e5} right answers needed MiniLM's own floor"
+    );
+}
+
 #[test]
 fn unrelated_questions_abstain_in_their_language() {
     let shared = corpus_engine();

@@ -269,7 +269,7 @@ fn retrieval(config: Config, args: RetrievalArgs, access: Access) -> anyhow::Res
 fn answers(config: Config, args: AnswersArgs, access: Access) -> anyhow::Result<()> {
     let queries: Vec<tanya::eval::Query> = tanya::eval::read_jsonl(&args.questions)?;
     let gold: Vec<tanya::eval::Gold> = tanya::eval::read_jsonl(&args.answers)?;
-    let configured = config.answer.min_relevance;
+    let configured = config.min_relevance();
     let gold = gold.into_iter().map(|g| (g.qid.clone(), g)).collect();
     let (engine, m) = eval_engine(config, &args.corpus, args.index)?;
     let modes = if args.mode.is_empty() {

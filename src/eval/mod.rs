@@ -648,7 +648,7 @@ pub fn evaluate_answers(
         abstained: avg(sum.abstained),
         gold_retrieved: avg(sum.gold_retrieved),
         latency_ms: Latency::of(ms),
-        abstention: abstention_curve(&relevance, engine.config().answer.min_relevance),
+        abstention: abstention_curve(&relevance, engine.min_relevance()),
     })
 }
 
