@@ -34,6 +34,13 @@ pub struct Args {
     /// and a session among 1,000 people, in a scratch accounts database).
     #[arg(long)]
     access: bool,
+    /// Ingest this folder into the index and report the ingest: documents, chunks and
+    /// embedded texts per second, how busy the cores were, peak memory.
+    #[arg(long)]
+    ingest: Option<PathBuf>,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(serde::Deserialize)]
@@ -54,6 +61,9 @@ pub fn run(config: Config, args: Args) -> anyhow::Result<()> {
         toml::from_str(&text).with_context(|| format!("parsing {}", args.questions.display()))?;
     let qs: Vec<String> = qs.question.into_iter().map(|q| q.question).collect();
     let engine = Engine::open(config)?;
+    if let Some(folder) = &args.ingest {
+        return ingest_speed(&engine, folder, args.json.as_deref());
+    }
     if let Some(folder) = &args.during_ingest {
         return searches_during_ingest(&engine, &qs, args.runs, &access, folder);
     }
@@ -62,12 +72,31 @@ pub fn run(config: Config, args: Args) -> anyhow::Result<()> {
     }
     let search_ms = time_searches(&engine, &qs, args.runs, &access)?;
     let ask_ms = time_answers(&engine, &qs, &access)?;
-    println!("questions: {}, search runs: {}", qs.len(), search_ms.len());
-    println!("search latency, median: {:.1} ms", median(search_ms));
+    let chunks: usize = engine
+        .manifest()
+        .documents
+        .values()
+        .map(|d| d.chunks as usize)
+        .sum();
     println!(
-        "extractive answer (retrieval + answer), median: {:.1} ms",
-        median(ask_ms)
+        "questions: {}, search runs: {}, index: {chunks} chunks",
+        qs.len(),
+        search_ms.len()
     );
+    let (search, answer) = (Latency::of(&search_ms), Latency::of(&ask_ms));
+    println!("search latency:    {search}");
+    println!("extractive answer: {answer} (retrieval + answer)");
+    if let Some(file) = &args.json {
+        let json = serde_json::json!({
+            "chunks": chunks,
+            "questions": qs.len(),
+            "search_ms": search,
+            "extractive_answer_ms": answer,
+            "peak_rss_mib": tanya::engine::peak_rss_mib(),
+        });
+        std::fs::write(file, serde_json::to_string_pretty(&json)?)
+            .with_context(|| format!("writing {}", file.display()))?;
+    }
     time_generation(&engine, &qs, args.generative, &access)?;
     if let Some(rss) = tanya::engine::peak_rss_mib() {
         println!("peak RSS: {rss:.0} MiB");
@@ -201,6 +230,110 @@ fn searches_during_ingest(
     );
     if let Some(rss) = tanya::engine::peak_rss_mib() {
         println!("peak RSS: {rss:.0} MiB");
+    }
+    Ok(())
+}
+
+/// Latency figures of a set of timings, in milliseconds.
+#[derive(serde::Serialize)]
+struct Latency {
+    p50: f64,
+    p95: f64,
+    p99: f64,
+    n: usize,
+}
+
+impl Latency {
+    fn of(ms: &[f64]) -> Self {
+        Latency {
+            p50: percentile(ms, 0.5),
+            p95: percentile(ms, 0.95),
+            p99: percentile(ms, 0.99),
+            n: ms.len(),
+        }
+    }
+}
+
+impl std::fmt::Display for Latency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms ({} runs)",
+            self.p50, self.p95, self.p99, self.n
+        )
+    }
+}
+
+/// CPU seconds used so far by this process and by its children that have ended (the
+/// parse workers), from /proc (in USER_HZ, 100 a second on Linux).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .skip(11) // utime is field 14, the 12th after the name
+        .take(4) // utime, stime, cutime, cstime
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    (f.len() == 4).then(|| f.iter().sum::<f64>() / 100.0)
+}
+
+/// `--ingest FOLDER`: one ingest, measured.
+fn ingest_speed(
+    engine: &Engine,
+    folder: &std::path::Path,
+    json: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let options =
+        tanya::engine::IngestOptions::with_groups(engine.config().ingest.default_groups.clone());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpu_before = cpu_seconds();
+    let report = engine.ingest(folder, &options, &tanya::engine::Quiet)?;
+    let cpu = match (cpu_before, cpu_seconds()) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
+    let secs = report.elapsed_seconds.max(1e-9);
+    let busy = cpu.map(|c| c / secs / cores as f64);
+    let docs = report.indexed.len();
+    println!(
+        "ingest of {}: {docs} documents, {} chunks, {} texts embedded in {:.1} s \
+         (embedding {:.1} s)",
+        folder.display(),
+        report.chunks_embedded,
+        report.texts_embedded,
+        report.elapsed_seconds,
+        report.embed_seconds
+    );
+    println!(
+        "{:.2} documents/s, {:.2} chunks/s, {:.1} texts/s; cores busy {}; peak RSS {}",
+        docs as f64 / secs,
+        report.chunks_embedded as f64 / secs,
+        report.texts_embedded as f64 / secs,
+        busy.map_or("?".into(), |b| format!("{:.0} % of {cores}", b * 100.0)),
+        report
+            .peak_rss_mib
+            .map_or("?".into(), |r| format!("{r:.0} MiB"))
+    );
+    if let Some(file) = json {
+        let value = serde_json::json!({
+            "folder": folder,
+            "embedder": engine.embedder_identity(),
+            "documents": docs,
+            "chunks": report.chunks_embedded,
+            "texts_embedded": report.texts_embedded,
+            "seconds": report.elapsed_seconds,
+            "embed_seconds": report.embed_seconds,
+            "documents_per_second": docs as f64 / secs,
+            "chunks_per_second": report.chunks_embedded as f64 / secs,
+            "cores": cores,
+            "cores_busy": busy,
+            "peak_rss_mib": report.peak_rss_mib,
+            "rejected": report.rejected.len(),
+        });
+        std::fs::write(file, serde_json::to_string_pretty(&value)?)
+            .with_context(|| format!("writing {}", file.display()))?;
     }
     Ok(())
 }
