@@ -183,6 +183,13 @@ fn probes() -> Vec<Probe> {
             S::OK,
         ),
         p(
+            "/api/collections/{name}",
+            Method::PATCH,
+            "/api/collections/nope",
+            Some(r#"{"groups": ["HR"]}"#),
+            S::NOT_FOUND,
+        ),
+        p(
             "/api/ask",
             Method::POST,
             "/api/ask",
@@ -1769,7 +1776,10 @@ async fn collections_narrow_every_search_and_show_only_what_a_person_may_see() {
     let (_, listed) = call(&boss, TestRequest::get().uri("/api/collections")).await;
     assert_eq!(
         listed,
-        serde_json::json!([{ "name": "HR", "documents": 2 }, { "name": "Kewangan", "documents": 1 }])
+        serde_json::json!([
+            { "name": "HR", "documents": 2, "groups": ["Awam", "HR"] },
+            { "name": "Kewangan", "documents": 1, "groups": ["Kewangan"] }
+        ])
     );
     let (status, found) = call(&awam, search("HR")).await;
     assert_eq!(status, StatusCode::OK);
@@ -1844,8 +1854,154 @@ async fn collections_narrow_every_search_and_show_only_what_a_person_may_see() {
         actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     let (_, listed) = call(&boss, TestRequest::get().uri("/api/collections")).await;
-    assert_eq!(
-        listed[1],
-        serde_json::json!({ "name": "Kewangan", "documents": 2 })
+    assert_eq!(listed[1]["name"], "Kewangan");
+    assert_eq!(listed[1]["documents"], 2);
+    // A document's groups are shown to administrators only.
+    let (_, doc) = call(
+        &boss,
+        TestRequest::get().uri(&format!("/api/documents/{id}")),
+    )
+    .await;
+    assert!(doc["groups"].is_array(), "{doc}");
+    let (_, docs) = call(&awam, TestRequest::get().uri("/api/documents")).await;
+    assert!(
+        docs["documents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d.get("groups").is_none()),
+        "{docs}"
     );
+
+    // Who may use a collection: an administrator moves all its documents at once (a
+    // reader may not), and the filter inside the search follows at once.
+    let open_to_awam = || {
+        TestRequest::patch()
+            .uri("/api/collections/Kewangan")
+            .set_json(serde_json::json!({ "groups": ["Awam", "Awam"] }))
+    };
+    let (status, _) = call(&awam, open_to_awam()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, changed) = call(&boss, open_to_awam()).await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(
+        changed,
+        serde_json::json!({ "name": "Kewangan", "documents": 2, "groups": ["Awam"] })
+    );
+    let (_, found) = call(&awam, search("Kewangan")).await;
+    assert_eq!(files(&found), ["bajet.txt", "cuti-kew.txt"]);
+    let (status, _) = call(
+        &boss,
+        TestRequest::patch()
+            .uri("/api/collections/tiada")
+            .set_json(serde_json::json!({ "groups": ["Awam"] })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+// ---- a groups file sets its folder's audience ---------------------------------------------
+
+#[test]
+fn a_groups_file_sets_the_audience_of_its_folder_and_is_read_beneath_the_root_only() {
+    use tanya::engine::{Access, IngestOptions, Quiet};
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(docs.join("hr/sulit")).unwrap();
+    std::fs::create_dir_all(docs.join("kewangan")).unwrap();
+    let write = |rel: &str, text: &str| std::fs::write(docs.join(rel), text).unwrap();
+    write("umum.txt", "Kantin dibuka pukul 7 pagi hingga 5 petang.\n");
+    write("hr/.tanya-groups", "# Jabatan Sumber Manusia\nHR\n");
+    write(
+        "hr/cuti.txt",
+        "Cuti tahunan ialah 18 hari bagi semua kakitangan.\n",
+    );
+    write("hr/sulit/.tanya-groups", "HR-Pengurusan, Gaji\n");
+    write(
+        "hr/sulit/gaji.txt",
+        "Gaji pengarah ialah RM 25,000 sebulan.\n",
+    );
+    write(
+        "kewangan/tuntutan.txt",
+        "Tuntutan perjalanan dibayar dalam 14 hari.\n",
+    );
+    let engine = Engine::open(common::config(&dir.path().join("data"))).unwrap();
+    let run = |options: &IngestOptions| engine.ingest(&docs, options, &Quiet);
+
+    // A groups file that is a link (here to a file outside the root) stops the run before
+    // anything is indexed: its folder's documents must not fall back to another audience.
+    let outside = dir.path().join("outside-groups");
+    std::fs::write(&outside, "Awam\n").unwrap();
+    std::os::unix::fs::symlink(&outside, docs.join("kewangan/.tanya-groups")).unwrap();
+    let err = run(&IngestOptions::with_groups(vec!["Awam".into()])).unwrap_err();
+    assert!(err.to_string().contains("kewangan/.tanya-groups"), "{err}");
+    assert_eq!(engine.manifest().documents.len(), 0);
+
+    // So does an invalid group name, naming the file and line.
+    std::fs::remove_file(docs.join("kewangan/.tanya-groups")).unwrap();
+    write("kewangan/.tanya-groups", "Kewangan\nbad\u{1}name\n");
+    let err = run(&IngestOptions::with_groups(vec!["Awam".into()])).unwrap_err();
+    assert!(
+        err.to_string().contains("kewangan/.tanya-groups: line 2"),
+        "{err}"
+    );
+    assert_eq!(engine.manifest().documents.len(), 0);
+
+    write("kewangan/.tanya-groups", "Kewangan\n");
+    let report = run(&IngestOptions::with_groups(vec!["Awam".into()])).unwrap();
+    assert_eq!(report.indexed.len(), 4, "{report:?}");
+    assert!(
+        report.rejected.is_empty(),
+        "a groups file is not a document: {:?}",
+        report.rejected
+    );
+    let groups_of = |rel: &str| {
+        engine
+            .manifest()
+            .documents
+            .values()
+            .find(|e| e.rel_path == rel)
+            .map(|e| e.groups.clone())
+            .unwrap()
+    };
+    assert_eq!(groups_of("umum.txt"), ["Awam"]);
+    assert_eq!(groups_of("hr/cuti.txt"), ["HR"]);
+    assert_eq!(groups_of("hr/sulit/gaji.txt"), ["Gaji", "HR-Pengurusan"]);
+    assert_eq!(groups_of("kewangan/tuntutan.txt"), ["Kewangan"]);
+
+    // The filter inside the search follows them.
+    let found = |groups: &[&str], q: &str| -> Vec<String> {
+        let access = Access::for_groups(groups.iter().copied()).unwrap();
+        engine
+            .search(q, &access, 10)
+            .unwrap()
+            .hits
+            .into_iter()
+            .map(|h| h.passage.rel_path)
+            .collect()
+    };
+    assert_eq!(found(&["HR"], "gaji pengarah sebulan"), ["hr/cuti.txt"]);
+    assert_eq!(
+        found(&["Gaji"], "gaji pengarah sebulan"),
+        ["hr/sulit/gaji.txt"]
+    );
+    assert!(found(&["Awam"], "tuntutan perjalanan")
+        .iter()
+        .all(|r| r == "umum.txt"));
+
+    // Editing a groups file is like asking for other groups: indexed documents keep theirs
+    // (the report lists them) until the run regroups.
+    write("hr/.tanya-groups", "HR\nAwam\n");
+    let report = run(&IngestOptions::with_groups(vec!["Awam".into()])).unwrap();
+    assert_eq!(report.kept_groups.len(), 1, "{report:?}");
+    assert_eq!(report.kept_groups[0].rel_path, "hr/cuti.txt");
+    assert_eq!(groups_of("hr/cuti.txt"), ["HR"]);
+    let report = run(&IngestOptions {
+        regroup: true,
+        ..IngestOptions::with_groups(vec!["Awam".into()])
+    })
+    .unwrap();
+    assert_eq!(report.regrouped.len(), 1, "{report:?}");
+    assert_eq!(groups_of("hr/cuti.txt"), ["Awam", "HR"]);
+    assert!(found(&["Awam"], "cuti tahunan").contains(&"hr/cuti.txt".to_string()));
 }
