@@ -402,29 +402,36 @@ def install_e5(dest: Path, expected: dict[str, str], write_sums: bool) -> None:
                                "(see above); nothing was installed")
         say(f"    verified in {time.monotonic() - t0:.1f} s")
 
-        mismatched = []
-        for name in E5_FILES:
-            rel = f"{E5_DIR}/{name}"
-            digest = sha256_file(staging / name)
-            if not write_sums and digest != expected.get(rel):
-                mismatched.append(f"  {rel}: got {digest}, {MANIFEST.name} has {expected.get(rel)}")
-        if mismatched:
-            raise InstallError(
-                "the converted files do not match the checksums (is the venv at "
-                f"{VENV} on {', '.join(f'{k}=={v}' for k, v in VENV_REQUIREMENTS.items())}?); "
-                "nothing was installed:\n" + "\n".join(mismatched))
-        (dest / E5_DIR).mkdir(parents=True, exist_ok=True)
-        for name in E5_FILES:  # staging is inside dest: a rename is atomic
-            with open(staging / name, "rb") as f:
-                os.fsync(f.fileno())
-            os.chmod(staging / name, 0o644)
-            os.replace(staging / name, dest / E5_DIR / name)
-            say(f"    installed {E5_DIR}/{name}")
+        place_staged(staging, dest, E5_DIR, expected, write_sums)
         shutil.rmtree(src_dir, ignore_errors=True)  # extracted sources, no longer needed
         with contextlib.suppress(OSError):
             WORK.rmdir()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def place_staged(staging: Path, dest: Path, dir_name: str, expected: dict[str, str],
+                 write_sums: bool) -> None:
+    """Checks the files built in `staging` against the checksums (unless they are being
+    recorded), then moves them into `dest/dir_name`; nothing is installed on a mismatch."""
+    mismatched = []
+    for name in E5_FILES:
+        rel = f"{dir_name}/{name}"
+        digest = sha256_file(staging / name)
+        if not write_sums and digest != expected.get(rel):
+            mismatched.append(f"  {rel}: got {digest}, {MANIFEST.name} has {expected.get(rel)}")
+    if mismatched:
+        raise InstallError(
+            "the built files do not match the checksums (is the venv at "
+            f"{VENV} on {', '.join(f'{k}=={v}' for k, v in VENV_REQUIREMENTS.items())}?); "
+            "nothing was installed:\n" + "\n".join(mismatched))
+    (dest / dir_name).mkdir(parents=True, exist_ok=True)
+    for name in E5_FILES:  # staging is inside dest: a rename is atomic
+        with open(staging / name, "rb") as f:
+            os.fsync(f.fileno())
+        os.chmod(staging / name, 0o644)
+        os.replace(staging / name, dest / dir_name / name)
+        say(f"    installed {dir_name}/{name}")
 
 
 def install_e5_int8(dest: Path, expected: dict[str, str], write_sums: bool) -> None:
@@ -444,22 +451,7 @@ def install_e5_int8(dest: Path, expected: dict[str, str], write_sums: bool) -> N
         if r.returncode != 0:
             raise InstallError(f"building {E5_INT8_DIR} failed (see above)")
         say(f"    quantised in {time.monotonic() - t0:.1f} s")
-        mismatched = []
-        for name in E5_FILES:
-            rel = f"{E5_INT8_DIR}/{name}"
-            digest = sha256_file(staging / name)
-            if not write_sums and digest != expected.get(rel):
-                mismatched.append(f"  {rel}: got {digest}, {MANIFEST.name} has {expected.get(rel)}")
-        if mismatched:
-            raise InstallError("the quantised files do not match the checksums; nothing was "
-                               "installed:\n" + "\n".join(mismatched))
-        (dest / E5_INT8_DIR).mkdir(parents=True, exist_ok=True)
-        for name in E5_FILES:
-            with open(staging / name, "rb") as f:
-                os.fsync(f.fileno())
-            os.chmod(staging / name, 0o644)
-            os.replace(staging / name, dest / E5_INT8_DIR / name)
-            say(f"    installed {E5_INT8_DIR}/{name}")
+        place_staged(staging, dest, E5_INT8_DIR, expected, write_sums)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
