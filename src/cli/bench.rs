@@ -38,6 +38,11 @@ pub struct Args {
     /// embedded texts per second, how busy the cores were, peak memory.
     #[arg(long)]
     ingest: Option<PathBuf>,
+    /// Concurrent load: for each number of clients, that many threads ask and search at
+    /// once (the questions, `--runs` times each), in process (the engine, not HTTP);
+    /// throughput and latency percentiles per number of clients.
+    #[arg(long, value_delimiter = ',')]
+    clients: Vec<usize>,
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -63,6 +68,16 @@ pub fn run(config: Config, args: Args) -> anyhow::Result<()> {
     let engine = Engine::open(config)?;
     if let Some(folder) = &args.ingest {
         return ingest_speed(&engine, folder, args.json.as_deref());
+    }
+    if !args.clients.is_empty() {
+        return concurrent_load(
+            &engine,
+            &qs,
+            args.runs,
+            &access,
+            &args.clients,
+            args.json.as_deref(),
+        );
     }
     if let Some(folder) = &args.during_ingest {
         return searches_during_ingest(&engine, &qs, args.runs, &access, folder);
@@ -262,6 +277,76 @@ impl std::fmt::Display for Latency {
             self.p50, self.p95, self.p99, self.n
         )
     }
+}
+
+/// `--clients N,...`: N threads at once, each searching and asking (extractive) through
+/// the questions `runs` times; per N, the requests per second and the latency of each kind.
+fn concurrent_load(
+    engine: &Engine,
+    questions: &[String],
+    runs: usize,
+    access: &Access,
+    clients: &[usize],
+    json: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let k = engine.config().search.top_k;
+    let mut rows = Vec::new();
+    println!("clients  requests/s  search p50 / p99        answer p50 / p99   (in process)");
+    for &n in clients.iter().filter(|&&n| n > 0) {
+        let started = Instant::now();
+        let per_thread: Vec<anyhow::Result<(Vec<f64>, Vec<f64>)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..n)
+                .map(|c| {
+                    scope.spawn(move || {
+                        let (mut search, mut ask) = (Vec::new(), Vec::new());
+                        for r in 0..runs.max(1) {
+                            for i in 0..questions.len() {
+                                // Each client starts at another question.
+                                let q = &questions[(i + c * 7 + r) % questions.len()];
+                                let t = Instant::now();
+                                engine.search(q, access, k)?;
+                                search.push(t.elapsed().as_secs_f64() * 1000.0);
+                                let t = Instant::now();
+                                let cancel = Arc::new(AtomicBool::new(false));
+                                engine.ask(
+                                    q,
+                                    access,
+                                    AnswerMode::Extractive,
+                                    cancel,
+                                    &mut |_| {},
+                                )?;
+                                ask.push(t.elapsed().as_secs_f64() * 1000.0);
+                            }
+                        }
+                        anyhow::Ok((search, ask))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a bench client panicked"))
+                .collect()
+        });
+        let wall = started.elapsed().as_secs_f64();
+        let (mut search, mut ask) = (Vec::new(), Vec::new());
+        for r in per_thread {
+            let (s, a) = r?;
+            search.extend(s);
+            ask.extend(a);
+        }
+        let rate = (search.len() + ask.len()) as f64 / wall;
+        let (s, a) = (Latency::of(&search), Latency::of(&ask));
+        println!(
+            "{n:>7}  {rate:>10.1}  {:>6.1} / {:>6.1} ms     {:>6.1} / {:>6.1} ms",
+            s.p50, s.p99, a.p50, a.p99
+        );
+        rows.push(serde_json::json!({ "clients": n, "requests_per_second": rate, "search_ms": s, "extractive_answer_ms": a }));
+    }
+    if let Some(file) = json {
+        std::fs::write(file, serde_json::to_string_pretty(&rows)?)
+            .with_context(|| format!("writing {}", file.display()))?;
+    }
+    Ok(())
 }
 
 /// CPU seconds used so far by this process and by its children that have ended (the
