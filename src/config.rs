@@ -13,6 +13,11 @@ use crate::error::{Error, Result};
 /// The compiled-in base layer.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
+/// A `tracing` directive every log filter of Tanya's ends with, whatever the user's
+/// filter says: `tokenizers` at trace level writes out the text it normalises, character
+/// by character, and document text never goes to a log.
+pub const NO_TEXT_LOG_DIRECTIVE: &str = "tokenizers=info";
+
 /// The thresholds calibrated for each embedder Tanya installs (see the file).
 pub const EMBEDDERS_TOML: &str = include_str!("../config/embedders.toml");
 

@@ -160,12 +160,17 @@ impl Engine {
 
     /// Gives a document other access groups, without parsing or embedding it again.
     pub fn set_document_groups(&self, doc_id: &str, groups: &[String]) -> Result<()> {
+        self.set_groups_of(&[doc_id.to_string()], groups)
+    }
+
+    /// [`Self::set_document_groups`] for several documents, in batches.
+    pub fn set_groups_of(&self, doc_ids: &[String], groups: &[String]) -> Result<()> {
         // Sorted and without duplicates, as ingest records them.
         let groups: Vec<String> = Access::for_groups(groups.iter().cloned())?
             .groups()
             .map(str::to_string)
             .collect();
-        self.collection.regroup(doc_id, &groups)
+        self.collection.regroup_all(doc_ids, &groups)
     }
 
     /// Refuses with [`Error::DiskFull`] when the data directory's disk has less than

@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::Context;
 use tanya::config::{AnswerMode, Config};
 use tanya::engine::Access;
+use tanya::eval::Latency;
 use tanya::Engine;
 
 #[derive(clap::Args)]
@@ -98,13 +99,17 @@ pub fn run(config: Config, args: Args) -> anyhow::Result<()> {
         qs.len(),
         search_ms.len()
     );
-    let (search, answer) = (Latency::of(&search_ms), Latency::of(&ask_ms));
-    println!("search latency:    {search}");
-    println!("extractive answer: {answer} (retrieval + answer)");
+    let (search, answer) = (latency(&search_ms), latency(&ask_ms));
+    println!("search latency:    {}", describe(&search, search_ms.len()));
+    println!(
+        "extractive answer: {} (retrieval + answer)",
+        describe(&answer, ask_ms.len())
+    );
     if let Some(file) = &args.json {
         let json = serde_json::json!({
             "chunks": chunks,
             "questions": qs.len(),
+            "search_runs": search_ms.len(),
             "search_ms": search,
             "extractive_answer_ms": answer,
             "peak_rss_mib": tanya::engine::peak_rss_mib(),
@@ -249,34 +254,22 @@ fn searches_during_ingest(
     Ok(())
 }
 
-/// Latency figures of a set of timings, in milliseconds.
-#[derive(serde::Serialize)]
-struct Latency {
-    p50: f64,
-    p95: f64,
-    p99: f64,
-    n: usize,
-}
-
-impl Latency {
-    fn of(ms: &[f64]) -> Self {
-        Latency {
-            p50: percentile(ms, 0.5),
-            p95: percentile(ms, 0.95),
-            p99: percentile(ms, 0.99),
-            n: ms.len(),
-        }
+/// The p50/p95/p99 of `ms` (nearest rank, as [`percentile`]), in the shape `tanya eval`
+/// reports.
+fn latency(ms: &[f64]) -> Latency {
+    Latency {
+        p50: percentile(ms, 0.5),
+        p95: percentile(ms, 0.95),
+        p99: percentile(ms, 0.99),
     }
 }
 
-impl std::fmt::Display for Latency {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms ({} runs)",
-            self.p50, self.p95, self.p99, self.n
-        )
-    }
+/// `l` on one line, with how many timings it came from.
+fn describe(l: &Latency, n: usize) -> String {
+    format!(
+        "p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms ({n} runs)",
+        l.p50, l.p95, l.p99
+    )
 }
 
 /// `--clients N,...`: N threads at once, each searching and asking (extractive) through
@@ -335,7 +328,7 @@ fn concurrent_load(
             ask.extend(a);
         }
         let rate = (search.len() + ask.len()) as f64 / wall;
-        let (s, a) = (Latency::of(&search), Latency::of(&ask));
+        let (s, a) = (latency(&search), latency(&ask));
         println!(
             "{n:>7}  {rate:>10.1}  {:>6.1} / {:>6.1} ms     {:>6.1} / {:>6.1} ms",
             s.p50, s.p99, a.p50, a.p99

@@ -92,10 +92,6 @@ pub enum Command {
     },
 }
 
-/// The cap on the one dependency whose logs would hold document text (see
-/// [`init_logging`]).
-pub const NO_TEXT_DIRECTIVE: &str = "tokenizers=info";
-
 /// Logs to stderr: warnings by default, `-v` info, `-vv` debug, or `TANYA_LOG`. With
 /// `TANYA_LOG_FILE` set, every event passing `TANYA_LOG_FILE_FILTER` (default `debug`) is
 /// also appended to that file, whatever stderr shows: a service's full log beside its
@@ -112,8 +108,13 @@ pub fn init_logging(verbose: u8) {
         1 => "info,llama_cpp_2=warn",
         _ => "debug",
     };
-    let no_text =
-        |f: EnvFilter| f.add_directive(NO_TEXT_DIRECTIVE.parse().expect("a valid directive"));
+    let no_text = |f: EnvFilter| {
+        f.add_directive(
+            tanya::config::NO_TEXT_LOG_DIRECTIVE
+                .parse()
+                .expect("a valid directive"),
+        )
+    };
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_filter(no_text(

@@ -34,6 +34,16 @@ pub struct DocumentCommit<'a> {
     pub text: &'a StoredText,
 }
 
+/// An acknowledged document read back from the stores (see `Collection::regroup_all`).
+struct StoredDocument {
+    entry: DocumentEntry,
+    items: Vec<(Passage, Vec<Vec<f32>>)>,
+    text: StoredText,
+}
+
+/// Documents regrouped per batch (see [`Collection::regroup_all`]).
+const REGROUP_BATCH: usize = 32;
+
 /// Test-only: milliseconds to pause inside the commit protocol (between the stores'
 /// writes and the manifest), so that a crash test can land its kills there.
 pub const COMMIT_PAUSE_ENV: &str = "TANYA_TEST_COMMIT_PAUSE_MS";
@@ -351,11 +361,16 @@ impl Collection {
             let keep = previous.as_deref().filter(|p| *p != c.entry.version);
             self.bm25.delete_document(c.doc_id, keep)?;
         }
-        let items: Vec<(Passage, Vec<Vec<f32>>)> =
-            batch.iter().flat_map(|c| c.items.iter().cloned()).collect();
-        self.vectors.upsert(&items)?;
+        // Each document's points as they are (no copy of the batch's vectors); one flush
+        // below makes them all durable.
+        for c in &batch {
+            self.vectors.upsert(c.items)?;
+        }
         test_pause();
-        let passages: Vec<Passage> = items.into_iter().map(|(p, _)| p).collect();
+        let passages: Vec<Passage> = batch
+            .iter()
+            .flat_map(|c| c.items.iter().map(|(p, _)| p.clone()))
+            .collect();
         self.bm25.add(&passages)?;
         self.vectors.flush()?;
         self.bm25.commit()?;
@@ -393,6 +408,34 @@ impl Collection {
     /// same version under `groups` (so no chunk keeps the old ones; see
     /// [`Self::commit_document`]). Durable when this returns.
     pub fn regroup(&self, doc_id: &str, groups: &[String]) -> Result<()> {
+        self.regroup_all(&[doc_id.to_string()], groups)
+    }
+
+    /// [`Self::regroup`] for several documents, committed in batches of
+    /// [`REGROUP_BATCH`] (one durable write of each store and of the manifest per batch,
+    /// and a bounded number of documents' vectors in memory at once).
+    pub fn regroup_all(&self, doc_ids: &[String], groups: &[String]) -> Result<()> {
+        for ids in doc_ids.chunks(REGROUP_BATCH) {
+            let read: Vec<(&str, StoredDocument)> = ids
+                .iter()
+                .map(|id| Ok((id.as_str(), self.stored_document(id, groups)?)))
+                .collect::<Result<_>>()?;
+            self.commit_documents(
+                read.iter()
+                    .map(|(doc_id, d)| DocumentCommit {
+                        doc_id,
+                        entry: d.entry.clone(),
+                        items: &d.items,
+                        text: &d.text,
+                    })
+                    .collect(),
+            )?;
+        }
+        self.finish()
+    }
+
+    /// An acknowledged document as stored, its entry and chunks given `groups`.
+    fn stored_document(&self, doc_id: &str, groups: &[String]) -> Result<StoredDocument> {
         let entry = self
             .manifest()
             .documents
@@ -429,8 +472,7 @@ impl Collection {
             groups: groups.to_vec(),
             ..entry
         };
-        self.commit_document(doc_id, entry, &items, &text)?;
-        self.finish()
+        Ok(StoredDocument { entry, items, text })
     }
 
     /// Forgets a document: unacknowledge first, then delete its chunks.

@@ -317,18 +317,14 @@ pub async fn set_collection_groups(
     if members.is_empty() {
         return Err(ApiError::not_found(format!("no collection named `{name}`")));
     }
+    let moved: Vec<String> = members
+        .iter()
+        .filter(|(_, before)| *before != groups)
+        .map(|(id, _)| id.clone())
+        .collect();
     let engine = Arc::clone(&state.engine);
     let new = groups.clone();
-    let moved = members.clone();
-    web::block(move || -> crate::Result<()> {
-        for (id, before) in &moved {
-            if *before != new {
-                engine.set_document_groups(id, &new)?;
-            }
-        }
-        Ok(())
-    })
-    .await??;
+    web::block(move || engine.set_groups_of(&moved, &new)).await??;
     state.audit.record(
         "collection_groups",
         Some(&admin.user.name),

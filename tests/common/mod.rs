@@ -168,11 +168,10 @@ pub fn log_to_file() {
             .append(true)
             .open(&path)
             .expect("opening TANYA_LOG_FILE");
-        // As the binary does (src/cli/mod.rs): tokenizers' trace level spells out the
-        // text it normalises.
+        // As the binary does (src/cli/mod.rs).
         let filter = tracing_subscriber::EnvFilter::try_from_env("TANYA_LOG_FILE_FILTER")
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("debug"))
-            .add_directive("tokenizers=info".parse().unwrap());
+            .add_directive(tanya::config::NO_TEXT_LOG_DIRECTIVE.parse().unwrap());
         let _ = tracing_subscriber::fmt()
             .with_ansi(false)
             .with_env_filter(filter)
