@@ -27,6 +27,10 @@ pub const EMBEDDERS_TOML: &str = include_str!("../config/embedders.toml");
 pub struct Calibration {
     /// See `answer.min_relevance`.
     pub min_relevance: f32,
+    /// The floor with `embedder.sentence_vectors = "in-context"`, whose sentence vectors
+    /// run lower; `min_relevance` where it was not measured.
+    #[serde(default)]
+    pub in_context_min_relevance: Option<f32>,
 }
 
 /// `answer.min_relevance`: the embedder's own floor, or a number.
@@ -92,6 +96,30 @@ pub struct EmbedderConfig {
     pub batch_tokens: usize,
     pub threads: usize,
     pub max_length: usize,
+    /// How each chunk's sentence vectors are made.
+    pub sentence_vectors: SentenceVectors,
+}
+
+/// How a chunk's sentence vectors (the MaxSim multivector after the chunk's own) are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SentenceVectors {
+    /// Pooled from the chunk's own encoder pass over each sentence's tokens (late
+    /// chunking): one model run per chunk, each sentence read in its context.
+    InContext,
+    /// Each sentence encoded again on its own: a second model run per sentence.
+    Alone,
+}
+
+impl SentenceVectors {
+    /// The suffix this choice adds to the index's embedder identity (none for `alone`,
+    /// which is what indexes built before the choice existed hold).
+    pub fn identity_suffix(self) -> &'static str {
+        match self {
+            Self::InContext => "/in-context",
+            Self::Alone => "",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -184,6 +212,9 @@ pub struct AnswerConfig {
     pub mode: AnswerMode,
     pub passages: usize,
     pub prompt_passages: usize,
+    /// Generative mode: the passages' sentences nearest the question that fit in this
+    /// many tokens are given, not whole passages (0 = whole passages).
+    pub prompt_tokens: usize,
     /// `"embedder"` (its calibrated floor), or a cosine similarity that overrides it
     /// ([`Config::min_relevance`]).
     pub min_relevance: MinRelevance,
@@ -326,9 +357,14 @@ impl Config {
         match self.answer.min_relevance {
             MinRelevance::Value(r) => r,
             MinRelevance::Named(RelevanceName::Embedder) => {
-                calibration(&self.embedder.model)
-                    .expect("check_embedder admits only calibrated embedders")
-                    .min_relevance
+                let c = calibration(&self.embedder.model)
+                    .expect("check_embedder admits only calibrated embedders");
+                match self.embedder.sentence_vectors {
+                    SentenceVectors::Alone => c.min_relevance,
+                    SentenceVectors::InContext => {
+                        c.in_context_min_relevance.unwrap_or(c.min_relevance)
+                    }
+                }
             }
         }
     }
@@ -754,6 +790,12 @@ mod tests {
             calibration("all-minilm-l6-v2").unwrap().min_relevance
         );
         assert_ne!(mini.min_relevance(), e5.min_relevance());
+        let in_context = Config::load_layers(
+            None,
+            env(&[("TANYA__EMBEDDER__SENTENCE_VECTORS", "in-context")]),
+        )
+        .unwrap();
+        assert_eq!(in_context.min_relevance(), 0.81);
         let set = Config::load_layers(
             None,
             env(&[

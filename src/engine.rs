@@ -239,6 +239,12 @@ impl Engine {
         })
     }
 
+    /// Reorganises the vector store for faster searches (see
+    /// [`crate::index::collection::Collection::optimize`]); searches go on meanwhile.
+    pub fn optimize(&self) -> Result<bool> {
+        self.collection.optimize()
+    }
+
     /// Ingests a file or folder.
     pub fn ingest(
         &self,
@@ -408,6 +414,20 @@ impl Engine {
         self.ask_follow_up(question, &[], access, mode, cancel, on_event)
     }
 
+    /// The passages a generative answer to `question` would be given: the top
+    /// `answer.prompt_passages`, each cut to its sentences nearest the question within
+    /// `answer.prompt_tokens` (see `Engine::condensed`).
+    pub fn prompt_passages(&self, question: &str, access: &Access) -> Result<Vec<SearchHit>> {
+        let question = crate::query::check_query(question)?;
+        let retrieval = self.search(question, access, self.config.answer.passages)?;
+        let given = retrieval.hits.len().min(self.config.answer.prompt_passages);
+        self.condensed(
+            &*self.generator()?,
+            &retrieval.hits[..given],
+            &retrieval.query_vector,
+        )
+    }
+
     /// Retrieval for a turn of a conversation: an elliptical follow-up ("dan selepas 6
     /// tahun?", which names no topic) is searched together with the previous question,
     /// a complete one ("How often are fire drills held?", a new topic) alone.
@@ -492,7 +512,14 @@ impl Engine {
                 self.extract(&query, follow_up, &retrieval.query_vector, &mut answer)?;
             }
             AnswerMode::Generative => {
-                self.generate(question, history.last(), &mut answer, cancel, on_event)?;
+                self.generate(
+                    question,
+                    history.last(),
+                    &retrieval.query_vector,
+                    &mut answer,
+                    cancel,
+                    on_event,
+                )?;
             }
         }
         answer.answer_ms = t.elapsed().as_secs_f64() * 1000.0;
@@ -541,13 +568,7 @@ impl Engine {
         let mut scored: Vec<Scored> = Vec::new();
         for (hit, h) in answer.passages.iter().enumerate() {
             let sentences = crate::ingest::pipeline::passage_sentences(&h.passage.text);
-            let vectors: Cow<'_, [Vec<f32>]> = match stored.get(&h.passage.point_id) {
-                Some(v) if v.len() == sentences.len() + 1 => Cow::Borrowed(v),
-                _ => Cow::Owned(
-                    self.embedder
-                        .embed_passages(&crate::ingest::pipeline::chunk_texts(&h.passage.text))?,
-                ),
-            };
+            let vectors = self.multivector(&stored, h, sentences.len())?;
             let chunk_cos = dot(query_vector, &vectors[0]);
             let heading = h
                 .passage
@@ -652,24 +673,134 @@ impl Engine {
         Ok(())
     }
 
+    /// The stored vectors of a retrieved chunk (its own, then its `sentences`'), or, for
+    /// a chunk stored without them, the same embedded now.
+    fn multivector<'s>(
+        &self,
+        stored: &'s std::collections::HashMap<u64, Vec<Vec<f32>>>,
+        hit: &SearchHit,
+        sentences: usize,
+    ) -> Result<Cow<'s, [Vec<f32>]>> {
+        Ok(match stored.get(&hit.passage.point_id) {
+            Some(v) if v.len() == sentences + 1 => Cow::Borrowed(v),
+            _ => Cow::Owned(
+                crate::ingest::pipeline::embed_chunks(&self.embedder, &[&hit.passage.text])?
+                    .pop()
+                    .expect("one chunk, one multivector"),
+            ),
+        })
+    }
+
+    /// The passages as the generative prompt gives them: each cut to its sentences
+    /// nearest the question (by the vectors stored at ingest) that fit in
+    /// `answer.prompt_tokens` all together, in their order, a gap marked "…". Every
+    /// passage keeps at least its nearest sentence, so the numbers stay those of the
+    /// passages shown; one without answerable sentences is given whole. 0 = whole
+    /// passages.
+    fn condensed(
+        &self,
+        generator: &Generator,
+        hits: &[SearchHit],
+        query_vector: &[f32],
+    ) -> Result<Vec<SearchHit>> {
+        let budget = self.config.answer.prompt_tokens;
+        if budget == 0 {
+            return Ok(hits.to_vec());
+        }
+        let ids: Vec<u64> = hits.iter().map(|h| h.passage.point_id).collect();
+        let stored = self.collection.vectors(&ids)?;
+        let mut per_hit = Vec::with_capacity(hits.len());
+        // (similarity, hit, sentence), nearest first.
+        let mut ranked: Vec<(f32, usize, usize)> = Vec::new();
+        for (i, h) in hits.iter().enumerate() {
+            let sentences = crate::ingest::pipeline::passage_sentences(&h.passage.text);
+            let vectors = self.multivector(&stored, h, sentences.len())?;
+            for (j, v) in vectors[1..].iter().enumerate() {
+                ranked.push((dot(query_vector, v), i, j));
+            }
+            per_hit.push(sentences);
+        }
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let mut chosen: Vec<std::collections::BTreeSet<usize>> =
+            vec![Default::default(); hits.len()];
+        let mut used = 0usize;
+        // Each passage's nearest sentence first, whatever it costs; then the nearest of
+        // the rest while they fit.
+        let firsts: Vec<(usize, usize)> = (0..hits.len())
+            .filter_map(|i| ranked.iter().find(|r| r.1 == i).map(|r| (i, r.2)))
+            .collect();
+        let rest = ranked.iter().map(|&(_, i, j)| (i, j));
+        for (n, (i, j)) in firsts.iter().copied().chain(rest).enumerate() {
+            if chosen[i].contains(&j) {
+                continue;
+            }
+            let tokens = generator.count_tokens(&per_hit[i][j].text)?;
+            if n < firsts.len() || used + tokens <= budget {
+                used += tokens;
+                chosen[i].insert(j);
+            }
+        }
+        Ok(hits
+            .iter()
+            .zip(&per_hit)
+            .zip(&chosen)
+            .map(|((h, sentences), chosen)| {
+                let mut hit = h.clone();
+                if !chosen.is_empty() {
+                    let mut text = String::new();
+                    let mut last: Option<usize> = None;
+                    for &j in chosen {
+                        if let Some(prev) = last {
+                            if j == prev + 1 {
+                                // Neighbours keep what stood between them (a line break).
+                                let between: String = h
+                                    .passage
+                                    .text
+                                    .chars()
+                                    .skip(sentences[prev].end)
+                                    .take(sentences[j].start - sentences[prev].end)
+                                    .collect();
+                                text.push_str(&between);
+                            } else {
+                                text.push_str(" … ");
+                            }
+                        } else if j > 0 {
+                            text.push_str("… ");
+                        }
+                        text.push_str(&sentences[j].text);
+                        last = Some(j);
+                    }
+                    if last.is_some_and(|l| l + 1 < sentences.len()) {
+                        text.push_str(" …");
+                    }
+                    hit.passage.text = text;
+                }
+                hit
+            })
+            .collect())
+    }
+
     fn generate(
         &self,
         question: &str,
         previous: Option<&Turn>,
+        query_vector: &[f32],
         answer: &mut Answer,
         cancel: Arc<AtomicBool>,
         on_event: &mut dyn FnMut(AnswerEvent),
     ) -> Result<()> {
         let generator = self.generator()?;
         let g = &self.config.generator;
-        // Exact token accounting: drop the weakest passages until the prompt fits.
-        let budget = (g.max_context as usize).saturating_sub(g.max_new_tokens);
-        let mut given = answer
+        let passages = answer
             .passages
             .len()
             .min(self.config.answer.prompt_passages);
+        let condensed = self.condensed(&generator, &answer.passages[..passages], query_vector)?;
+        // Exact token accounting: drop the weakest passages until the prompt fits.
+        let budget = (g.max_context as usize).saturating_sub(g.max_new_tokens);
+        let mut given = passages;
         let messages = loop {
-            let mut messages = prompt(question, answer.lang, &answer.passages[..given]);
+            let mut messages = prompt(question, answer.lang, &condensed[..given]);
             if let Some(turn) = previous {
                 // The previous turn goes between the instruction and the new question.
                 messages.insert(1, ChatMessage::user(turn.question.clone()));
@@ -699,7 +830,8 @@ impl Engine {
                 GenEvent::Error(e) => return Err(e.into()),
             }
         }
-        let (cleaned, citations) = check_citations(text.trim(), &answer.passages[..given]);
+        // Checked against what the model was given.
+        let (cleaned, citations) = check_citations(text.trim(), &condensed[..given]);
         answer.abstained = cleaned.is_empty();
         answer.text = if cleaned.is_empty() {
             abstain_text(answer.lang).to_string()

@@ -122,6 +122,97 @@ fn extractive_answers_contain_the_fact_and_cite_it() {
     );
 }
 
+/// Sentence vectors pooled in context (`embedder.sentence_vectors = "in-context"`): one
+/// model run per chunk gives the chunk's vector exactly as before and a vector per
+/// sentence that still tells the sentences apart; a sentence the run cut off (past
+/// `max_length`) is embedded alone; and the choice is part of the index's identity.
+#[test]
+fn sentence_vectors_pooled_in_context_come_from_one_run_per_chunk() {
+    use tanya::config::SentenceVectors;
+    use tanya::models::embed::{Embedder, EmbedderKind};
+    let load = |max_length| {
+        Embedder::load(
+            &models_dir(),
+            EmbedderKind::MultilingualE5Small,
+            0,
+            1024,
+            max_length,
+        )
+        .unwrap()
+    };
+    let alone = load(512);
+    let in_context = load(512).with_sentence_vectors(SentenceVectors::InContext);
+    assert_eq!(alone.identity(), "multilingual-e5-small/384");
+    assert_eq!(
+        in_context.identity(),
+        "multilingual-e5-small/384/in-context"
+    );
+    let chunk = "Cuti Tahunan\nPekerja yang telah berkhidmat selama 2 hingga 5 tahun layak \
+                 mendapat 16 hari cuti tahunan. Latihan kebakaran diadakan dua kali setahun di \
+                 setiap cawangan.";
+    let sentences = tanya::ingest::pipeline::passage_sentences(chunk);
+    assert_eq!(sentences.len(), 2, "{sentences:?}");
+    let spans: Vec<std::ops::Range<usize>> = sentences.iter().map(|s| s.start..s.end).collect();
+    let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>();
+    let pooled = in_context
+        .embed_chunks(&[(chunk, &spans)])
+        .unwrap()
+        .remove(0);
+    let separate = alone.embed_chunks(&[(chunk, &spans)]).unwrap().remove(0);
+    assert_eq!((pooled.len(), separate.len()), (3, 3));
+    // The chunk's own vector is the same mean over the same run.
+    assert!(
+        dot(&pooled[0], &separate[0]) > 0.9999,
+        "{}",
+        dot(&pooled[0], &separate[0])
+    );
+    for v in &pooled {
+        let norm = dot(v, v).sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "not a unit vector: {norm}");
+    }
+    // Each pooled sentence is its own vector, read in its chunk's context: it leans to the
+    // chunk more than the sentence alone does (what costs cross-language answers their
+    // sentence, docs/quality.md §17), yet stays nearer its own sentence than the chunk is.
+    assert!(dot(&pooled[1], &pooled[2]) < 0.999);
+    for i in [1, 2] {
+        assert!(
+            dot(&pooled[i], &pooled[0]) < 0.9999,
+            "sentence {i} is the chunk's vector"
+        );
+        assert!(
+            dot(&pooled[i], &pooled[0]) > dot(&separate[i], &separate[0]),
+            "sentence {i} pooled leans to its chunk less than alone"
+        );
+        assert!(
+            dot(&pooled[i], &separate[i]) > dot(&pooled[0], &separate[i]),
+            "sentence {i} pooled is no nearer its sentence than the chunk is"
+        );
+    }
+    // Cut off at 24 tokens: the second sentence has no token in the run, and is embedded
+    // alone (as the short run's first sentence is not).
+    let short = load(24).with_sentence_vectors(SentenceVectors::InContext);
+    let cut = short.embed_chunks(&[(chunk, &spans)]).unwrap().remove(0);
+    let second_alone = load(24)
+        .embed_passages(&[sentences[1].text.as_str()])
+        .unwrap();
+    assert!(dot(&cut[2], &second_alone[0]) > 0.9999);
+    assert!(dot(&cut[1], &separate[1]) < 0.9999);
+    // An index built with sentences alone is not opened by an in-context embedder.
+    let dir = tempfile::tempdir().unwrap();
+    let store = tanya::config::Config::defaults().unwrap().store;
+    tanya::index::manifest::Manifest::new(&alone.identity())
+        .save(dir.path())
+        .unwrap();
+    tanya::index::collection::Collection::open(dir.path(), &alone.identity(), 384, &store)
+        .map(drop)
+        .unwrap();
+    let e =
+        tanya::index::collection::Collection::open(dir.path(), &in_context.identity(), 384, &store)
+            .err()
+            .expect("a different identity is refused");
+    assert!(e.to_string().contains("reindex"), "{e}");
+}
+
 /// The int8 e5 the setup script builds says what e5 says: every vector within cosine
 /// 0.99 of e5's, similarities within 0.02, and the same passage first for questions in
 /// either language.
@@ -293,6 +384,81 @@ fn generative_path_streams_and_parses_citations() {
         assert!(c.n >= 1 && c.n <= a.passages.len(), "{c:?}");
     }
     assert!(!a.text.is_empty());
+}
+
+/// The generative prompt gives each passage's sentences nearest the question, within
+/// `answer.prompt_tokens`, in the passage's order: the same passages, numbered as shown,
+/// with the sentence that answers kept.
+#[test]
+fn the_generative_prompt_gives_the_sentences_nearest_the_question() {
+    let shared = corpus_engine();
+    let engine = &shared.engine;
+    let question = "How often are fire drills held at the office?";
+    let given = engine.prompt_passages(question, &public()).unwrap();
+    let shown = engine
+        .search(question, &public(), engine.config().answer.passages)
+        .unwrap()
+        .hits;
+    assert_eq!(
+        given.len(),
+        engine.config().answer.prompt_passages.min(shown.len())
+    );
+    let generator = engine.generator().unwrap();
+    let mut tokens = 0;
+    let mut cut = 0;
+    for (g, s) in given.iter().zip(&shown) {
+        assert_eq!(
+            g.passage.point_id, s.passage.point_id,
+            "the numbering changed"
+        );
+        let sentences: Vec<String> = g
+            .passage
+            .text
+            .split('…')
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect();
+        assert!(!sentences.is_empty());
+        // Every piece is the passage's own words, in its order.
+        let mut from = 0;
+        for piece in &sentences {
+            let at = s.passage.text[from..]
+                .find(piece.as_str())
+                .unwrap_or_else(|| panic!("{piece:?} is not in order in {:?}", s.passage.text));
+            from += at + piece.len();
+        }
+        cut += usize::from(g.passage.text.len() < s.passage.text.len());
+        tokens += generator.count_tokens(&g.passage.text).unwrap();
+    }
+    assert!(cut > 0, "no passage was cut");
+    // The budget holds, give or take the "…" marks and one passage's first sentence.
+    let budget = engine.config().answer.prompt_tokens;
+    assert!(
+        tokens <= budget + 80,
+        "{tokens} tokens given for a budget of {budget}"
+    );
+    // The sentence the extractive answer quotes is among what the model is given.
+    let quoted = engine
+        .ask(
+            question,
+            &public(),
+            AnswerMode::Extractive,
+            Arc::new(AtomicBool::new(false)),
+            &mut |_| {},
+        )
+        .unwrap();
+    let first = quoted
+        .citations
+        .first()
+        .expect("the extractive answer cites");
+    assert!(
+        given
+            .iter()
+            .any(|g| g.passage.text.contains(first.quote.trim())),
+        "{:?} was not given: {:?}",
+        first.quote,
+        given.iter().map(|g| &g.passage.text).collect::<Vec<_>>()
+    );
 }
 
 #[test]

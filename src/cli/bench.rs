@@ -14,9 +14,25 @@ use tanya::Engine;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A TOML file with [[question]] tables holding `question = "..."`.
+    /// The questions: a TOML file with [[question]] tables holding `question = "..."`,
+    /// or BEIR queries (`.jsonl`, one `{"_id", "text"}` per line, e.g. SciFact's).
     #[arg(long, default_value = "tests/data/questions.toml")]
     questions: PathBuf,
+    /// Use at most this many of the questions (the first ones).
+    #[arg(long)]
+    max_questions: Option<usize>,
+    /// Build a bigger index for the latency figures: copy the documents of the index in
+    /// this data directory into the (empty) current one, each copy's vectors moved a
+    /// little, until it holds `--grow-to` chunks (see `tanya::eval::scale`). Then exit.
+    #[arg(long, requires = "grow_to")]
+    grow_from: Option<PathBuf>,
+    /// How many chunks `--grow-from` writes.
+    #[arg(long)]
+    grow_to: Option<usize>,
+    /// Optimise the vector store first (merge segments, build the HNSW graph) and report
+    /// how long it took.
+    #[arg(long)]
+    optimize: bool,
     /// Repetitions of each search.
     #[arg(long, default_value_t = 20)]
     runs: usize,
@@ -61,12 +77,34 @@ struct BenchQuestion {
 
 pub fn run(config: Config, args: Args) -> anyhow::Result<()> {
     let access = Access::for_groups(args.groups)?;
-    let text = std::fs::read_to_string(&args.questions)
-        .with_context(|| format!("reading {}", args.questions.display()))?;
-    let qs: BenchQuestions =
-        toml::from_str(&text).with_context(|| format!("parsing {}", args.questions.display()))?;
-    let qs: Vec<String> = qs.question.into_iter().map(|q| q.question).collect();
+    if let (Some(from), Some(chunks)) = (&args.grow_from, args.grow_to) {
+        let grown = tanya::eval::scale::grow(&config, from, chunks, 0.5)?;
+        println!(
+            "grew {} to {} documents, {} chunks, {} vectors in {:.0} s",
+            config.paths.data_dir.display(),
+            grown.documents,
+            grown.chunks,
+            grown.vectors,
+            grown.seconds
+        );
+        return Ok(());
+    }
+    let mut qs = read_questions(&args.questions)?;
+    qs.truncate(args.max_questions.unwrap_or(usize::MAX));
     let engine = Engine::open(config)?;
+    if args.optimize {
+        let t = Instant::now();
+        let changed = engine.optimize()?;
+        println!(
+            "optimize: {:.1} s ({})",
+            t.elapsed().as_secs_f64(),
+            if changed {
+                "reorganised"
+            } else {
+                "nothing to do"
+            }
+        );
+    }
     if let Some(folder) = &args.ingest {
         return ingest_speed(&engine, folder, args.json.as_deref());
     }
@@ -122,6 +160,23 @@ pub fn run(config: Config, args: Args) -> anyhow::Result<()> {
         println!("peak RSS: {rss:.0} MiB");
     }
     Ok(())
+}
+
+/// The questions of a TOML question file or of BEIR queries (`.jsonl`).
+fn read_questions(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    if path.extension().is_some_and(|e| e == "jsonl") {
+        #[derive(serde::Deserialize)]
+        struct Query {
+            text: String,
+        }
+        let queries: Vec<Query> = tanya::eval::read_jsonl(path)?;
+        return Ok(queries.into_iter().map(|q| q.text).collect());
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let qs: BenchQuestions =
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    Ok(qs.question.into_iter().map(|q| q.question).collect())
 }
 
 /// Search p50 with the caller's group filter and without any, and the p50 of finding
@@ -377,12 +432,13 @@ fn ingest_speed(
     let docs = report.indexed.len();
     println!(
         "ingest of {}: {docs} documents, {} chunks, {} texts embedded in {:.1} s \
-         (embedding {:.1} s)",
+         (embedding {:.1} s, optimising the vector store {:.1} s)",
         folder.display(),
         report.chunks_embedded,
         report.texts_embedded,
         report.elapsed_seconds,
-        report.embed_seconds
+        report.embed_seconds,
+        report.optimize_seconds
     );
     println!(
         "{:.2} documents/s, {:.2} chunks/s, {:.1} texts/s; cores busy {}; peak RSS {}",
@@ -403,6 +459,7 @@ fn ingest_speed(
             "texts_embedded": report.texts_embedded,
             "seconds": report.elapsed_seconds,
             "embed_seconds": report.embed_seconds,
+            "optimize_seconds": report.optimize_seconds,
             "documents_per_second": docs as f64 / secs,
             "chunks_per_second": report.chunks_embedded as f64 / secs,
             "cores": cores,

@@ -8,6 +8,7 @@
 //! corpus document; a document ranks where its best chunk ranks.
 
 pub mod questions;
+pub mod scale;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::BufRead;

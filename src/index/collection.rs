@@ -34,11 +34,11 @@ pub struct DocumentCommit<'a> {
     pub text: &'a StoredText,
 }
 
-/// An acknowledged document read back from the stores (see `Collection::regroup_all`).
-struct StoredDocument {
-    entry: DocumentEntry,
-    items: Vec<(Passage, Vec<Vec<f32>>)>,
-    text: StoredText,
+/// An acknowledged document read back from the stores (see [`Collection::stored_document`]).
+pub struct StoredDocument {
+    pub entry: DocumentEntry,
+    pub items: Vec<(Passage, Vec<Vec<f32>>)>,
+    pub text: StoredText,
 }
 
 /// Documents regrouped per batch (see [`Collection::regroup_all`]).
@@ -435,7 +435,7 @@ impl Collection {
     }
 
     /// An acknowledged document as stored, its entry and chunks given `groups`.
-    fn stored_document(&self, doc_id: &str, groups: &[String]) -> Result<StoredDocument> {
+    pub fn stored_document(&self, doc_id: &str, groups: &[String]) -> Result<StoredDocument> {
         let entry = self
             .manifest()
             .documents
@@ -498,6 +498,12 @@ impl Collection {
     }
 
     /// Makes pending deletions durable and clears the intents they belonged to.
+    /// Reorganises the vector store for faster searches (see [`VectorStore::optimize`]).
+    /// Takes no write lock: searches and commits go on meanwhile.
+    pub fn optimize(&self) -> Result<bool> {
+        self.vectors.optimize()
+    }
+
     pub fn finish(&self) -> Result<()> {
         let _writing = self.writing();
         self.vectors.flush()?;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use tanya_ingest::{ChunkerConfig, Document, ParseLimits, SourceFile};
 
-use crate::config::Config;
+use crate::config::{Config, SentenceVectors};
 use crate::error::{Error, Result};
 use crate::index::collection::{Collection, DocumentCommit};
 use crate::index::manifest::DocumentEntry;
@@ -91,10 +91,14 @@ pub struct IngestReport {
     /// Documents moved to the run's groups (`regroup`).
     pub regrouped: Vec<GroupChange>,
     pub chunks_embedded: usize,
-    /// Texts embedded (chunks and their sentences).
+    /// Texts run through the embedding model (chunks, and their sentences when those are
+    /// embedded alone).
     pub texts_embedded: usize,
     pub elapsed_seconds: f64,
     pub embed_seconds: f64,
+    /// Of `elapsed_seconds`, what reorganising the vector store for search took.
+    #[serde(default)]
+    pub optimize_seconds: f64,
     /// Peak resident memory of this process so far, in MiB (parse workers are separate
     /// processes with their own limits).
     pub peak_rss_mib: Option<f64>,
@@ -121,19 +125,32 @@ pub trait IngestObserver: Sync {
 pub struct Quiet;
 impl IngestObserver for Quiet {}
 
-/// The texts embedded for one chunk: the chunk itself, then each of its sentences. A
-/// chunk then scores by its best text (MaxSim): whole-chunk context and single-sentence
-/// precision, which matters most when the question and the document are in different
-/// languages (a 200-token chunk dilutes the one sentence that answers). Sentences are
-/// embedded without their headings: measured, headings in front cost two of 21
-/// cross-language questions their top-3 document (docs/quality.md).
+/// The vectors stored for one chunk: the chunk's own, then one per sentence (see
+/// [`passage_sentences`]). A chunk then scores by its best vector (MaxSim): whole-chunk
+/// context and single-sentence precision, which matters most when the question and the
+/// document are in different languages (a 200-token chunk dilutes the one sentence that
+/// answers). Sentences are embedded without their headings: measured, headings in front
+/// cost two of 21 cross-language questions their top-3 document (docs/quality.md). How a
+/// sentence's vector is made is `embedder.sentence_vectors`.
 ///
-/// This is what the stored multivector holds, in order; the answerer re-embeds with it
+/// This is what the stored multivector holds, in order; the answerer embeds with it
 /// when a chunk's vectors are missing.
-pub fn chunk_texts(text: &str) -> Vec<String> {
-    let mut texts = vec![text.to_string()];
-    texts.extend(passage_sentences(text).into_iter().map(|s| s.text));
-    texts
+pub fn embed_chunks(embedder: &Embedder, texts: &[&str]) -> Result<Vec<Vec<Vec<f32>>>> {
+    let spans: Vec<Vec<std::ops::Range<usize>>> = texts
+        .iter()
+        .map(|t| {
+            passage_sentences(t)
+                .into_iter()
+                .map(|s| s.start..s.end)
+                .collect()
+        })
+        .collect();
+    let items: Vec<(&str, &[std::ops::Range<usize>])> = texts
+        .iter()
+        .zip(&spans)
+        .map(|(t, s)| (*t, s.as_slice()))
+        .collect();
+    embedder.embed_chunks(&items)
 }
 
 /// The sentences of a chunk that get their own vector, in stored order.
@@ -144,29 +161,18 @@ pub fn passage_sentences(text: &str) -> Vec<crate::text::sentences::Sentence> {
         .collect()
 }
 
-/// Embeds the texts of every chunk of `docs` in one call (the embedder batches them by
-/// length across documents, so a corpus of small files fills batches as well as one
-/// large file). Returns, per document, per chunk, its vectors in [`chunk_texts`] order.
+/// Embeds every chunk of `docs` in one call (the embedder batches them by length across
+/// documents, so a corpus of small files fills batches as well as one large file).
+/// Returns, per document, per chunk, its vectors in [`embed_chunks`] order.
 fn embed_documents(embedder: &Embedder, docs: &[&Document]) -> Result<Vec<Vec<Vec<Vec<f32>>>>> {
-    let per_chunk: Vec<Vec<Vec<String>>> = docs
+    let flat: Vec<&str> = docs
         .iter()
-        .map(|d| d.chunks.iter().map(|c| chunk_texts(&c.text)).collect())
+        .flat_map(|d| d.chunks.iter().map(|c| c.text.as_str()))
         .collect();
-    let flat: Vec<&str> = per_chunk
+    let mut vectors = embed_chunks(embedder, &flat)?.into_iter();
+    Ok(docs
         .iter()
-        .flatten()
-        .flatten()
-        .map(String::as_str)
-        .collect();
-    let mut vectors = embedder.embed_passages(&flat)?.into_iter();
-    Ok(per_chunk
-        .iter()
-        .map(|chunks| {
-            chunks
-                .iter()
-                .map(|texts| vectors.by_ref().take(texts.len()).collect())
-                .collect()
-        })
+        .map(|d| vectors.by_ref().take(d.chunks.len()).collect())
         .collect())
 }
 
@@ -492,6 +498,15 @@ pub fn ingest_path(
     run.parse_and_commit(pending, &mut state)?;
     collection.finish()?;
     let mut report = state.report;
+    if report.chunks_embedded > 0 || !report.removed.is_empty() {
+        // Merge the run's segments and build the search graph of those past the store's
+        // indexing threshold (measured at 100k chunks: search p50 56 → 25 ms; 2 minutes
+        // to build, 9 s at 10k; nothing to do for a small index). Acknowledged documents
+        // are searchable throughout.
+        let t = Instant::now();
+        collection.optimize()?;
+        report.optimize_seconds = t.elapsed().as_secs_f64();
+    }
     report.embed_seconds = state.embed_time.as_secs_f64();
     report.peak_rss_mib = peak_rss_mib();
     report.elapsed_seconds = started.elapsed().as_secs_f64();
@@ -839,7 +854,14 @@ impl<'a> IngestRun<'a> {
                 indexed.seconds += each;
                 self.observer.file_done(&indexed.rel_path, indexed.chunks);
                 committed.push(Committed {
-                    texts: d.items.iter().map(|(_, v)| v.len()).sum(),
+                    texts: d
+                        .items
+                        .iter()
+                        .map(|(_, v)| match self.embedder.sentence_vectors() {
+                            SentenceVectors::Alone => v.len(),
+                            SentenceVectors::InContext => 1,
+                        })
+                        .sum(),
                     indexed,
                 });
             }

@@ -6,16 +6,18 @@
 //! Indexing goes through [`Embedder::embed_passages`] (batched), questions through
 //! [`Embedder::embed_query`].
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use fastembed::{
-    InitOptionsUserDefined, Pooling, QuantizationMode, TextEmbedding, TokenizerFiles,
+    InitOptionsUserDefined, OutputKey, Pooling, QuantizationMode, TextEmbedding, TokenizerFiles,
     UserDefinedEmbeddingModel,
 };
 use serde::{Deserialize, Serialize};
 
+use crate::config::SentenceVectors;
 use crate::error::{Error, Result};
 
 /// The embedders Tanya knows how to load.
@@ -163,6 +165,100 @@ fn embed_normalized<S: AsRef<str> + Send + Sync>(
     Ok(out)
 }
 
+/// A passage's vector and its spans' (`None` for a span cut off by truncation).
+type Pooled = (Vec<f32>, Vec<Option<Vec<f32>>>);
+
+/// One passage and the char ranges of it that get vectors of their own.
+pub type WithSpans<'a> = (&'a str, &'a [Range<usize>]);
+
+/// Runs `inputs` as one ONNX batch with `model` and pools, per input, its vector (the
+/// mean of every token's embedding, as [`embed_normalized`] gives it) and one vector per
+/// span: the mean over the tokens that overlap the span's chars, shifted by `shift` (the
+/// prefix), read in the context of the whole input. A span none of whose tokens survived
+/// truncation gets `None`. All normalised.
+fn embed_in_context(
+    model: &mut TextEmbedding,
+    inputs: &[&str],
+    spans: &[&[Range<usize>]],
+    shift: usize,
+) -> Result<Vec<Pooled>> {
+    if inputs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let failed = |what: &str, e: &dyn std::fmt::Display| {
+        Error::embed_msg(format!("{what} for {} texts: {e}", inputs.len()))
+    };
+    let encodings = model
+        .tokenizer
+        .encode_batch_char_offsets(inputs.to_vec(), true)
+        .map_err(|e| failed("tokenizing", &e))?;
+    let raw = model
+        .transform(inputs, Some(inputs.len()))
+        .map_err(|e| failed("embedding", &e))?
+        .into_raw();
+    let [batch] = raw.as_slice() else {
+        return Err(failed("embedding", &"not one output batch"));
+    };
+    let keys = [OutputKey::ByName("last_hidden_state"), OutputKey::OnlyOne];
+    let hidden = batch
+        .select_output(&keys.as_slice())
+        .map_err(|e| failed("reading token embeddings", &e))?;
+    let shape = hidden.shape().to_vec();
+    let tokens = encodings.first().map_or(0, |e| e.len());
+    let (Some(values), [b, t, dim]) = (hidden.as_slice(), shape.as_slice()) else {
+        return Err(failed(
+            "reading token embeddings",
+            &format!("shape {shape:?}"),
+        ));
+    };
+    if *b != inputs.len() || *t != tokens {
+        return Err(failed(
+            "reading token embeddings",
+            &format!("shape {shape:?} for {tokens} tokens"),
+        ));
+    }
+    let (t, dim) = (*t, *dim);
+    let pool = |row: usize, pick: &dyn Fn(usize) -> bool| -> Option<Vec<f32>> {
+        let mut sum = vec![0f32; dim];
+        let mut n = 0usize;
+        for token in (0..t).filter(|&i| pick(i)) {
+            let at = (row * t + token) * dim;
+            for (s, v) in sum.iter_mut().zip(&values[at..at + dim]) {
+                *s += v;
+            }
+            n += 1;
+        }
+        (n > 0).then(|| {
+            l2_normalize(&mut sum);
+            sum
+        })
+    };
+    Ok(encodings
+        .iter()
+        .zip(spans)
+        .enumerate()
+        .map(|(row, (encoding, spans))| {
+            let mask = encoding.get_attention_mask();
+            let special = encoding.get_special_tokens_mask();
+            let offsets = encoding.get_offsets();
+            let whole = pool(row, &|i| mask[i] == 1).unwrap_or_else(|| vec![0.0; dim]);
+            let parts = spans
+                .iter()
+                .map(|span| {
+                    let (start, end) = (span.start + shift, span.end + shift);
+                    pool(row, &|i| {
+                        mask[i] == 1
+                            && special[i] == 0
+                            && offsets[i].0 < end
+                            && offsets[i].1 > start
+                    })
+                })
+                .collect();
+            (whole, parts)
+        })
+        .collect())
+}
+
 /// Longest an ingest batch waits for questions (see [`QuestionsFirst`]).
 const MAX_YIELD: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -219,9 +315,13 @@ pub struct Embedder {
     session: (std::path::PathBuf, usize),
     /// Questions waiting for (or in) the model: ingest batches wait while there are any.
     questions: QuestionsFirst,
+    /// Batched embeddings (an ingest) in progress: only they make a question take the
+    /// second session; another question holds the model for milliseconds.
+    batching: AtomicUsize,
     tokenizer: tokenizers::Tokenizer,
     batch_tokens: usize,
     max_length: usize,
+    sentence_vectors: SentenceVectors,
 }
 
 impl std::fmt::Debug for Embedder {
@@ -235,13 +335,24 @@ impl std::fmt::Debug for Embedder {
 impl Embedder {
     /// Loads the embedder `config` names, with its settings.
     pub fn from_config(config: &crate::config::Config) -> Result<Self> {
-        Embedder::load(
+        Ok(Embedder::load(
             &config.paths.models_dir,
             EmbedderKind::from_name(&config.embedder.model)?,
             config.embedder.threads,
             config.embedder.batch_tokens,
             config.embedder.max_length,
-        )
+        )?
+        .with_sentence_vectors(config.embedder.sentence_vectors))
+    }
+
+    /// Chooses how sentence vectors are made (see [`Embedder::embed_chunks`]).
+    pub fn with_sentence_vectors(mut self, how: SentenceVectors) -> Self {
+        self.sentence_vectors = how;
+        self
+    }
+
+    pub fn sentence_vectors(&self) -> SentenceVectors {
+        self.sentence_vectors
     }
 
     /// Loads `kind` from `models_dir/<name>/` with `threads` ONNX threads (0 = all cores).
@@ -263,9 +374,11 @@ impl Embedder {
             query_model: Mutex::new(None),
             session: (dir, threads),
             questions: QuestionsFirst::default(),
+            batching: AtomicUsize::new(0),
             tokenizer,
             batch_tokens: batch_tokens.max(1),
             max_length: max_length.max(1),
+            sentence_vectors: SentenceVectors::Alone,
         })
     }
 
@@ -273,9 +386,15 @@ impl Embedder {
         self.kind
     }
 
-    /// Stable identity recorded in the index: name and dimension.
+    /// Stable identity recorded in the index: name, dimension and how sentence vectors
+    /// are made (vectors made otherwise do not mix with them).
     pub fn identity(&self) -> String {
-        format!("{}/{}", self.kind.name(), self.kind.dimension())
+        format!(
+            "{}/{}{}",
+            self.kind.name(),
+            self.kind.dimension(),
+            self.sentence_vectors.identity_suffix()
+        )
     }
 
     /// Embeds passages for indexing (with the passage prefix). Texts are embedded in
@@ -284,16 +403,92 @@ impl Embedder {
     /// and little time goes into padding. Vectors come back in the
     /// order of `texts`.
     pub fn embed_passages<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>> {
+        let inputs = self.with_passage_prefix(texts.iter().map(AsRef::as_ref));
+        self.in_length_batches(&inputs, |batch| {
+            let batch: Vec<&str> = batch.iter().map(|&i| inputs[i].as_str()).collect();
+            self.embed_raw(&batch)
+        })
+    }
+
+    /// Embeds each chunk with its sentences, as the stored multivector holds them: the
+    /// chunk's vector, then one per span (char ranges of the chunk, in order). With
+    /// [`SentenceVectors::InContext`] one model run per chunk gives them all; with
+    /// [`SentenceVectors::Alone`] every span is run again on its own.
+    pub fn embed_chunks(&self, chunks: &[WithSpans<'_>]) -> Result<Vec<Vec<Vec<f32>>>> {
+        match self.sentence_vectors {
+            SentenceVectors::Alone => {
+                let texts: Vec<String> = chunks
+                    .iter()
+                    .flat_map(|(text, spans)| {
+                        std::iter::once(text.to_string())
+                            .chain(spans.iter().map(|r| char_slice(text, r.clone())))
+                    })
+                    .collect();
+                let mut vectors = self.embed_passages(&texts)?.into_iter();
+                Ok(chunks
+                    .iter()
+                    .map(|(_, spans)| vectors.by_ref().take(spans.len() + 1).collect())
+                    .collect())
+            }
+            SentenceVectors::InContext => self.embed_in_context(chunks),
+        }
+    }
+
+    /// [`Embedder::embed_chunks`] with sentence vectors pooled in context. A span cut off
+    /// by truncation (a chunk longer than `max_length`) is embedded alone.
+    fn embed_in_context(&self, chunks: &[WithSpans<'_>]) -> Result<Vec<Vec<Vec<f32>>>> {
+        let inputs = self.with_passage_prefix(chunks.iter().map(|(text, _)| *text));
+        let shift = self.kind.passage_prefix().chars().count();
+        let pooled = self.in_length_batches(&inputs, |batch| {
+            let texts: Vec<&str> = batch.iter().map(|&i| inputs[i].as_str()).collect();
+            let spans: Vec<&[Range<usize>]> = batch.iter().map(|&i| chunks[i].1).collect();
+            let mut model = self.lock_model()?;
+            embed_in_context(&mut model, &texts, &spans, shift)
+        })?;
+        let mut missing: Vec<String> = Vec::new();
+        for ((text, spans), (_, parts)) in chunks.iter().zip(&pooled) {
+            for (span, part) in spans.iter().zip(parts) {
+                if part.is_none() {
+                    missing.push(char_slice(text, span.clone()));
+                }
+            }
+        }
+        let mut alone = self.embed_passages(&missing)?.into_iter();
+        Ok(pooled
+            .into_iter()
+            .map(|(whole, parts)| {
+                std::iter::once(whole)
+                    .chain(parts.into_iter().map(|p| {
+                        p.or_else(|| alone.next())
+                            .expect("every span cut off was embedded alone")
+                    }))
+                    .collect()
+            })
+            .collect())
+    }
+
+    fn with_passage_prefix<'t>(&self, texts: impl Iterator<Item = &'t str>) -> Vec<String> {
         let prefix = self.kind.passage_prefix();
-        let inputs: Vec<String> = texts
-            .iter()
-            .map(|t| format!("{prefix}{}", t.as_ref()))
-            .collect();
+        texts.map(|t| format!("{prefix}{t}")).collect()
+    }
+
+    /// Runs `inputs` through `run` in order of length, in batches of similar length whose
+    /// padded size (texts × longest) stays within `batch_tokens`: short sentences go many
+    /// to a batch, long chunks few, and little time goes into padding. `run` gets the
+    /// indexes of a batch and returns one result per index; results come back in the
+    /// order of `inputs`. Questions go first before each batch.
+    fn in_length_batches<T>(
+        &self,
+        inputs: &[String],
+        mut run: impl FnMut(&[usize]) -> Result<Vec<T>>,
+    ) -> Result<Vec<T>> {
         let lengths: Vec<usize> = inputs.iter().map(|t| self.count_tokens(t) + 2).collect();
         let mut order: Vec<usize> = (0..inputs.len()).collect();
         order.sort_by_key(|&i| lengths[i]);
         let budget = self.batch_tokens;
-        let mut out: Vec<Option<Vec<f32>>> = vec![None; inputs.len()];
+        let mut out: Vec<Option<T>> = std::iter::repeat_with(|| None).take(inputs.len()).collect();
+        self.batching.fetch_add(1, Ordering::SeqCst);
+        let _batching = Uncount(&self.batching);
         let mut start = 0;
         while start < order.len() {
             // Sorted ascending: the last text of a batch is its longest (padded length).
@@ -303,13 +498,16 @@ impl Embedder {
             {
                 end += 1;
             }
-            let batch: Vec<&str> = order[start..end]
-                .iter()
-                .map(|&i| inputs[i].as_str())
-                .collect();
             self.yield_to_questions();
-            for (v, &i) in self.embed_raw(&batch)?.into_iter().zip(&order[start..end]) {
-                out[i] = Some(v);
+            let batch = &order[start..end];
+            let results = run(batch)?;
+            if results.len() != batch.len() {
+                return Err(Error::embed_msg(
+                    "the model returned a vector per text missing",
+                ));
+            }
+            for (r, &i) in results.into_iter().zip(batch) {
+                out[i] = Some(r);
             }
             start = end;
         }
@@ -328,6 +526,13 @@ impl Embedder {
         let out = match self.model.try_lock() {
             Ok(mut model) => embed_normalized(&mut model, &input)?,
             Err(std::sync::TryLockError::Poisoned(_)) => return Err(poisoned()),
+            Err(std::sync::TryLockError::WouldBlock)
+                if self.batching.load(Ordering::SeqCst) == 0 =>
+            {
+                // Another question (milliseconds): wait for it rather than open a
+                // session (measured: 2.2 s for the first pair of concurrent questions).
+                embed_normalized(&mut *self.model.lock().map_err(|_| poisoned())?, &input)?
+            }
             Err(std::sync::TryLockError::WouldBlock) => {
                 let mut query_model = self.query_model.lock().map_err(|_| poisoned())?;
                 if query_model.is_none() {
@@ -353,11 +558,13 @@ impl Embedder {
 
     /// Embeds `inputs` as one ONNX batch.
     fn embed_raw<S: AsRef<str> + Send + Sync>(&self, inputs: &[S]) -> Result<Vec<Vec<f32>>> {
-        let mut model = self
-            .model
+        embed_normalized(&mut *self.lock_model()?, inputs)
+    }
+
+    fn lock_model(&self) -> Result<std::sync::MutexGuard<'_, TextEmbedding>> {
+        self.model
             .lock()
-            .map_err(|_| Error::embed_msg("embedder poisoned by an earlier panic"))?;
-        embed_normalized(&mut model, inputs)
+            .map_err(|_| Error::embed_msg("embedder poisoned by an earlier panic"))
     }
 
     /// Exact token count of `text` as the embedder sees it (special tokens excluded).
@@ -373,6 +580,23 @@ impl tanya_ingest::TokenCounter for Embedder {
     fn count(&self, text: &str) -> usize {
         self.count_tokens(text)
     }
+}
+
+/// Decrements its counter when dropped.
+struct Uncount<'a>(&'a AtomicUsize);
+
+impl Drop for Uncount<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The chars `range` of `text`.
+fn char_slice(text: &str, range: Range<usize>) -> String {
+    text.chars()
+        .skip(range.start)
+        .take(range.end.saturating_sub(range.start))
+        .collect()
 }
 
 /// Scales `v` to unit length (cosine similarity becomes a dot product).

@@ -17,9 +17,13 @@
 //! from ≈33 to ≈5 tok/s; so the binary should call [`ensure_passive_openmp`] first thing.
 //!
 //! What is deliberately absent: no prompt truncation (a prompt that does not fit fails with
-//! [`GenerateError::PromptTooLong`], the caller decides what to drop), no KV-cache reuse between
-//! requests (the context is sized to each prompt and freed afterwards), no Jinja (llama.cpp's
+//! [`GenerateError::PromptTooLong`], the caller decides what to drop) and no Jinja (llama.cpp's
 //! built-in templates are matched against the GGUF's template or the configured name).
+//!
+//! KV-cache reuse: the worker keeps one context of [`REUSED_CTX`] tokens between requests,
+//! with the tokens its cache holds; a prompt that fits is decoded only from where it differs
+//! from them (the system text and the template's start are the same for every question, so
+//! they are evaluated once). A longer prompt gets a context of its own, freed afterwards.
 
 use std::num::NonZeroU32;
 use std::panic::{self, AssertUnwindSafe};
@@ -48,6 +52,18 @@ const FALLBACK_TEMPLATE: &str = "chatml";
 
 /// llama.cpp pads the KV cache to this granularity anyway; sizing to it avoids odd sizes.
 const CTX_GRANULARITY: usize = 256;
+
+/// Size of the context kept between requests for KV-cache reuse: room for a prompt of cut
+/// passages (`answer.prompt_tokens`) and its answer. Its cache costs ~24 MB with SmolLM2-135M.
+const REUSED_CTX: usize = 1024;
+
+/// The context kept between requests and the tokens its KV cache holds, in position order.
+struct Reused<'m> {
+    ctx: LlamaContext<'m>,
+    chunk: usize,
+    n_ctx: usize,
+    tokens: Vec<LlamaToken>,
+}
 
 /// Upper bound for one prompt decode call (llama.cpp `n_batch`); see [`prompt_chunk`].
 const MAX_PROMPT_BATCH: u32 = 512;
@@ -223,6 +239,19 @@ pub struct GenStats {
     /// 0 when fewer than two tokens were generated.
     pub tokens_per_second: f64,
     pub stop: StopReason,
+}
+
+impl GenStats {
+    /// A request cancelled before anything was decoded.
+    fn cancelled(prompt_tokens: usize) -> Self {
+        GenStats {
+            prompt_tokens,
+            generated_tokens: 0,
+            time_to_first_token: Duration::ZERO,
+            tokens_per_second: 0.0,
+            stop: StopReason::Cancelled,
+        }
+    }
 }
 
 /// Handle to the worker thread that owns the model. Cheap to share behind an `Arc`; dropping
@@ -485,9 +514,14 @@ fn worker_main(
     }
     // Requests are served strictly one after another: two contexts would halve the speed of
     // both on a 2-core machine, and sequential service keeps latency predictable.
+    let mut reused: Option<Reused<'_>> = None;
     for request in requests {
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| serve(&loaded, request, &shutdown)));
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+            serve(&loaded, request, &shutdown, &mut reused)
+        }));
         if let Err(payload) = outcome {
+            // What the kept context holds is unknown after a panic.
+            reused = None;
             // Only count/render get here (generation catches its own); their caller sees the
             // reply channel close, i.e. `WorkerGone`. The model is read-only and stays usable.
             tracing::error!(
@@ -498,7 +532,12 @@ fn worker_main(
     }
 }
 
-fn serve(loaded: &Loaded, request: Request, shutdown: &AtomicBool) {
+fn serve<'m>(
+    loaded: &'m Loaded,
+    request: Request,
+    shutdown: &AtomicBool,
+    reused: &mut Option<Reused<'m>>,
+) {
     match request {
         Request::CountTokens { text, reply } => {
             let count = loaded
@@ -526,9 +565,10 @@ fn serve(loaded: &Loaded, request: Request, shutdown: &AtomicBool) {
             // Caught here rather than only in the loop so that the client gets an Error event
             // instead of a stream that just ends.
             let result = panic::catch_unwind(AssertUnwindSafe(|| {
-                generate(loaded, &messages, &cancel, shutdown, &reply)
+                generate(loaded, &messages, &cancel, shutdown, &reply, reused)
             }))
             .unwrap_or_else(|payload| {
+                *reused = None;
                 Err(GenerateError::Panicked(panic_message(payload.as_ref())))
             });
             let event = match result {
@@ -746,38 +786,108 @@ fn interrupted(cancel: &AtomicBool, shutdown: &AtomicBool) -> bool {
     cancel.load(Ordering::Relaxed) || shutdown.load(Ordering::Relaxed)
 }
 
-fn generate(
-    loaded: &Loaded,
+fn generate<'m>(
+    loaded: &'m Loaded,
     messages: &[ChatMessage],
     cancel: &AtomicBool,
     shutdown: &AtomicBool,
     reply: &Sender<GenEvent>,
+    reused: &mut Option<Reused<'m>>,
 ) -> Result<GenStats, GenerateError> {
     let started = Instant::now();
     let cfg = &loaded.cfg;
-    let model = &loaded.model;
-
     let (tokens, limit) = tokenized_prompt(loaded, messages)?;
-    let prompt_tokens = tokens.len();
-    let n_ctx = n_ctx_for(prompt_tokens, cfg.max_new_tokens, limit);
-    let mut stats = GenStats {
-        prompt_tokens,
-        generated_tokens: 0,
-        time_to_first_token: Duration::ZERO,
-        tokens_per_second: 0.0,
-        stop: StopReason::Cancelled,
-    };
+    let needed = n_ctx_for(tokens.len(), cfg.max_new_tokens, limit);
     if interrupted(cancel, shutdown) {
-        return Ok(stats);
+        return Ok(GenStats::cancelled(tokens.len()));
     }
+    let keep = REUSED_CTX.min(limit);
+    if needed > keep {
+        // Too long for the kept context: one of its own, freed afterwards.
+        let (ctx, chunk) = new_context(loaded, needed)?;
+        let mut own = Reused {
+            ctx,
+            chunk,
+            n_ctx: needed,
+            tokens: Vec::new(),
+        };
+        return run(loaded, &mut own, &tokens, cancel, shutdown, reply, started);
+    }
+    let mut kept = match reused.take() {
+        Some(kept) => kept,
+        None => {
+            let (ctx, chunk) = new_context(loaded, keep)?;
+            Reused {
+                ctx,
+                chunk,
+                n_ctx: keep,
+                tokens: Vec::new(),
+            }
+        }
+    };
+    let result = run(loaded, &mut kept, &tokens, cancel, shutdown, reply, started);
+    // After an error the cache may hold what `tokens` does not record: start afresh.
+    if result.is_ok() {
+        *reused = Some(kept);
+    }
+    result
+}
 
-    let (mut ctx, chunk) = new_context(loaded, n_ctx)?;
+/// Generates from `tokens` in `kv`, decoding only the prompt's tokens after those the
+/// cache holds already, and records every token decoded in `kv.tokens`.
+fn run(
+    loaded: &Loaded,
+    kv: &mut Reused<'_>,
+    tokens: &[LlamaToken],
+    cancel: &AtomicBool,
+    shutdown: &AtomicBool,
+    reply: &Sender<GenEvent>,
+    started: Instant,
+) -> Result<GenStats, GenerateError> {
+    let cfg = &loaded.cfg;
+    let model = &loaded.model;
+    let prompt_tokens = tokens.len();
+    let n_ctx = kv.n_ctx;
+    // At least the prompt's last token is decoded again: its logits start the answer.
+    let mut common = kv
+        .tokens
+        .iter()
+        .zip(tokens)
+        .take_while(|(a, b)| a == b)
+        .count()
+        .min(prompt_tokens - 1);
+    let removed = kv
+        .ctx
+        .clear_kv_cache_seq(Some(0), u32::try_from(common).ok(), None)
+        .unwrap_or(false);
+    if !removed {
+        // A cache that cannot drop a tail (some architectures) starts empty.
+        kv.ctx.clear_kv_cache();
+        common = 0;
+    }
+    kv.tokens.truncate(common);
+    tracing::debug!(
+        prompt_tokens,
+        reused = common,
+        "prompt tokens from the KV cache"
+    );
+    let mut stats = GenStats::cancelled(prompt_tokens);
+    let chunk = kv.chunk;
     let mut batch = LlamaBatch::new(chunk, 1);
-
     let stop = || interrupted(cancel, shutdown);
-    let Some(logits_index) = decode_prompt(&mut ctx, &mut batch, &tokens, chunk, stop)? else {
+    let Some(logits_index) = decode_prompt(
+        &mut kv.ctx,
+        &mut batch,
+        tokens,
+        common,
+        chunk,
+        &mut kv.tokens,
+        stop,
+    )?
+    else {
         return Ok(stats);
     };
+    let ctx = &mut kv.ctx;
 
     let mut sampler = sampler(cfg.temperature);
     let mut text = TextOut::new(loaded.stop_strings.clone(), reply);
@@ -792,7 +902,7 @@ fn generate(
         }
         // Only the index of a token that asked for logits is valid; anything else trips a C
         // assert in llama.cpp and aborts the whole process.
-        let token = sampler.sample(&ctx, logits_index);
+        let token = sampler.sample(ctx, logits_index);
         if vocab.is_eog(token) {
             break StopReason::Eos;
         }
@@ -812,7 +922,8 @@ fn generate(
         if stats.generated_tokens >= cfg.max_new_tokens || pos >= n_ctx {
             break StopReason::MaxTokens;
         }
-        decode_next(&mut ctx, &mut batch, token, pos)?;
+        decode_next(ctx, &mut batch, token, pos)?;
+        kv.tokens.push(token);
         pos += 1;
         logits_index = 0;
     };
@@ -984,7 +1095,16 @@ fn judge(
     let (mut ctx, chunk) = new_context(loaded, tokens.len() + 1)?;
     let mut batch = LlamaBatch::new(chunk, 1);
     let stop = || shutdown.load(Ordering::SeqCst);
-    let Some(index) = decode_prompt(&mut ctx, &mut batch, &tokens, chunk, stop)? else {
+    let Some(index) = decode_prompt(
+        &mut ctx,
+        &mut batch,
+        &tokens,
+        0,
+        chunk,
+        &mut Vec::new(),
+        stop,
+    )?
+    else {
         return Err(GenerateError::WorkerGone);
     };
     let logits = ctx.get_logits_ith(index);
@@ -1011,27 +1131,32 @@ fn prompt_chunk(n_params: u64, threads: usize, n_batch: usize) -> usize {
     fit.clamp(MIN_PROMPT_CHUNK.min(n_batch), n_batch)
 }
 
-/// Feeds the prompt through the model in chunks of `chunk` tokens and returns the batch index
-/// of the last prompt token (the only one with logits), or `None` if interrupted.
+/// Feeds the prompt from position `from` on (the cache holds the tokens before it) through
+/// the model in chunks of `chunk` tokens, recording each decoded chunk in `decoded`, and
+/// returns the batch index of the last prompt token (the only one with logits), or `None` if
+/// interrupted.
 fn decode_prompt(
     ctx: &mut LlamaContext<'_>,
     batch: &mut LlamaBatch<'_>,
     tokens: &[LlamaToken],
+    from: usize,
     chunk: usize,
+    decoded: &mut Vec<LlamaToken>,
     stop: impl Fn() -> bool,
 ) -> Result<Option<i32>, GenerateError> {
     let chunk = chunk.max(1);
     let last = tokens.len() - 1;
-    for (n, chunk_tokens) in tokens.chunks(chunk).enumerate() {
+    for (n, chunk_tokens) in tokens[from..].chunks(chunk).enumerate() {
         if stop() {
             return Ok(None);
         }
         batch.clear();
-        for (i, &token) in (n * chunk..).zip(chunk_tokens) {
+        for (i, &token) in (from + n * chunk..).zip(chunk_tokens) {
             let pos = i32::try_from(i).map_err(decode_err)?;
             batch.add(token, pos, &[0], i == last).map_err(decode_err)?;
         }
         ctx.decode(batch).map_err(decode_err)?;
+        decoded.extend_from_slice(chunk_tokens);
     }
     Ok(Some(batch.n_tokens() - 1))
 }

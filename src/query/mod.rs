@@ -66,14 +66,19 @@ pub fn search(
     limit: usize,
 ) -> Result<Retrieval> {
     let query = check_query(query)?;
+    let started = std::time::Instant::now();
+    let ms = |since: std::time::Instant| since.elapsed().as_secs_f64() * 1000.0;
     let query_vector = embedder.embed_query(query)?;
+    let embedded = std::time::Instant::now();
     // Can the answer be in another language than the question's? Only if enough
     // documents are. That decides how the two lists are read (docs/quality.md §9).
     let lang = tanya_ingest::detect_lang(query);
     let share = collection.language_share(lang, access);
     let one_language = share >= config.one_language_share;
     let minority = minority_factor(share, config.bm25_minority_share);
+    let t = std::time::Instant::now();
     let mut dense = collection.dense_search(&query_vector, access, config.dense_candidates)?;
+    let dense_ms = ms(t);
     if one_language && config.chunk_vector_weight > 0.0 {
         rescore_dense(
             collection,
@@ -82,7 +87,9 @@ pub fn search(
             config.chunk_vector_weight,
         )?;
     }
+    let t = std::time::Instant::now();
     let mut lexical = collection.bm25_search(query, access, config.bm25_candidates)?;
+    let bm25_ms = ms(t);
     // With documents in both languages, a BM25 hit votes in proportion to the squared
     // share of the question's words it contains: when the answer is in the other
     // language, BM25 can only find passages that share "days" and "employee" with the
@@ -131,6 +138,13 @@ pub fn search(
         )?);
     }
     let hits = fuse_lists(lists, config.rrf_k, limit);
+    tracing::debug!(
+        embed_ms = ms(started) - ms(embedded),
+        dense_ms,
+        bm25_ms,
+        total_ms = ms(started),
+        "search stages"
+    );
     Ok(Retrieval { query_vector, hits })
 }
 

@@ -142,12 +142,6 @@ impl EdgeStore {
         &self.path
     }
 
-    /// Builds the HNSW graph and merges segments (blocking; worth it after a big ingest).
-    pub fn optimize(&self) -> Result<()> {
-        self.shard.optimize().map_err(store_err("optimizing"))?;
-        Ok(())
-    }
-
     fn count_filtered(&self, filter: Option<Filter>) -> Result<usize> {
         self.shard
             .count(CountRequest {
@@ -269,6 +263,10 @@ impl VectorStore for EdgeStore {
 
     fn count(&self) -> Result<usize> {
         self.count_filtered(None)
+    }
+
+    fn optimize(&self) -> Result<bool> {
+        self.shard.optimize().map_err(store_err("optimizing"))
     }
 
     fn flush(&self) -> Result<()> {

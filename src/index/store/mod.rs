@@ -48,6 +48,12 @@ pub trait VectorStore: Send + Sync {
     fn count(&self) -> Result<usize>;
     /// Makes every write so far durable.
     fn flush(&self) -> Result<()>;
+    /// Reorganises what was written for faster searches (for the edge shard: merges
+    /// segments and builds the HNSW graph of those past its indexing threshold). Blocking,
+    /// and searches keep working meanwhile. Returns whether anything changed.
+    fn optimize(&self) -> Result<bool> {
+        Ok(false)
+    }
     /// Whether what was flushed is still there after the process restarts (false for a
     /// store in memory only).
     fn persistent(&self) -> bool;
