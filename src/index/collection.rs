@@ -384,12 +384,11 @@ impl Collection {
             .collect();
         {
             let mut m = self.manifest.write().unwrap_or_else(|p| p.into_inner());
-            let mut next = m.clone();
-            for c in batch {
-                next.documents.insert(c.doc_id.to_string(), c.entry);
-            }
-            next.save(&self.dir)?;
-            *m = next;
+            let put = batch
+                .into_iter()
+                .map(|c| (c.doc_id.to_string(), c.entry))
+                .collect();
+            m.record(&self.dir, put, Vec::new())?;
         }
         for ((doc_id, version), previous) in versions.iter().zip(previous) {
             self.vectors.delete_document(doc_id, Some(version))?;
@@ -485,10 +484,7 @@ impl Collection {
             };
             // An empty version: the intent is to have none.
             self.begin_write(doc_id, "")?;
-            let mut next = m.clone();
-            next.documents.remove(doc_id);
-            next.save(&self.dir)?;
-            *m = next;
+            m.record(&self.dir, Vec::new(), vec![doc_id.to_string()])?;
             version
         };
         self.vectors.delete_document(doc_id, None)?;

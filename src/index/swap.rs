@@ -1,8 +1,8 @@
 //! The reindex swap: a complete new index built in `<data_dir>/reindex/` replaces the
 //! old one. When the new stores and manifest are complete, `reindex/READY` is written
-//! (atomically). From then on the swap is decided: the old `vectors/`, `bm25/` and
-//! `manifest.json` move to `reindex-old/`, the new ones move up, and both folders are
-//! removed. [`finish_interrupted`] (run whenever a collection opens) completes a swap that
+//! (atomically). From then on the swap is decided: the old manifest's log is parked (the
+//! new manifest is one snapshot), the old `vectors/`, `bm25/` and `manifest.json` move to
+//! `reindex-old/`, the new ones move up, and both folders are removed. [`finish_interrupted`] (run whenever a collection opens) completes a swap that
 //! a crash cut short, or discards a build that never became READY. The driver that builds
 //! the new index is `crate::ingest::reindex`.
 
@@ -39,6 +39,13 @@ pub fn swap(data_dir: &Path) -> Result<()> {
     let staging = data_dir.join(STAGING);
     let old = data_dir.join(OLD);
     std::fs::create_dir_all(&old).map_err(|e| io("creating", &old, e))?;
+    // The log belongs to the old snapshot (a staged index holds none): never replay it
+    // over the new one. Parked before the snapshot moves, so a repeat finds it gone.
+    let log = data_dir.join(super::manifest::MANIFEST_LOG);
+    if log.exists() {
+        let parked = old.join(super::manifest::MANIFEST_LOG);
+        std::fs::rename(&log, &parked).map_err(|e| io("moving", &log, e))?;
+    }
     for item in ITEMS {
         let new = staging.join(item);
         if !new.exists() {

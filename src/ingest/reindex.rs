@@ -98,6 +98,8 @@ pub fn reindex(config: Config, observer: &dyn IngestObserver) -> Result<ReindexR
         report.chunks_embedded += r.chunks_embedded;
     }
     report.documents_after = collection.manifest().documents.len();
+    // The new index's manifest as one snapshot: the swap moves no log.
+    collection.manifest().save(&staging)?;
     drop(collection);
     drop(embedder);
     let _ = std::fs::remove_file(staging.join("tanya.lock"));
