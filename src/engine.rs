@@ -420,10 +420,9 @@ impl Engine {
     pub fn prompt_passages(&self, question: &str, access: &Access) -> Result<Vec<SearchHit>> {
         let question = crate::query::check_query(question)?;
         let retrieval = self.search(question, access, self.config.answer.passages)?;
-        let given = retrieval.hits.len().min(self.config.answer.prompt_passages);
         self.condensed(
             &*self.generator()?,
-            &retrieval.hits[..given],
+            &retrieval.hits,
             &retrieval.query_vector,
         )
     }
@@ -691,7 +690,8 @@ impl Engine {
         })
     }
 
-    /// The passages as the generative prompt gives them: each cut to its sentences
+    /// The passages as the generative prompt gives them: the first
+    /// `answer.prompt_passages` of `hits`, each cut to its sentences
     /// nearest the question (by the vectors stored at ingest) that fit in
     /// `answer.prompt_tokens` all together, in their order, a gap marked "…". Every
     /// passage keeps at least its nearest sentence, so the numbers stay those of the
@@ -703,6 +703,7 @@ impl Engine {
         hits: &[SearchHit],
         query_vector: &[f32],
     ) -> Result<Vec<SearchHit>> {
+        let hits = &hits[..hits.len().min(self.config.answer.prompt_passages)];
         let budget = self.config.answer.prompt_tokens;
         if budget == 0 {
             return Ok(hits.to_vec());
@@ -791,14 +792,10 @@ impl Engine {
     ) -> Result<()> {
         let generator = self.generator()?;
         let g = &self.config.generator;
-        let passages = answer
-            .passages
-            .len()
-            .min(self.config.answer.prompt_passages);
-        let condensed = self.condensed(&generator, &answer.passages[..passages], query_vector)?;
+        let condensed = self.condensed(&generator, &answer.passages, query_vector)?;
         // Exact token accounting: drop the weakest passages until the prompt fits.
         let budget = (g.max_context as usize).saturating_sub(g.max_new_tokens);
-        let mut given = passages;
+        let mut given = condensed.len();
         let messages = loop {
             let mut messages = prompt(question, answer.lang, &condensed[..given]);
             if let Some(turn) = previous {

@@ -274,19 +274,32 @@ pub struct QuestionsFirst {
 }
 
 /// A counted question (see [`QuestionsFirst::enter`]); uncounted when dropped.
-pub struct Waiting<'a>(&'a QuestionsFirst);
+pub struct Waiting<'a> {
+    _count: Counted<'a>,
+}
 
-impl Drop for Waiting<'_> {
+/// One count held on a counter: incremented when made, decremented when dropped.
+struct Counted<'a>(&'a AtomicUsize);
+
+impl<'a> Counted<'a> {
+    fn on(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Counted(counter)
+    }
+}
+
+impl Drop for Counted<'_> {
     fn drop(&mut self) {
-        self.0.waiting.fetch_sub(1, Ordering::SeqCst);
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
 impl QuestionsFirst {
     /// Counts a question until the returned guard is dropped.
     pub fn enter(&self) -> Waiting<'_> {
-        self.waiting.fetch_add(1, Ordering::SeqCst);
-        Waiting(self)
+        Waiting {
+            _count: Counted::on(&self.waiting),
+        }
     }
 
     /// Waits until no question is counted, or `max` has passed. Returns whether it had
@@ -487,8 +500,7 @@ impl Embedder {
         order.sort_by_key(|&i| lengths[i]);
         let budget = self.batch_tokens;
         let mut out: Vec<Option<T>> = std::iter::repeat_with(|| None).take(inputs.len()).collect();
-        self.batching.fetch_add(1, Ordering::SeqCst);
-        let _batching = Uncount(&self.batching);
+        let _batching = Counted::on(&self.batching);
         let mut start = 0;
         while start < order.len() {
             // Sorted ascending: the last text of a batch is its longest (padded length).
@@ -579,15 +591,6 @@ impl Embedder {
 impl tanya_ingest::TokenCounter for Embedder {
     fn count(&self, text: &str) -> usize {
         self.count_tokens(text)
-    }
-}
-
-/// Decrements its counter when dropped.
-struct Uncount<'a>(&'a AtomicUsize);
-
-impl Drop for Uncount<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -69,7 +69,7 @@ pub fn search(
     let started = std::time::Instant::now();
     let ms = |since: std::time::Instant| since.elapsed().as_secs_f64() * 1000.0;
     let query_vector = embedder.embed_query(query)?;
-    let embedded = std::time::Instant::now();
+    let embed_ms = ms(started);
     // Can the answer be in another language than the question's? Only if enough
     // documents are. That decides how the two lists are read (docs/quality.md §9).
     let lang = tanya_ingest::detect_lang(query);
@@ -139,7 +139,7 @@ pub fn search(
     }
     let hits = fuse_lists(lists, config.rrf_k, limit);
     tracing::debug!(
-        embed_ms = ms(started) - ms(embedded),
+        embed_ms,
         dense_ms,
         bm25_ms,
         total_ms = ms(started),
