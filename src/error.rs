@@ -132,13 +132,7 @@ impl Error {
             | Error::Locked(_)
             | Error::SourceChanged { .. }
             | Error::DiskFull { .. } => true,
-            Error::Generate(e) => matches!(
-                e,
-                GenerateError::ModelNotFound { .. }
-                    | GenerateError::InvalidConfig(_)
-                    | GenerateError::PromptTooLong { .. }
-                    | GenerateError::InvalidInput(_)
-            ),
+            Error::Generate(e) => e.is_user_error(),
             Error::Embed { .. }
             | Error::Store { .. }
             | Error::Bm25 { .. }
@@ -259,7 +253,8 @@ pub fn is_disk_full(e: &std::io::Error) -> bool {
 
 /// Everything that can go wrong. `PromptTooLong` and `InvalidInput` are the caller's to fix
 /// (trim the prompt, clean the text); `ModelNotFound`/`InvalidConfig`/`Template` are
-/// configuration errors; the rest are failures of the engine.
+/// configuration errors, and so is a model server that refuses the key, the URL or the
+/// model name (401, 403, 404); the rest are failures of the engine or of the model server.
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
     #[error("language model file not found: {}", path.display())]
@@ -287,4 +282,63 @@ pub enum GenerateError {
     WorkerGone,
     #[error("generation worker panicked: {0}")]
     Panicked(String),
+    /// No connection to the model server: refused, no route, an unknown host, or no
+    /// answer to the connect within `generator.connect_timeout_ms`.
+    #[error("cannot reach the model server at {url}: {reason}")]
+    ServerUnreachable { url: String, reason: String },
+    /// The model server answered with an HTTP error (its message, shortened).
+    #[error("the model server answered HTTP {status}: {body}")]
+    ServerStatus { status: u16, body: String },
+    /// The model server sent nothing for `generator.read_timeout_ms`.
+    #[error("the model server sent nothing for {waited_ms} ms (generator.read_timeout_ms)")]
+    Timeout { waited_ms: u64 },
+    /// The model server's connection ended before its answer did (it stopped or crashed).
+    #[error("the model server closed the connection before the answer ended: {0}")]
+    ServerClosed(String),
+    /// The model server's reply is not what the OpenAI API describes.
+    #[error("the model server's reply is not what the OpenAI API describes: {0}")]
+    ServerProtocol(String),
+}
+
+impl GenerateError {
+    /// Whether the caller (or the configuration) must change something; otherwise the
+    /// failure is ours or the model server's.
+    pub fn is_user_error(&self) -> bool {
+        match self {
+            GenerateError::ModelNotFound { .. }
+            | GenerateError::InvalidConfig(_)
+            | GenerateError::PromptTooLong { .. }
+            | GenerateError::InvalidInput(_) => true,
+            GenerateError::ServerStatus { status, .. } => matches!(status, 401 | 403 | 404),
+            _ => false,
+        }
+    }
+
+    /// Whether the model server failed (unreachable, silent, an HTTP error, a broken or
+    /// malformed reply), as opposed to the request or the local model: before the
+    /// first token, the engine answers extractively instead.
+    pub fn is_server_failure(&self) -> bool {
+        matches!(
+            self,
+            GenerateError::ServerUnreachable { .. }
+                | GenerateError::ServerStatus { .. }
+                | GenerateError::Timeout { .. }
+                | GenerateError::ServerClosed(_)
+                | GenerateError::ServerProtocol(_)
+        )
+    }
+
+    /// Whether the same request may succeed if sent again (a server starting, busy or
+    /// briefly gone): the model server's retries before the first token are for these.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            GenerateError::ServerUnreachable { .. }
+            | GenerateError::Timeout { .. }
+            | GenerateError::ServerClosed(_) => true,
+            GenerateError::ServerStatus { status, .. } => {
+                matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+            }
+            _ => false,
+        }
+    }
 }

@@ -58,6 +58,10 @@ pub struct Answer {
     /// Generative mode only: time to first token and decode speed.
     pub time_to_first_token_ms: Option<f64>,
     pub tokens_per_second: Option<f64>,
+    /// Asked for generatively, but the model server failed before its first token: why
+    /// (the error, e.g. "cannot reach the model server at …"). The answer was then made
+    /// extractively (`mode` says so) from the same passages.
+    pub fallback: Option<String>,
 }
 
 /// Streamed while answering.
@@ -82,6 +86,19 @@ pub fn abstain_text(lang: Lang) -> &'static str {
     match lang {
         Lang::Ms => "Dokumen yang ada tidak menyatakan perkara ini.",
         Lang::En => "The documents do not say.",
+    }
+}
+
+/// What a client that shows only text says of an answer quoted because the model
+/// server failed ([`Answer::fallback`]), in the question's language.
+pub fn fallback_note(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Ms => {
+            "(Pelayan model bahasa tidak dapat menjawab, jadi jawapan ini dipetik terus daripada dokumen.)"
+        }
+        Lang::En => {
+            "(The language model server could not answer, so this answer is quoted from the documents.)"
+        }
     }
 }
 

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use tanya::config::{AnswerMode, Config};
+use tanya::config::{AnswerMode, Config, GeneratorBackend};
 use tanya::engine::{Access, Answer, AnswerEvent};
 
 use super::remote::{Remote, Target};
@@ -35,11 +35,15 @@ pub fn run(config: Config, args: Args) -> anyhow::Result<()> {
     let cancel = Arc::new(AtomicBool::new(false));
     let json = args.json;
     let mut streamed = false;
+    let generating = match engine.config().generator.backend {
+        GeneratorBackend::Local => "(generating with a local model...)",
+        GeneratorBackend::Openai => "(generating with the model server...)",
+    };
     let answer = engine.ask(&args.question, &access, mode, cancel, &mut |ev| {
         if let AnswerEvent::Token(t) = ev {
             if !json {
                 if !streamed {
-                    eprintln!("(generating with a local model...)");
+                    eprintln!("{generating}");
                 }
                 streamed = true;
                 print!("{t}");
@@ -70,6 +74,9 @@ fn through_server(server: &Remote, args: &Args) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&a)?);
         return Ok(());
     }
+    if let Some(why) = a["fallback"].as_str() {
+        eprintln!("{}", fallback_line(why));
+    }
     println!("{}\n", a["answer"].as_str().unwrap_or_default());
     for c in a["citations"].as_array().into_iter().flatten() {
         let page = c["page"]
@@ -87,7 +94,15 @@ fn through_server(server: &Remote, args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the command line says of an answer quoted because the model server failed.
+fn fallback_line(why: &str) -> String {
+    format!("(the model server failed, so this answer is quoted from the documents: {why})")
+}
+
 fn print_answer(a: &Answer, streamed: bool) {
+    if let Some(why) = &a.fallback {
+        eprintln!("{}", fallback_line(why));
+    }
     if !streamed || a.abstained {
         println!("{}\n", a.text);
     } else {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use tanya::config::{AnswerMode, Config};
+use tanya::config::{AnswerMode, Config, GeneratorBackend};
 use tanya::engine::Access;
 use tanya::eval::Latency;
 use tanya::Engine;
@@ -547,9 +547,13 @@ fn time_generation(
         }
     }
     if !ttft.is_empty() {
+        let g = &engine.config().generator;
+        let model = match g.backend {
+            GeneratorBackend::Local => engine.config().gguf_path().display().to_string(),
+            GeneratorBackend::Openai => g.url.clone(),
+        };
         println!(
-            "generative ({}): time to first token median {:.0} ms, {:.1} tokens/s, whole answer {:.0} ms",
-            engine.config().gguf_path().display(),
+            "generative ({model}): time to first token median {:.0} ms, {:.1} tokens/s, whole answer {:.0} ms",
             median(ttft),
             median(tps),
             median(total)

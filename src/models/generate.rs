@@ -1,6 +1,9 @@
-//! Local text generation with a GGUF language model through llama.cpp (`llama-cpp-2`).
+//! Text generation: a [`Generator`] is either the local GGUF language model, run through
+//! llama.cpp (`llama-cpp-2`) below, or a client of an OpenAI-compatible model server
+//! ([`super::remote`], `[generator] backend = "openai"`). Callers see one type and one
+//! stream of events; the rest of this module is the local backend.
 //!
-//! A [`Generator`] is a handle to one dedicated worker thread that owns the loaded
+//! Locally, a [`Generator`] is a handle to one dedicated worker thread that owns the loaded
 //! [`LlamaModel`]. Requests (count tokens, render a chat prompt, generate) travel to it over a
 //! channel and are served one at a time, in order. This follows the mistral.rs / llama-cpp-rs
 //! habit: a llama context borrows the model and is not `Sync`, so it is created on the worker for
@@ -45,7 +48,11 @@ use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::LlamaModelLoadError;
 use tanya_ingest::panic_message;
 
+pub use super::chat::{ChatMessage, GenEvent, GenStats, Role, StopReason};
+pub use super::remote::RemoteConfig;
 pub use crate::error::GenerateError;
+
+use super::remote::Remote;
 
 /// Built-in llama.cpp template used when the GGUF carries none (base models such as gemma-270M).
 const FALLBACK_TEMPLATE: &str = "chatml";
@@ -152,120 +159,34 @@ impl GeneratorConfig {
     }
 }
 
-/// Who speaks in a chat message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    System,
-    User,
-    Assistant,
-}
-
-impl Role {
-    /// The role name chat templates expect.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::System => "system",
-            Role::User => "user",
-            Role::Assistant => "assistant",
-        }
-    }
-}
-
-/// One turn of a conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChatMessage {
-    pub role: Role,
-    pub content: String,
-}
-
-impl ChatMessage {
-    pub fn system(content: impl Into<String>) -> Self {
-        Self {
-            role: Role::System,
-            content: content.into(),
-        }
-    }
-
-    pub fn user(content: impl Into<String>) -> Self {
-        Self {
-            role: Role::User,
-            content: content.into(),
-        }
-    }
-
-    pub fn assistant(content: impl Into<String>) -> Self {
-        Self {
-            role: Role::Assistant,
-            content: content.into(),
-        }
-    }
-}
-
-/// What a generation stream carries.
+/// A language model to generate with: the local GGUF on its worker thread, or a model
+/// server spoken to over the OpenAI API ([`Generator::remote`]). Both take the same chat
+/// messages and stream the same [`GenEvent`]s, so callers never ask which. Cheap to share
+/// behind an `Arc`; dropping the last handle cancels any running generation.
 #[derive(Debug)]
-pub enum GenEvent {
-    /// Detokenised text; never splits a UTF-8 character across events.
-    Token(String),
-    /// The last event of a successful (or cancelled) generation.
-    Done(GenStats),
-    /// The last event of a failed generation.
-    Error(GenerateError),
-}
-
-/// Why generation stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopReason {
-    /// The model produced an end-of-generation token.
-    Eos,
-    /// `max_new_tokens` reached, or the context window is full.
-    MaxTokens,
-    /// The cancel flag was set, the receiver was dropped, or the generator is shutting down.
-    Cancelled,
-    /// The model wrote a turn marker of the chat template as text (not passed on).
-    StopString,
-}
-
-/// Measurements of one generation.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GenStats {
-    /// Prompt length after templating, including BOS.
-    pub prompt_tokens: usize,
-    /// Sampled tokens, not counting the end-of-generation token.
-    pub generated_tokens: usize,
-    /// From the worker picking up the request (queue wait excluded) to the first text sent,
-    /// i.e. tokenisation + context creation + prompt processing + first sample.
-    pub time_to_first_token: Duration,
-    /// Decode speed after the first token: (generated - 1) / time since the first token.
-    /// 0 when fewer than two tokens were generated.
-    pub tokens_per_second: f64,
-    pub stop: StopReason,
-}
-
-impl GenStats {
-    /// A request cancelled before anything was decoded.
-    fn cancelled(prompt_tokens: usize) -> Self {
-        GenStats {
-            prompt_tokens,
-            generated_tokens: 0,
-            time_to_first_token: Duration::ZERO,
-            tokens_per_second: 0.0,
-            stop: StopReason::Cancelled,
-        }
-    }
-}
-
-/// Handle to the worker thread that owns the model. Cheap to share behind an `Arc`; dropping
-/// the last handle cancels any running generation and joins the worker.
 pub struct Generator {
+    backend: Backend,
+}
+
+/// The closed set of generation backends (enum dispatch: nothing else implements them).
+#[derive(Debug)]
+enum Backend {
+    Local(Local),
+    Remote(Remote),
+}
+
+/// Handle to the worker thread that owns the model; dropping it cancels any running
+/// generation and joins the worker.
+struct Local {
     requests: Option<Sender<Request>>,
     worker: Option<JoinHandle<()>>,
     shutdown: Arc<AtomicBool>,
     model_name: String,
 }
 
-impl std::fmt::Debug for Generator {
+impl std::fmt::Debug for Local {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Generator")
+        f.debug_struct("Local")
             .field("model_name", &self.model_name)
             .finish_non_exhaustive()
     }
@@ -295,6 +216,83 @@ enum Request {
 impl Generator {
     /// Spawns the worker, which loads the model; returns once loading succeeded or failed.
     pub fn start(cfg: GeneratorConfig) -> Result<Generator, GenerateError> {
+        Ok(Generator {
+            backend: Backend::Local(Local::start(cfg)?),
+        })
+    }
+
+    /// A client of the OpenAI-compatible model server `cfg` names. Nothing is sent yet: a
+    /// server that is down fails the first request (see
+    /// [`GenerateError::is_server_failure`]), not the start, so that the engine can answer
+    /// without it.
+    pub fn remote(cfg: RemoteConfig) -> Result<Generator, GenerateError> {
+        Ok(Generator {
+            backend: Backend::Remote(Remote::new(cfg)?),
+        })
+    }
+
+    /// The GGUF's `general.name` (or its file name); for a model server, the model
+    /// asked for (`generator.remote_model`, or the server's first once it was asked).
+    pub fn model_name(&self) -> String {
+        match &self.backend {
+            Backend::Local(l) => l.model_name.clone(),
+            Backend::Remote(r) => r.model_name(),
+        }
+    }
+
+    /// Number of tokens `text` takes as message content (no BOS, special-token text
+    /// counted as plain text, as [`Generator::generate`] tokenises message contents):
+    /// exact locally (queued behind any running generation) and from a server's
+    /// `/tokenize`; an estimate from a server without one ([`super::remote::estimate_tokens`]).
+    pub fn count_tokens(&self, text: &str) -> Result<usize, GenerateError> {
+        match &self.backend {
+            Backend::Local(l) => l.count_tokens(text),
+            Backend::Remote(r) => r.count_tokens(text),
+        }
+    }
+
+    /// The prompt text the model will see, for counting its tokens: the chat template
+    /// applied with the assistant turn opened (a server's `/apply-template`, or the
+    /// messages one after another where it has none).
+    pub fn render_prompt(&self, messages: &[ChatMessage]) -> Result<String, GenerateError> {
+        match &self.backend {
+            Backend::Local(l) => l.render_prompt(messages),
+            Backend::Remote(r) => r.render_prompt(messages),
+        }
+    }
+
+    /// Starts a generation and returns its event stream at once. Setting `cancel` or
+    /// dropping the receiver stops it (between tokens locally; a server's connection is
+    /// closed, which stops the server too). The receiver is unbounded, so a slow reader
+    /// never slows the model down.
+    pub fn generate(
+        &self,
+        messages: Vec<ChatMessage>,
+        cancel: Arc<AtomicBool>,
+    ) -> Receiver<GenEvent> {
+        match &self.backend {
+            Backend::Local(l) => l.generate(messages, cancel),
+            Backend::Remote(r) => r.generate(messages, cancel),
+        }
+    }
+
+    /// Scores each of `choices` as the start of the model's reply to `messages`, by its
+    /// first token: the logit locally, the log-probability from a server (the same
+    /// differences between choices; see [`super::remote`]). Blocks until the prompt ran.
+    pub fn judge(
+        &self,
+        messages: Vec<ChatMessage>,
+        choices: Vec<String>,
+    ) -> Result<Vec<f32>, GenerateError> {
+        match &self.backend {
+            Backend::Local(l) => l.judge(messages, choices),
+            Backend::Remote(r) => r.judge(messages, choices),
+        }
+    }
+}
+
+impl Local {
+    fn start(cfg: GeneratorConfig) -> Result<Local, GenerateError> {
         cfg.validate()?;
         // Checked here as well as by llama.cpp because llama.cpp only logs "failed to open" and
         // returns null, which would surface as a vague load error.
@@ -312,7 +310,7 @@ impl Generator {
             .spawn(move || worker_main(cfg, req_rx, ready_tx, worker_shutdown))
             .map_err(|e| GenerateError::Backend(format!("cannot spawn worker thread: {e}")))?;
         match ready_rx.recv() {
-            Ok(Ok(model_name)) => Ok(Generator {
+            Ok(Ok(model_name)) => Ok(Local {
                 requests: Some(req_tx),
                 worker: Some(worker),
                 shutdown,
@@ -333,15 +331,7 @@ impl Generator {
         }
     }
 
-    /// The GGUF's `general.name`, or the file name when it has none.
-    pub fn model_name(&self) -> &str {
-        &self.model_name
-    }
-
-    /// Exact number of tokens `text` takes as message content (no BOS, special-token text
-    /// counted as plain text, as [`Generator::generate`] tokenises message contents). Queued
-    /// behind any running generation.
-    pub fn count_tokens(&self, text: &str) -> Result<usize, GenerateError> {
+    fn count_tokens(&self, text: &str) -> Result<usize, GenerateError> {
         let (reply, rx) = crossbeam_channel::bounded(1);
         self.send(Request::CountTokens {
             text: text.to_string(),
@@ -350,9 +340,8 @@ impl Generator {
         rx.recv().map_err(|_| GenerateError::WorkerGone)?
     }
 
-    /// The prompt text the model will see: the chat template applied with the assistant turn
-    /// opened (`add_ass = true`).
-    pub fn render_prompt(&self, messages: &[ChatMessage]) -> Result<String, GenerateError> {
+    /// The chat template applied with the assistant turn opened (`add_ass = true`).
+    fn render_prompt(&self, messages: &[ChatMessage]) -> Result<String, GenerateError> {
         let (reply, rx) = crossbeam_channel::bounded(1);
         self.send(Request::Render {
             messages: messages.to_vec(),
@@ -361,14 +350,8 @@ impl Generator {
         rx.recv().map_err(|_| GenerateError::WorkerGone)?
     }
 
-    /// Queues a generation and returns its event stream at once. Setting `cancel` or dropping
-    /// the receiver stops it between tokens. The receiver is unbounded, so a slow reader never
-    /// slows the model down.
-    pub fn generate(
-        &self,
-        messages: Vec<ChatMessage>,
-        cancel: Arc<AtomicBool>,
-    ) -> Receiver<GenEvent> {
+    /// Queues a generation; the worker checks `cancel` and the receiver between tokens.
+    fn generate(&self, messages: Vec<ChatMessage>, cancel: Arc<AtomicBool>) -> Receiver<GenEvent> {
         let (reply, rx) = crossbeam_channel::unbounded();
         let request = Request::Generate {
             messages,
@@ -381,10 +364,9 @@ impl Generator {
         rx
     }
 
-    /// Scores each of `choices` as the start of the model's reply to `messages`: the
-    /// logit of the choice's first token (e.g. `["yes", "no"]` for a relevance judgement).
-    /// Blocks until the worker has run the prompt.
-    pub fn judge(
+    /// The logit of each choice's first token (e.g. `["yes", "no"]` for a relevance
+    /// judgement) after the prompt.
+    fn judge(
         &self,
         messages: Vec<ChatMessage>,
         choices: Vec<String>,
@@ -407,7 +389,7 @@ impl Generator {
     }
 }
 
-impl Drop for Generator {
+impl Drop for Local {
     fn drop(&mut self) {
         // The flag stops a running generation at the next token; closing the request channel
         // ends the worker's loop once it is idle, so the join below is short.

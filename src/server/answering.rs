@@ -84,7 +84,7 @@ impl Job {
             ));
         }
         let mode = mode.unwrap_or(state.engine.config().answer.mode);
-        if mode == AnswerMode::Generative && !state.engine.config().gguf_path().is_file() {
+        if mode == AnswerMode::Generative && !state.engine.config().generative_available() {
             return Err(crate::Error::ModelMissing {
                 path: state.engine.config().gguf_path(),
             }

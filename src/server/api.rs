@@ -142,6 +142,7 @@ pub async fn ask(
                         "mode": answer.mode.as_str(),
                         "lang": answer.lang.as_str(),
                         "timings": timings(&answer),
+                        "fallback": answer.fallback,
                     }),
                 ));
                 frames
@@ -344,7 +345,7 @@ pub async fn info(state: web::Data<AppState>, asker: Principal) -> web::Json<Inf
     web::Json(Info {
         version: env!("CARGO_PKG_VERSION").to_string(),
         default_mode: config.answer.mode.as_str().to_string(),
-        generative_available: config.gguf_path().is_file(),
+        generative_available: config.generative_available(),
         documents: state.engine.visible_documents(&asker.access),
         embedder: state.engine.embedder_identity(),
         max_upload_mb: config.server.max_upload_mb,

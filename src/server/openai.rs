@@ -15,8 +15,8 @@ use super::auth::Principal;
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
 use crate::config::AnswerMode;
-use crate::engine::Answer;
 use crate::engine::Turn;
+use crate::engine::{fallback_note, Answer};
 
 pub const MODEL_EXTRACTIVE: &str = "tanya-extractive";
 pub const MODEL_GENERATIVE: &str = "tanya-generative";
@@ -82,6 +82,10 @@ pub struct ChatResponse {
     pub usage: Usage,
     /// Tanya's extension: the sources of the answer.
     pub citations: Vec<crate::engine::Citation>,
+    /// Tanya's extension, only when the model server failed before its first token and
+    /// the answer was quoted from the documents instead: why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -129,7 +133,7 @@ fn now() -> u64 {
     responses((status = 200, body = ModelList)))]
 pub async fn models(state: web::Data<AppState>) -> web::Json<ModelList> {
     let mut ids = vec![MODEL_EXTRACTIVE];
-    if state.engine.config().gguf_path().is_file() {
+    if state.engine.config().generative_available() {
         ids.push(MODEL_GENERATIVE);
     }
     web::Json(ModelList {
@@ -146,16 +150,21 @@ pub async fn models(state: web::Data<AppState>) -> web::Json<ModelList> {
     })
 }
 
-/// The sources list appended to the answer text for clients that show only text.
+/// What is appended to the answer text for clients that show only text: a note when
+/// the model server failed and the documents were quoted instead, and the sources list.
 fn sources_text(answer: &Answer) -> String {
+    let note = match answer.fallback {
+        Some(_) => format!("\n\n{}", fallback_note(answer.lang)),
+        None => String::new(),
+    };
     if answer.citations.is_empty() {
-        return String::new();
+        return note;
     }
     let heading = match answer.lang {
         tanya_ingest::Lang::Ms => "Sumber",
         tanya_ingest::Lang::En => "Sources",
     };
-    let mut s = format!("\n\n{heading}:");
+    let mut s = format!("{note}\n\n{heading}:");
     for c in &answer.citations {
         s.push_str(&format!("\n[{}] {}", c.n, c.rel_path));
         if let Some(p) = c.page {
@@ -287,6 +296,7 @@ fn completion(id: String, created: u64, model: String, answer: &Answer) -> ChatR
             total_tokens: 0,
         },
         citations: answer.citations.clone(),
+        fallback: answer.fallback.clone(),
     }
 }
 

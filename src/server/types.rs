@@ -124,6 +124,10 @@ pub struct AskResponse {
     pub citations: Vec<Citation>,
     pub passages: Vec<PassageView>,
     pub timings: Timings,
+    /// Set when a generative answer was asked for but the model server failed before
+    /// its first token: why. The answer was then quoted from the documents (`mode` is
+    /// `extractive`).
+    pub fallback: Option<String>,
 }
 
 impl AskResponse {
@@ -138,6 +142,7 @@ impl AskResponse {
             citations: a.citations.clone(),
             passages: PassageView::from_hits(&a.passages),
             timings: timings(a),
+            fallback: a.fallback.clone(),
         }
     }
 }
@@ -221,7 +226,8 @@ pub struct DocumentText {
 pub struct Info {
     pub version: String,
     pub default_mode: String,
-    /// Whether a GGUF model is installed for generative answers.
+    /// Whether generative answers can be asked for: a GGUF model is installed, or a
+    /// model server is configured.
     pub generative_available: bool,
     pub documents: usize,
     pub embedder: String,

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod llama_server;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
