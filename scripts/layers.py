@@ -6,8 +6,9 @@ layering that ARCHITECTURE.md states:
    modules of one folder (a module and its own parent or children do not count: Rust
    re-exports run that way), nor between the modules of the ingest crate;
 2. every layer imports only the layers the rule allows it;
-3. tantivy is named in `src/index/bm25.rs` only, Qdrant in `src/index/store/` only, and
-   rusqlite in `src/accounts/` only.
+3. tantivy is named in `src/index/bm25.rs` only, Qdrant in `src/index/store/` only,
+   rusqlite in `src/accounts/` only, and ureq (the model server's client) in
+   `src/models/remote.rs` only.
 
 Prints the layer graph; exits 1 with the reasons when a rule is broken.
     python3 scripts/layers.py          # check
@@ -44,6 +45,9 @@ OWNERS = {
     "rusqlite": ("src/accounts/",),
     "tantivy": ("src/index/bm25.rs",),
     "qdrant_edge": ("src/index/store/",),
+    "qdrant_client": ("src/index/store/",),
+    "tonic": ("src/index/store/",),
+    "ureq": ("src/models/remote.rs",),
 }
 
 

@@ -233,12 +233,81 @@ pub struct AnswerConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GeneratorSettings {
+    /// Where generative answers come from.
+    pub backend: GeneratorBackend,
     pub model: String,
     pub threads: usize,
     pub max_new_tokens: usize,
     pub temperature: f32,
     pub max_context: u32,
     pub chat_template: String,
+    /// `backend = "openai"`: the server's API base URL, with its `/v1`.
+    pub url: String,
+    /// `backend = "openai"`: sent as a bearer token; empty = none.
+    pub api_key: Secret,
+    /// `backend = "openai"`: the `model` asked for; empty = the server's first.
+    pub remote_model: String,
+    pub connect_timeout_ms: u64,
+    /// Longest silence of the model server while it answers.
+    pub read_timeout_ms: u64,
+    /// Retries of a failed request to the model server, before its first token.
+    pub retries: u32,
+}
+
+/// The generation backends `[generator] backend` can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GeneratorBackend {
+    /// The GGUF of `generator.model`, in this process through llama.cpp.
+    Local,
+    /// A model server that speaks the OpenAI API (llama-server, vLLM, Ollama).
+    Openai,
+}
+
+impl GeneratorBackend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GeneratorBackend::Local => "local",
+            GeneratorBackend::Openai => "openai",
+        }
+    }
+}
+
+/// A setting that must not be shown: read like a string, but `Debug` and the printed
+/// configuration (`tanya config`) say only whether it is set.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    fn shown(&self) -> &'static str {
+        if self.0.is_empty() {
+            ""
+        } else {
+            "(set)"
+        }
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.shown())
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.shown())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -272,6 +341,58 @@ pub struct ServerConfig {
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     pub kind: StoreKind,
+    /// `kind = "qdrant"`: the server's gRPC address (`http://` or `https://`, where TLS
+    /// checks the server's certificate against the system's roots); for a cluster,
+    /// several nodes' addresses separated by commas, tried in turn when one is down.
+    pub url: String,
+    /// `kind = "qdrant"`: the server's API key; empty for none. Never logged.
+    pub api_key: String,
+    /// `kind = "qdrant"`: the name the collections Tanya creates start with.
+    pub collection: String,
+    /// `kind = "qdrant"`: shards of a new collection, and copies of each shard.
+    pub shards: u32,
+    pub replication: u32,
+    /// `kind = "qdrant"`: copies of a shard that must have applied a write before it is
+    /// acknowledged (at most `replication`).
+    pub write_consistency: u32,
+    /// `kind = "qdrant"`: vectors kept on disk (memory-mapped) instead of in RAM.
+    pub on_disk: bool,
+    /// `kind = "qdrant"`: "none" or "int8" (scalar quantisation kept in RAM, searched
+    /// first and rescored with the full vectors).
+    pub quantization: Quantization,
+    /// `kind = "qdrant"`: the longest one request may take, in milliseconds.
+    pub timeout_ms: u64,
+    /// Where BM25 is kept: a local tantivy index in the data directory, or (with
+    /// `kind = "qdrant"`) sparse vectors on the server.
+    pub bm25: Bm25At,
+}
+
+/// Where the BM25 side of hybrid search lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bm25At {
+    Tantivy,
+    Qdrant,
+}
+
+impl StoreConfig {
+    /// `kind` with every other setting at its default.
+    pub fn of(kind: StoreKind) -> StoreConfig {
+        StoreConfig {
+            kind,
+            ..Config::defaults()
+                .expect("the built-in defaults parse")
+                .store
+        }
+    }
+}
+
+/// How a Qdrant server keeps the vectors it searches first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Quantization {
+    None,
+    Int8,
 }
 
 /// The vector store implementations `[store] kind` can name.
@@ -282,6 +403,8 @@ pub enum StoreKind {
     Edge,
     /// In memory only: nothing on disk, a restart loses every vector.
     Memory,
+    /// A Qdrant server or cluster, through `qdrant-client` (`[store] url`).
+    Qdrant,
 }
 
 impl StoreKind {
@@ -289,6 +412,7 @@ impl StoreKind {
         match self {
             StoreKind::Edge => "edge",
             StoreKind::Memory => "memory",
+            StoreKind::Qdrant => "qdrant",
         }
     }
 }
@@ -383,7 +507,61 @@ impl Config {
         self.check_bind()?;
         self.check_parse_isolation()?;
         self.check_server_limits()?;
+        self.check_store()?;
         Ok(self)
+    }
+
+    /// `[store]`: a Qdrant server's address, a collection name Qdrant accepts, and
+    /// consistent replication.
+    fn check_store(&self) -> Result<()> {
+        let s = &self.store;
+        if s.kind != StoreKind::Qdrant {
+            if s.bm25 == Bm25At::Qdrant {
+                return bad(format!(
+                    "store.bm25 = \"qdrant\" needs store.kind = \"qdrant\", not \"{}\"",
+                    s.kind.as_str()
+                ));
+            }
+            return Ok(());
+        }
+        let urls: Vec<&str> = s.url.split(',').map(str::trim).collect();
+        if urls
+            .iter()
+            .any(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+        {
+            return bad(format!(
+                "store.url = `{}` must be one address, or several separated by commas, each \
+                 starting with http:// or https:// (the server's gRPC port, 6334 by default)",
+                s.url
+            ));
+        }
+        let name_ok = !s.collection.is_empty()
+            && s.collection.len() <= 200
+            && s.collection
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !name_ok {
+            return bad(format!(
+                "store.collection = `{}` must be 1 to 200 letters, digits, - or _",
+                s.collection
+            ));
+        }
+        if s.shards == 0 || s.replication == 0 || s.write_consistency == 0 {
+            return bad(
+                "store.shards, store.replication and store.write_consistency must be at least 1"
+                    .into(),
+            );
+        }
+        if s.write_consistency > s.replication {
+            return bad(format!(
+                "store.write_consistency ({}) cannot exceed store.replication ({})",
+                s.write_consistency, s.replication
+            ));
+        }
+        if s.timeout_ms == 0 {
+            return bad("store.timeout_ms must be at least 1".into());
+        }
+        Ok(())
     }
 
     /// `[embedder]`: a known model and sane token limits.
@@ -510,6 +688,24 @@ impl Config {
         if self.generator.max_context < 256 {
             return bad("generator.max_context must be at least 256".into());
         }
+        let g = &self.generator;
+        if g.connect_timeout_ms == 0 || g.read_timeout_ms == 0 {
+            return bad(
+                "generator.connect_timeout_ms and read_timeout_ms must be at least 1".into(),
+            );
+        }
+        if g.retries > 10 {
+            return bad("generator.retries must be at most 10".into());
+        }
+        let url = g.url.trim();
+        if g.backend == GeneratorBackend::Openai
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return bad(format!(
+                "generator.backend = \"openai\" needs generator.url, the model server's API \
+                 base like http://127.0.0.1:8081/v1 (it is `{url}`)"
+            ));
+        }
         Ok(())
     }
 
@@ -564,6 +760,16 @@ impl Config {
         let (cert, key) = (self.server.tls_cert.trim(), self.server.tls_key.trim());
         (!cert.is_empty() && !key.is_empty())
             .then(|| (expand_home(Path::new(cert)), expand_home(Path::new(key))))
+    }
+
+    /// Whether generative answers can be asked for: the GGUF is installed, or a model
+    /// server is configured (whether it is up shows when it is asked: an answer it cannot
+    /// give is quoted from the documents instead).
+    pub fn generative_available(&self) -> bool {
+        match self.generator.backend {
+            GeneratorBackend::Local => self.gguf_path().is_file(),
+            GeneratorBackend::Openai => true,
+        }
     }
 
     /// The GGUF file generative mode loads.
@@ -808,6 +1014,41 @@ mod tests {
         let e =
             Config::load_layers(None, env(&[("TANYA__ANSWER__MIN_RELEVANCE", "2")])).unwrap_err();
         assert!(e.to_string().contains("min_relevance"), "{e}");
+    }
+
+    #[test]
+    fn the_generator_backend_and_its_server() {
+        let c = Config::defaults().unwrap();
+        assert_eq!(c.generator.backend, GeneratorBackend::Local);
+        assert_eq!(c.generator.api_key.expose(), "");
+        let e =
+            Config::load_layers(None, env(&[("TANYA__GENERATOR__BACKEND", "openai")])).unwrap_err();
+        assert!(e.to_string().contains("generator.url"), "{e}");
+        let c = Config::load_layers(
+            None,
+            env(&[
+                ("TANYA__GENERATOR__BACKEND", "openai"),
+                ("TANYA__GENERATOR__URL", "http://127.0.0.1:8081/v1"),
+                ("TANYA__GENERATOR__API_KEY", "sk-secret-123"),
+                ("TANYA__GENERATOR__RETRIES", "1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.generator.backend.as_str(), "openai");
+        assert_eq!(c.generator.retries, 1);
+        assert!(c.generative_available());
+        assert_eq!(c.generator.api_key.expose(), "sk-secret-123");
+        // The key is never shown: not by Debug, not by `tanya config`.
+        assert!(!format!("{c:?}").contains("sk-secret-123"));
+        let printed = toml::to_string_pretty(&c).unwrap();
+        assert!(!printed.contains("sk-secret-123"), "{printed}");
+        assert!(printed.contains("api_key = \"(set)\""), "{printed}");
+        let e =
+            Config::load_layers(None, env(&[("TANYA__GENERATOR__BACKEND", "ollama")])).unwrap_err();
+        assert!(e.to_string().contains("ollama"), "{e}");
+        let e = Config::load_layers(None, env(&[("TANYA__GENERATOR__READ_TIMEOUT_MS", "0")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("read_timeout_ms"), "{e}");
     }
 
     #[test]

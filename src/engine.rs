@@ -12,11 +12,11 @@ use crate::answer::{
     abstain_text, best_relevance, check_citations, extractive_answer, nothing_indexed_text, prompt,
     quoted, score_sentence, Scored,
 };
-use crate::config::{AnswerMode, Config};
+use crate::config::{AnswerMode, Bm25At, Config, GeneratorBackend, StoreConfig, StoreKind};
 use crate::error::{Error, Result};
 use crate::index::collection::Collection;
 use crate::models::embed::{dot, Embedder};
-use crate::models::generate::{ChatMessage, GenEvent, Generator, GeneratorConfig};
+use crate::models::generate::{ChatMessage, GenEvent, Generator, GeneratorConfig, RemoteConfig};
 use crate::models::rerank::{self, CrossEncoder};
 use crate::text::lexicon::Lexicon;
 use crate::text::quantities::NumericQuestion;
@@ -25,9 +25,10 @@ use tanya_ingest::detect_lang;
 
 // The engine's vocabulary: what the server and the CLI may name, so that they depend on
 // the engine alone (scripts/layers.py checks it).
-pub use crate::answer::{Answer, AnswerEvent, Citation};
+pub use crate::answer::{fallback_note, Answer, AnswerEvent, Citation};
 pub use crate::index::collection::copy_dir;
 pub use crate::index::manifest::{DocumentEntry, Manifest};
+pub use crate::index::migrate::MigrateReport;
 pub use crate::index::passage::{Access, Passage};
 pub use crate::index::texts::StoredText;
 pub use crate::ingest::isolate::{worker_main, WorkerArgs};
@@ -150,6 +151,16 @@ impl Engine {
     /// Copies the data directory (but its lock and the files `skip` names, relative to
     /// it) into `dest` between two writes: see [`crate::index::collection::Collection::copy_to`].
     pub fn copy_data_to(&self, dest: &Path, skip: &[&str]) -> Result<(usize, u64)> {
+        if self.config.store.kind == StoreKind::Qdrant {
+            // The folder holds only the name of the collection on the server: a copy of
+            // it restored elsewhere would share the live vectors, not have its own.
+            return Err(Error::BadRequest(
+                "the vectors are on the Qdrant server, not in the data directory: back \
+                 them up with the server's snapshots (docs/deploy.md), or `tanya migrate \
+                 --to edge` first for a backup that holds everything"
+                    .into(),
+            ));
+        }
         self.collection.copy_to(dest, skip)
     }
 
@@ -196,6 +207,32 @@ impl Engine {
     /// A real (tiny) read of the BM25 index under `access`: whether the index answers.
     pub fn probe(&self, access: &Access) -> Result<()> {
         self.collection.bm25_search("tanya", access, 1).map(|_| ())
+    }
+
+    /// Moves the vectors to a store of `to` (with `[store]`'s other settings), BM25
+    /// kept by `bm25`: copied as they are, resumable, verified, then swapped in (see
+    /// [`crate::index::migrate`]). The engine must be dropped afterwards; open it again
+    /// with `[store] kind` and `bm25` set to these.
+    pub fn migrate(
+        &self,
+        to: StoreKind,
+        bm25: Bm25At,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<MigrateReport> {
+        if bm25 == Bm25At::Qdrant && to != StoreKind::Qdrant {
+            return Err(Error::Config(
+                "BM25 can be kept in Qdrant only with the vectors: --bm25 qdrant goes with \
+                 --to qdrant"
+                    .into(),
+            ));
+        }
+        let target = StoreConfig {
+            kind: to,
+            bm25,
+            ..self.config.store.clone()
+        };
+        self.collection
+            .migrate(&target, self.embedder.kind().dimension(), progress)
     }
 
     /// Checks that every acknowledged document is whole in both stores (its chunk
@@ -366,17 +403,32 @@ impl Engine {
         Ok(retrieval)
     }
 
-    /// The generator, loaded on first use (a GGUF can take seconds to map).
+    /// The generator, loaded on first use (a GGUF can take seconds to map), or the
+    /// model server's client (which contacts the server only when asked something).
     pub fn generator(&self) -> Result<Arc<Generator>> {
         let mut slot = self.generator.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(g) = slot.as_ref() {
             return Ok(g.clone());
         }
+        let g = &self.config.generator;
+        if g.backend == GeneratorBackend::Openai {
+            let gen = Arc::new(Generator::remote(RemoteConfig {
+                url: g.url.trim().to_string(),
+                api_key: g.api_key.expose().to_string(),
+                model: g.remote_model.trim().to_string(),
+                connect_timeout: std::time::Duration::from_millis(g.connect_timeout_ms),
+                read_timeout: std::time::Duration::from_millis(g.read_timeout_ms),
+                retries: g.retries,
+                max_new_tokens: g.max_new_tokens,
+                temperature: g.temperature,
+            })?);
+            *slot = Some(gen.clone());
+            return Ok(gen);
+        }
         let path = self.config.gguf_path();
         if !path.is_file() {
             return Err(Error::ModelMissing { path });
         }
-        let g = &self.config.generator;
         let template = g.chat_template.trim();
         let gen = Arc::new(Generator::start(GeneratorConfig {
             model_path: path,
@@ -471,6 +523,7 @@ impl Engine {
                 answer_ms: 0.0,
                 time_to_first_token_ms: None,
                 tokens_per_second: None,
+                fallback: None,
             });
         }
         let (query, retrieval) = self.search_in_conversation(question, history, access)?;
@@ -492,33 +545,52 @@ impl Engine {
             answer_ms: 0.0,
             time_to_first_token_ms: None,
             tokens_per_second: None,
+            fallback: None,
         };
         if answer.relevance < self.min_relevance {
             answer.answer_ms = t.elapsed().as_secs_f64() * 1000.0;
             return Ok(answer);
         }
+        // A follow-up's own words pick the new fact; the previous quote is not repeated
+        // unless it says them too.
+        let follow_up = match (&query, history.last()) {
+            (Cow::Owned(_), Some(prev)) => Some(FollowUp {
+                question,
+                previous_answer: &prev.answer,
+            }),
+            _ => None,
+        };
         match mode {
             AnswerMode::Extractive => {
-                // A follow-up's own words pick the new fact; the previous quote is
-                // not repeated unless it says them too.
-                let follow_up = match (&query, history.last()) {
-                    (Cow::Owned(_), Some(prev)) => Some(FollowUp {
-                        question,
-                        previous_answer: &prev.answer,
-                    }),
-                    _ => None,
-                };
                 self.extract(&query, follow_up, &retrieval.query_vector, &mut answer)?;
             }
             AnswerMode::Generative => {
-                self.generate(
+                let mut streamed = false;
+                let mut on_generated = |event: AnswerEvent| {
+                    streamed |= matches!(event, AnswerEvent::Token(_));
+                    on_event(event);
+                };
+                let generated = self.generate(
                     question,
                     history.last(),
                     &retrieval.query_vector,
                     &mut answer,
                     cancel,
-                    on_event,
-                )?;
+                    &mut on_generated,
+                );
+                match generated {
+                    // The model server could not start this answer (down, silent, an
+                    // HTTP error): the documents are quoted instead, and the answer says
+                    // why. Once text was shown, a failure stays an error: the text
+                    // cannot be taken back.
+                    Err(Error::Generate(e)) if e.is_server_failure() && !streamed => {
+                        tracing::warn!(error = %e, "the model server failed: answering extractively");
+                        answer.mode = AnswerMode::Extractive;
+                        answer.fallback = Some(e.to_string());
+                        self.extract(&query, follow_up, &retrieval.query_vector, &mut answer)?;
+                    }
+                    other => other?,
+                }
             }
         }
         answer.answer_ms = t.elapsed().as_secs_f64() * 1000.0;

@@ -56,6 +56,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ask(args) => cli::ask::run(config, args),
         Command::Serve(args) => cli::serve::run(config, args),
         Command::Reindex => cli::reindex::run(config),
+        Command::Migrate(args) => cli::migrate::run(config, args),
         Command::Eval { what } => cli::eval::run(config, what),
         Command::Documents(args) => cli::documents::run(config, args),
         Command::Backup(args) => cli::backup::backup(config, args),

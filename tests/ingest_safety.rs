@@ -950,3 +950,122 @@ async fn a_running_server_keeps_answering_on_a_full_disk() {
         actix_web::rt::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// `tanya migrate` moves the vectors to a Qdrant server and back without re-embedding:
+/// an interrupted copy resumes where it stopped, the configuration must then name the
+/// store that holds them, and every search gives the same passages as before.
+#[test]
+#[ignore = "needs a Qdrant server: QDRANT_URL (the test command runs it when set)"]
+fn migrate_to_qdrant_and_back_keeps_every_search() {
+    let url = std::env::var("QDRANT_URL").expect("QDRANT_URL: a Qdrant server's gRPC address");
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    for (i, topic) in [
+        "annual leave",
+        "travel claims",
+        "office hours",
+        "fire drills",
+    ]
+    .iter()
+    .enumerate()
+    {
+        write(
+            &docs,
+            &format!("doc-{i}.txt"),
+            &format!(
+                "Policy {i} about {topic}. Reference code CODE-{i}0{i} applies to every \
+                 employee.\n\nSection two of policy {i} explains the {topic} procedure in \
+                 detail, with the forms to use and whom to ask."
+            ),
+        );
+    }
+    let data = dir.path().join("data");
+    // On the server, BM25 too: it moves with the vectors, and back into tantivy.
+    let tanya = |kind: &str| {
+        let mut c = common::tanya(&data);
+        c.env("TANYA__STORE__KIND", kind)
+            .env("TANYA__STORE__URL", &url)
+            .env("TANYA__STORE__COLLECTION", "tanya-e2e-migrate")
+            .env(
+                "TANYA__STORE__BM25",
+                if kind == "qdrant" {
+                    "qdrant"
+                } else {
+                    "tantivy"
+                },
+            );
+        c
+    };
+    let ok = |out: std::process::Output| {
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    ok(tanya("edge").arg("ingest").arg(&docs).output().unwrap());
+    let queries = ["travel claims code", "fire drills procedure", "whom to ask"];
+    let search = |kind: &str| -> Vec<Value> {
+        queries
+            .iter()
+            .map(|q| {
+                let out = ok(tanya(kind).args(["search", "--json", q]).output().unwrap());
+                let hits: Value = serde_json::from_str(&out).unwrap();
+                // Scores are the stores' own: compare the passages, in order.
+                Value::Array(
+                    hits.as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|h| h["passage"]["point_id"].clone())
+                        .collect(),
+                )
+            })
+            .collect()
+    };
+    let before = search("edge");
+    assert!(before.iter().all(|h| !h.as_array().unwrap().is_empty()));
+
+    // Interrupted after 3 chunks, then resumed: the second run copies only the rest.
+    let out = tanya("edge")
+        .env(tanya::index::migrate::STOP_AFTER_ENV, "3")
+        .args(["migrate", "--to", "qdrant", "--bm25", "qdrant"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(data.join("vectors.migrating/qdrant.json").exists());
+    let stdout = ok(tanya("edge")
+        .args(["migrate", "--to", "qdrant", "--bm25", "qdrant"])
+        .output()
+        .unwrap());
+    assert!(stdout.contains("by an earlier run"), "{stdout}");
+    assert!(!stdout.contains("(0 copied now, 3 by"), "{stdout}");
+    assert!(stdout.contains(", 3 by an earlier run)"), "{stdout}");
+    assert!(data.join("vectors/qdrant.json").exists());
+    assert!(!data.join("vectors.old").exists() && !data.join("vectors.migrating").exists());
+    assert!(!data.join("bm25").exists(), "the local BM25 index is gone");
+
+    // The configuration must say where the vectors are now.
+    let out = tanya("edge").args(["search", "travel"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("kind = \"qdrant\""), "{err}");
+    assert_eq!(search("qdrant"), before);
+    let verify = ok(tanya("qdrant")
+        .args(["documents", "--verify"])
+        .output()
+        .unwrap());
+    assert!(verify.starts_with("4 documents"), "{verify}");
+
+    // And back: the Qdrant collection goes, the shard is whole again.
+    let stdout = ok(tanya("qdrant")
+        .args(["migrate", "--to", "edge"])
+        .output()
+        .unwrap());
+    assert!(stdout.contains("migrated qdrant → edge"), "{stdout}");
+    assert!(!data.join("vectors/qdrant.json").exists());
+    assert!(data.join("bm25").exists(), "BM25 is back in tantivy");
+    assert_eq!(search("edge"), before);
+}

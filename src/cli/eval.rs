@@ -231,9 +231,13 @@ fn retrieval(config: Config, args: RetrievalArgs, access: Access) -> anyhow::Res
         let t = Instant::now();
         let bm25 = tanya::eval::bm25_index_for(&m, &config)?;
         eprintln!(
-            "{} documents, {} chunks in an in-memory BM25 index in {:.1} s",
+            "{} documents, {} chunks in a BM25 index ({}) in {:.1} s",
             docs.len(),
-            bm25.count(),
+            bm25.count()?,
+            match bm25 {
+                tanya::eval::LexicalIndex::Tantivy(_) => "tantivy, in memory",
+                tanya::eval::LexicalIndex::Qdrant(_) => "sparse vectors on the Qdrant server",
+            },
             t.elapsed().as_secs_f64()
         );
         Box::new(move |_| tanya::eval::evaluate_bm25_only(&bm25, &queries, &qrels, &m.ids, &access))

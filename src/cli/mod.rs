@@ -9,6 +9,7 @@ pub mod config;
 pub mod documents;
 pub mod eval;
 pub mod ingest;
+pub mod migrate;
 pub mod parse_worker;
 pub mod reindex;
 mod remote;
@@ -59,6 +60,10 @@ pub enum Command {
     /// every indexed folder and upload is ingested again beside the old index, which
     /// keeps its place until the new one is complete.
     Reindex,
+    /// Move the vectors to another store (the embedded shard, or the Qdrant server of
+    /// `[store] url`) as they are, without re-embedding: resumable, verified by counts
+    /// and by the same search results on sample queries, then swapped in.
+    Migrate(migrate::Args),
     /// Measure retrieval or answer quality on a data set in BEIR layout.
     Eval {
         #[command(subcommand)]

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{AnswerMode, Config, SearchConfig};
 use crate::error::{Error, Result};
 use crate::index::bm25::Bm25Index;
-use crate::index::passage::Access;
+use crate::index::passage::{Access, Passage};
 use crate::ingest::pipeline::{IngestObserver, IngestOptions, IngestReport};
 use crate::models::embed::Embedder;
 use crate::Engine;
@@ -342,8 +342,99 @@ pub fn bm25_index(
     corpus: &Materialized,
     embedder: &Embedder,
     config: &crate::config::Config,
-) -> Result<Bm25Index> {
+) -> Result<LexicalIndex> {
+    let passages = corpus_passages(corpus, embedder, config)?;
+    if config.store.bm25 == crate::config::Bm25At::Qdrant {
+        return LexicalIndex::in_qdrant(&config.store, &passages);
+    }
     let bm25 = Bm25Index::in_memory()?;
+    bm25.add(&passages)?;
+    bm25.commit()?;
+    Ok(LexicalIndex::Tantivy(bm25))
+}
+
+/// A corpus's BM25 index for [`evaluate_bm25_only`]: tantivy's in memory, or BM25's
+/// sparse vectors in a scratch collection on the Qdrant server (`[store] bm25 =
+/// "qdrant"`, deleted when this is dropped).
+pub enum LexicalIndex {
+    Tantivy(Bm25Index),
+    Qdrant(ScratchCollection),
+}
+
+/// A Qdrant collection for one evaluation, deleted when dropped.
+pub struct ScratchCollection {
+    store: crate::index::store::qdrant::QdrantStore,
+    config: crate::config::StoreConfig,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for ScratchCollection {
+    fn drop(&mut self) {
+        let binding = self.store.binding().clone();
+        if let Err(e) = crate::index::store::qdrant::QdrantStore::delete(&self.config, &binding) {
+            tracing::warn!(error = %e, "could not delete the scratch collection {}", binding.collection);
+        }
+    }
+}
+
+impl LexicalIndex {
+    fn in_qdrant(config: &crate::config::StoreConfig, passages: &[Passage]) -> Result<Self> {
+        use crate::index::store::VectorStore;
+        let dir = tempfile::tempdir().map_err(|e| Error::io("creating a scratch folder", e))?;
+        let config = crate::config::StoreConfig {
+            collection: format!("{}-eval", config.collection),
+            ..config.clone()
+        };
+        // BM25 alone: every chunk has the same one-dimensional dense vector.
+        let store =
+            crate::index::store::qdrant::QdrantStore::open(&config, &dir.path().join("v"), 1)?;
+        let scratch = ScratchCollection {
+            store,
+            config,
+            _dir: dir,
+        };
+        let items: Vec<(Passage, Vec<Vec<f32>>)> = passages
+            .iter()
+            .map(|p| (p.clone(), vec![vec![1.0]]))
+            .collect();
+        scratch.store.upsert(&items)?;
+        Ok(LexicalIndex::Qdrant(scratch))
+    }
+
+    /// The best `limit` chunks for `query`, as the hybrid search's BM25 side finds them.
+    pub fn search(
+        &self,
+        query: &str,
+        access: &Access,
+        limit: usize,
+    ) -> Result<Vec<(Passage, f32)>> {
+        use crate::index::store::VectorStore;
+        match self {
+            LexicalIndex::Tantivy(bm25) => bm25.search(query, access, limit),
+            LexicalIndex::Qdrant(s) => {
+                s.store
+                    .lexical_search(&crate::index::sparse::query_vector(query), access, limit)
+            }
+        }
+    }
+
+    /// Chunks indexed.
+    pub fn count(&self) -> Result<usize> {
+        use crate::index::store::VectorStore;
+        match self {
+            LexicalIndex::Tantivy(bm25) => Ok(bm25.count() as usize),
+            LexicalIndex::Qdrant(s) => s.store.count(),
+        }
+    }
+}
+
+/// Every chunk of a materialised corpus, as ingest makes them.
+fn corpus_passages(
+    corpus: &Materialized,
+    embedder: &Embedder,
+    config: &crate::config::Config,
+) -> Result<Vec<Passage>> {
+    let mut passages = Vec::new();
     let limits = tanya_ingest::ParseLimits::default();
     let chunker = config.chunker();
     let walk = tanya_ingest::walk(&corpus.dir, &tanya_ingest::WalkOptions::default())
@@ -353,24 +444,21 @@ pub fn bm25_index(
         let doc = tanya_ingest::read_document(file, &limits, &chunker, embedder)
             .map_err(|e| Error::BadRequest(format!("{}: {e}", file.rel_path)))?;
         let doc_id = crate::ingest::pipeline::doc_id_for(&file.path);
-        bm25.add(&crate::ingest::pipeline::passages_of(
-            &doc_id, &doc, &groups,
-        ))?;
+        passages.extend(crate::ingest::pipeline::passages_of(&doc_id, &doc, &groups));
     }
-    bm25.commit()?;
-    Ok(bm25)
+    Ok(passages)
 }
 
 /// [`bm25_index`] with the configured embedder's tokenizer (chunks are sized in its
 /// tokens); loads no ONNX session beyond the embedder's.
-pub fn bm25_index_for(m: &Materialized, config: &Config) -> Result<Bm25Index> {
+pub fn bm25_index_for(m: &Materialized, config: &Config) -> Result<LexicalIndex> {
     let embedder = Embedder::from_config(config)?;
     bm25_index(m, &embedder, config)
 }
 
 /// Scores BM25 alone over an index from [`bm25_index`].
 pub fn evaluate_bm25_only(
-    bm25: &Bm25Index,
+    bm25: &LexicalIndex,
     queries: &[Query],
     qrels: &Qrels,
     ids: &HashMap<String, String>,

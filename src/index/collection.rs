@@ -88,7 +88,9 @@ pub struct Collection {
     writes: RwLock<()>,
     manifest: RwLock<Manifest>,
     vectors: Box<dyn VectorStore>,
-    bm25: Bm25Index,
+    /// The local BM25 index; `None` when the vector store does lexical search itself
+    /// (`[store] bm25 = "qdrant"`: sparse vectors on the server, see `index::sparse`).
+    bm25: Option<Bm25Index>,
     texts: Texts,
 }
 
@@ -101,6 +103,7 @@ impl Collection {
     pub fn open(data_dir: &Path, identity: &str, dim: usize, store: &StoreConfig) -> Result<Self> {
         let lock = lock_data_dir(data_dir)?;
         super::swap::finish_interrupted(data_dir)?;
+        super::migrate::finish_interrupted(data_dir, store)?;
         let manifest = match Manifest::load(data_dir)? {
             Some(m) if m.embedder != identity => {
                 return Err(Error::EmbedderMismatch {
@@ -127,7 +130,11 @@ impl Collection {
                 store.kind.as_str(),
             )));
         }
-        let bm25 = Bm25Index::open_in_dir(&data_dir.join("bm25"))?;
+        let bm25 = if vectors.lexical() {
+            None
+        } else {
+            Some(Bm25Index::open_in_dir(&data_dir.join("bm25"))?)
+        };
         let collection = Collection {
             dir: data_dir.to_path_buf(),
             _lock: lock,
@@ -201,7 +208,9 @@ impl Collection {
                 .map(|d| d.version.clone());
             self.vectors
                 .delete_document(&name, acknowledged.as_deref())?;
-            self.bm25.delete_document(&name, acknowledged.as_deref())?;
+            if let Some(bm25) = &self.bm25 {
+                bm25.delete_document(&name, acknowledged.as_deref())?;
+            }
             cleaned.push(name);
         }
         if cleaned.is_empty() {
@@ -267,6 +276,11 @@ impl Collection {
     /// Whether the text of `doc_id` at `version` is stored.
     pub fn has_text(&self, doc_id: &str, version: &str) -> bool {
         self.texts.has(doc_id, version)
+    }
+
+    /// The vector store itself (for a migration's copy).
+    pub(super) fn vectors_store(&self) -> &dyn VectorStore {
+        &*self.vectors
     }
 
     pub fn dir(&self) -> &Path {
@@ -359,7 +373,9 @@ impl Collection {
         let _writing = self.writing();
         for (c, previous) in batch.iter().zip(&previous) {
             let keep = previous.as_deref().filter(|p| *p != c.entry.version);
-            self.bm25.delete_document(c.doc_id, keep)?;
+            if let Some(bm25) = &self.bm25 {
+                bm25.delete_document(c.doc_id, keep)?;
+            }
         }
         // Each document's points as they are (no copy of the batch's vectors); one flush
         // below makes them all durable.
@@ -371,9 +387,11 @@ impl Collection {
             .iter()
             .flat_map(|c| c.items.iter().map(|(p, _)| p.clone()))
             .collect();
-        self.bm25.add(&passages)?;
+        if let Some(bm25) = &self.bm25 {
+            bm25.add(&passages)?;
+        }
         self.vectors.flush()?;
-        self.bm25.commit()?;
+        self.commit_bm25()?;
         for c in &batch {
             self.texts.put(c.doc_id, &c.entry.version, c.text)?;
         }
@@ -392,7 +410,9 @@ impl Collection {
         }
         for ((doc_id, version), previous) in versions.iter().zip(previous) {
             self.vectors.delete_document(doc_id, Some(version))?;
-            self.bm25.delete_document(doc_id, Some(version))?;
+            if let Some(bm25) = &self.bm25 {
+                bm25.delete_document(doc_id, Some(version))?;
+            }
             if let Some(previous) = previous.filter(|p| p != version) {
                 self.texts.remove(doc_id, &previous);
             }
@@ -488,7 +508,9 @@ impl Collection {
             version
         };
         self.vectors.delete_document(doc_id, None)?;
-        self.bm25.delete_document(doc_id, None)?;
+        if let Some(bm25) = &self.bm25 {
+            bm25.delete_document(doc_id, None)?;
+        }
         self.texts.remove(doc_id, &version);
         Ok(())
     }
@@ -500,10 +522,17 @@ impl Collection {
         self.vectors.optimize()
     }
 
+    fn commit_bm25(&self) -> Result<()> {
+        match &self.bm25 {
+            Some(bm25) => bm25.commit(),
+            None => Ok(()),
+        }
+    }
+
     pub fn finish(&self) -> Result<()> {
         let _writing = self.writing();
         self.vectors.flush()?;
-        self.bm25.commit()?;
+        self.commit_bm25()?;
         if let Ok(entries) = std::fs::read_dir(self.pending_dir()) {
             let m = self.manifest();
             for entry in entries.flatten() {
@@ -542,7 +571,14 @@ impl Collection {
         access: &Access,
         limit: usize,
     ) -> Result<Vec<(Passage, f32)>> {
-        let hits = self.bm25.search(query, access, limit + limit / 2 + 2)?;
+        let fetch = limit + limit / 2 + 2;
+        let hits = match &self.bm25 {
+            Some(bm25) => bm25.search(query, access, fetch)?,
+            None => {
+                self.vectors
+                    .lexical_search(&super::sparse::query_vector(query), access, fetch)?
+            }
+        };
         Ok(self.current_only(hits, access, limit))
     }
 
@@ -553,9 +589,15 @@ impl Collection {
         access: &Access,
         limit: usize,
     ) -> Result<Vec<(Passage, f32)>> {
-        let hits = self
-            .bm25
-            .search_translated(translation, access, limit + limit / 2 + 2)?;
+        let fetch = limit + limit / 2 + 2;
+        let hits = match &self.bm25 {
+            Some(bm25) => bm25.search_translated(translation, access, fetch)?,
+            None => self.vectors.lexical_search(
+                &super::sparse::translated_vector(translation),
+                access,
+                fetch,
+            )?,
+        };
         Ok(self.current_only(hits, access, limit))
     }
 
@@ -598,7 +640,13 @@ impl Collection {
 
     /// Chunks in (vector store, BM25 index), all documents and versions.
     pub fn total_counts(&self) -> Result<(usize, usize)> {
-        Ok((self.vectors.count()?, self.bm25.count() as usize))
+        let vectors = self.vectors.count()?;
+        // With lexical search in the vector store, its points are the BM25 index too.
+        let bm25 = match &self.bm25 {
+            Some(bm25) => bm25.count() as usize,
+            None => vectors,
+        };
+        Ok((vectors, bm25))
     }
 
     /// Chunk counts of a document in (vector store, BM25 index), all versions.
@@ -614,20 +662,24 @@ impl Collection {
             .passages(&ids)?
             .values()
             .all(|p| p.groups == entry.groups);
-        let in_bm25 = self
-            .bm25
-            .passages_of(doc_id)?
-            .iter()
-            .filter(|p| p.version == entry.version)
-            .all(|p| p.groups == entry.groups);
+        let in_bm25 = match &self.bm25 {
+            Some(bm25) => bm25
+                .passages_of(doc_id)?
+                .iter()
+                .filter(|p| p.version == entry.version)
+                .all(|p| p.groups == entry.groups),
+            None => true,
+        };
         Ok(in_vectors && in_bm25)
     }
 
     pub fn chunk_counts(&self, doc_id: &str) -> Result<(usize, usize)> {
-        Ok((
-            self.vectors.count_document(doc_id)?,
-            self.bm25.count_document(doc_id)?,
-        ))
+        let vectors = self.vectors.count_document(doc_id)?;
+        let bm25 = match &self.bm25 {
+            Some(bm25) => bm25.count_document(doc_id)?,
+            None => vectors,
+        };
+        Ok((vectors, bm25))
     }
 }
 
@@ -669,12 +721,12 @@ mod tests {
     use crate::index::manifest::tests::sample_entry as entry;
     use crate::index::store::contract_tests::passage;
 
-    const EDGE: StoreConfig = StoreConfig {
-        kind: StoreKind::Edge,
-    };
-    const MEMORY: StoreConfig = StoreConfig {
-        kind: StoreKind::Memory,
-    };
+    fn edge_store() -> StoreConfig {
+        StoreConfig::of(StoreKind::Edge)
+    }
+    fn memory_store() -> StoreConfig {
+        StoreConfig::of(StoreKind::Memory)
+    }
 
     fn no_text() -> StoredText {
         StoredText {
@@ -699,7 +751,7 @@ mod tests {
 
     #[test]
     fn the_same_version_under_other_groups_leaves_no_chunk_with_the_old_ones() {
-        for store in [EDGE, MEMORY] {
+        for store in [edge_store(), memory_store()] {
             let dir = tempfile::tempdir().unwrap();
             let c = Collection::open(dir.path(), "test/4", 4, &store).unwrap();
             let v = vec![vec![1.0, 0.0, 0.0, 0.0]];
@@ -735,7 +787,7 @@ mod tests {
 
     #[test]
     fn regrouping_keeps_the_vectors_and_moves_every_chunk() {
-        for store in [EDGE, MEMORY] {
+        for store in [edge_store(), memory_store()] {
             let dir = tempfile::tempdir().unwrap();
             let c = Collection::open(dir.path(), "test/4", 4, &store).unwrap();
             let v = vec![vec![0.0, 1.0, 0.0, 0.0], vec![0.0, 0.0, 1.0, 0.0]];
@@ -769,7 +821,7 @@ mod tests {
     #[test]
     fn memory_store_serves_a_collection_and_writes_no_vectors() {
         let dir = tempfile::tempdir().unwrap();
-        let c = Collection::open(dir.path(), "test/4", 4, &MEMORY).unwrap();
+        let c = Collection::open(dir.path(), "test/4", 4, &memory_store()).unwrap();
         assert!(!c.persistent());
         let p = commit_one(&c, "a");
         let public = Access::for_groups(["public"]).unwrap();
@@ -784,11 +836,11 @@ mod tests {
     fn memory_store_refuses_a_directory_whose_manifest_lists_documents() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let c = Collection::open(dir.path(), "test/4", 4, &MEMORY).unwrap();
+            let c = Collection::open(dir.path(), "test/4", 4, &memory_store()).unwrap();
             commit_one(&c, "a");
         }
         // A restart lost the vectors the manifest speaks of.
-        let e = Collection::open(dir.path(), "test/4", 4, &MEMORY)
+        let e = Collection::open(dir.path(), "test/4", 4, &memory_store())
             .err()
             .expect("refused");
         assert!(matches!(e, Error::Config(_)), "{e}");
@@ -804,12 +856,12 @@ mod tests {
         // Nor may it mask an index an edge store holds.
         let dir = tempfile::tempdir().unwrap();
         let p = {
-            let c = Collection::open(dir.path(), "test/4", 4, &EDGE).unwrap();
+            let c = Collection::open(dir.path(), "test/4", 4, &edge_store()).unwrap();
             assert!(c.persistent());
             commit_one(&c, "b")
         };
-        assert!(Collection::open(dir.path(), "test/4", 4, &MEMORY).is_err());
-        let c = Collection::open(dir.path(), "test/4", 4, &EDGE).unwrap();
+        assert!(Collection::open(dir.path(), "test/4", 4, &memory_store()).is_err());
+        let c = Collection::open(dir.path(), "test/4", 4, &edge_store()).unwrap();
         let public = Access::for_groups(["public"]).unwrap();
         let hits = c.dense_search(&[1.0, 0.0, 0.0, 0.0], &public, 5).unwrap();
         assert_eq!(hits[0].0, p);
@@ -819,12 +871,12 @@ mod tests {
     fn memory_store_reopens_a_directory_whose_manifest_lists_nothing() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let c = Collection::open(dir.path(), "test/4", 4, &MEMORY).unwrap();
+            let c = Collection::open(dir.path(), "test/4", 4, &memory_store()).unwrap();
             commit_one(&c, "a");
             c.remove_document("a").unwrap();
             c.finish().unwrap();
         }
-        let c = Collection::open(dir.path(), "test/4", 4, &MEMORY).unwrap();
+        let c = Collection::open(dir.path(), "test/4", 4, &memory_store()).unwrap();
         assert!(c.manifest().documents.is_empty());
         commit_one(&c, "b");
         assert_eq!(c.total_counts().unwrap().0, 1);
@@ -833,7 +885,7 @@ mod tests {
     #[test]
     fn language_share_counts_only_the_documents_the_caller_may_see() {
         let dir = tempfile::tempdir().unwrap();
-        let c = Collection::open(dir.path(), "test/4", 4, &EDGE).unwrap();
+        let c = Collection::open(dir.path(), "test/4", 4, &edge_store()).unwrap();
         let public = Access::for_groups(["public"]).unwrap();
         let hr = Access::for_groups(["public", "hr"]).unwrap();
         // Nothing to see: nothing says the answer is in another language.

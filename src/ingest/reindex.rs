@@ -107,7 +107,17 @@ pub fn reindex(config: Config, observer: &dyn IngestObserver) -> Result<ReindexR
     if std::env::var_os(STOP_AFTER_READY_ENV).is_some() {
         std::process::exit(0);
     }
+    // A Qdrant store's vectors are not in the folders the swap removes: its old
+    // collection goes once the new one is in place.
+    let old_binding = crate::index::store::qdrant::Binding::read(&data_dir.join("vectors"))?;
     swap(&data_dir)?;
+    if let Some(binding) = old_binding {
+        let store = crate::config::StoreConfig {
+            url: binding.url.clone(),
+            ..config.store.clone()
+        };
+        crate::index::store::qdrant::QdrantStore::delete(&store, &binding)?;
+    }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }

@@ -76,19 +76,80 @@ pub struct Fixture {
     /// Opens the same store again once `store` is dropped (used by the persistence
     /// test); `None` where that cannot be done.
     reopen: Option<Box<dyn Fn() -> Box<dyn VectorStore>>>,
+    /// Removes what the store keeps outside its directory (a Qdrant server's
+    /// collection) when the fixture is dropped.
+    _server_side: Option<ServerSide>,
     /// Dropped last (fields drop in order): the store's files, if it has any.
     _dir: Option<tempfile::TempDir>,
 }
 
+/// A test's collection on a Qdrant server, deleted when dropped.
+pub struct ServerSide {
+    config: StoreConfig,
+    binding: super::qdrant::Binding,
+}
+
+impl ServerSide {
+    /// The collection whose record is in `dir`.
+    pub fn of(config: &StoreConfig, dir: &std::path::Path) -> ServerSide {
+        ServerSide {
+            config: config.clone(),
+            binding: super::qdrant::Binding::read(dir)
+                .unwrap()
+                .expect("the store recorded its collection"),
+        }
+    }
+}
+
+impl Drop for ServerSide {
+    fn drop(&mut self) {
+        if let Err(e) = super::qdrant::QdrantStore::delete(&self.config, &self.binding) {
+            eprintln!(
+                "could not delete the test's collection {:?}: {e}",
+                self.binding
+            );
+        }
+    }
+}
+
+/// The Qdrant server the `qdrant` suite runs against: `QDRANT_URL` (its gRPC address,
+/// e.g. http://127.0.0.1:6334), and `QDRANT_API_KEY` when it has one. The suite is
+/// `#[ignore]`d; the test command runs it when `QDRANT_URL` is set and says that it
+/// did not otherwise, so a run that asks for it without a server fails here.
+pub fn qdrant_config() -> StoreConfig {
+    let url = std::env::var("QDRANT_URL").expect(
+        "the qdrant store contract suite needs a Qdrant server: set QDRANT_URL to its gRPC \
+         address (e.g. http://127.0.0.1:6334)",
+    );
+    StoreConfig {
+        url,
+        api_key: std::env::var("QDRANT_API_KEY").unwrap_or_default(),
+        collection: "tanya-contract".into(),
+        ..StoreConfig::of(StoreKind::Qdrant)
+    }
+}
+
 /// A store of `kind` made through [`super::open`], in a temporary directory of its own.
 fn opened(kind: StoreKind, dim: usize) -> Fixture {
+    let config = match kind {
+        StoreKind::Qdrant => qdrant_config(),
+        kind => StoreConfig::of(kind),
+    };
+    opened_with(config, dim)
+}
+
+fn opened_with(config: StoreConfig, dim: usize) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("vectors");
-    let config = StoreConfig { kind };
-    let open = move || super::open(&config, &path, dim).unwrap();
+    let open = {
+        let (config, path) = (config.clone(), path.clone());
+        move || super::open(&config, &path, dim).unwrap()
+    };
+    let store = open();
     Fixture {
-        store: open(),
+        store,
         reopen: Some(Box::new(open)),
+        _server_side: (config.kind == StoreKind::Qdrant).then(|| ServerSide::of(&config, &path)),
         _dir: Some(dir),
     }
 }
@@ -107,8 +168,18 @@ macro_rules! store_contract {
             }
         )*
     };
-    (@all $make:expr) => {
-        store_contract!(@tests $make;
+    (@tests $make:expr, ignore = $why:literal; $($behaviour:ident),* $(,)?) => {
+        $(
+            #[test]
+            #[ignore = $why]
+            fn $behaviour() {
+                let fixture: Fixture = ($make)(DIM);
+                super::$behaviour(&*fixture.store);
+            }
+        )*
+    };
+    (@all $($how:tt)*) => {
+        store_contract!(@tests $($how)*;
             upsert_then_count,
             empty_upsert_changes_nothing,
             flush_changes_nothing_visible,
@@ -148,12 +219,13 @@ macro_rules! store_contract {
             }
         }
     };
-    ($name:ident, $make:expr, persistent) => {
+    ($name:ident, $make:expr, persistent $(, ignore = $why:literal)?) => {
         mod $name {
             use super::*;
-            store_contract!(@all $make);
+            store_contract!(@all $make $(, ignore = $why)?);
 
             #[test]
+            $(#[ignore = $why])?
             fn reopen_keeps_everything_flushed() {
                 super::reopen_keeps_everything_flushed(($make)(DIM));
             }
@@ -613,6 +685,7 @@ fn reopen_keeps_everything_flushed(fixture: Fixture) {
     let Fixture {
         store,
         reopen,
+        _server_side,
         _dir,
     } = fixture;
     assert!(store.persistent());
@@ -661,3 +734,9 @@ fn reopen_keeps_everything_flushed(fixture: Fixture) {
 
 store_contract!(edge, |dim| opened(StoreKind::Edge, dim), persistent);
 store_contract!(memory, |dim| opened(StoreKind::Memory, dim));
+store_contract!(
+    qdrant,
+    |dim| opened(StoreKind::Qdrant, dim),
+    persistent,
+    ignore = "needs a Qdrant server: QDRANT_URL (the test command runs it when set)"
+);

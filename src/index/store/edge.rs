@@ -23,6 +23,8 @@ use crate::error::{Error, Result};
 use crate::index::passage::{Access, Passage};
 
 const VECTOR: &str = "dense";
+/// The file a shard's directory always holds.
+pub const CONFIG_FILE: &str = "edge_config.json";
 const INDEXED_FIELDS: [&str; 3] = ["doc_id", "version", "groups"];
 
 /// A request for the points `ids`, with their payloads and/or vectors.
@@ -94,7 +96,7 @@ impl EdgeStore {
     /// Opens the shard in `dir`, creating it (with `dim`-dimensional cosine vectors and
     /// the payload indexes) when the directory holds none.
     pub fn open_in_dir(dir: &Path, dim: usize) -> Result<Self> {
-        let exists = dir.join("edge_config.json").is_file();
+        let exists = dir.join(CONFIG_FILE).is_file();
         let shard = if exists {
             EdgeShard::load(dir, None)
                 .map_err(store_err(format!("loading the shard in {}", dir.display())))?

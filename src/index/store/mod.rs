@@ -1,27 +1,55 @@
 //! Vector stores. A trait, because the implementations really swap: the embedded
 //! Qdrant edge shard ([`edge::EdgeStore`], the default), one in memory only
-//! ([`memory::MemoryStore`]) and, later, a Qdrant server. [`open`] picks one from
+//! ([`memory::MemoryStore`]) and a Qdrant server or cluster ([`qdrant::QdrantStore`]). [`open`] picks one from
 //! `[store] kind`; it is the only code outside the implementations that names them.
 //! Only this module knows Qdrant. One contract test suite runs over every
 //! implementation (see `contract_tests`).
 
 pub mod edge;
 pub mod memory;
+pub mod qdrant;
 
 use std::path::Path;
 
 use crate::config::{StoreConfig, StoreKind};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::index::passage::{Access, Passage};
 
 /// Opens the vector store `config` names, for vectors of `dim` dimensions. `dir` is the
 /// folder a store that keeps files keeps them in (a collection's `vectors/`, created
 /// when missing); a store that keeps none ignores it.
 pub fn open(config: &StoreConfig, dir: &Path, dim: usize) -> Result<Box<dyn VectorStore>> {
+    if let Some(held) = kind_in(dir) {
+        if held != config.kind {
+            // Opening the other kind here would start an empty index beside the real
+            // one (after `tanya migrate`, before the config says so).
+            return Err(Error::Config(format!(
+                "the vectors in {} are kept by the \"{}\" store, but [store] kind = \"{}\": \
+                 set kind = \"{}\" (or move them with `tanya migrate --to {}`)",
+                dir.display(),
+                held.as_str(),
+                config.kind.as_str(),
+                held.as_str(),
+                config.kind.as_str(),
+            )));
+        }
+    }
     Ok(match config.kind {
         StoreKind::Edge => Box::new(edge::EdgeStore::open_in_dir(dir, dim)?),
         StoreKind::Memory => Box::new(memory::MemoryStore::new(dim)),
+        StoreKind::Qdrant => Box::new(qdrant::QdrantStore::open(config, dir, dim)?),
     })
+}
+
+/// Which persistent store's files `dir` holds, if any.
+pub fn kind_in(dir: &Path) -> Option<StoreKind> {
+    if dir.join(edge::CONFIG_FILE).is_file() {
+        Some(StoreKind::Edge)
+    } else if qdrant::Binding::path(dir).is_file() {
+        Some(StoreKind::Qdrant)
+    } else {
+        None
+    }
 }
 
 /// Dense vectors with their passages, searchable under an access filter.
@@ -57,6 +85,23 @@ pub trait VectorStore: Send + Sync {
     /// Whether what was flushed is still there after the process restarts (false for a
     /// store in memory only).
     fn persistent(&self) -> bool;
+    /// Whether this store also keeps each chunk's BM25 sparse vector
+    /// ([`crate::index::sparse`]) and answers [`VectorStore::lexical_search`], so that no
+    /// local BM25 index is needed.
+    fn lexical(&self) -> bool {
+        false
+    }
+    /// The passages `access` may see that share terms with `query` (a sparse vector of
+    /// [`crate::index::sparse`]), by BM25, best first. Only for a store that says
+    /// [`VectorStore::lexical`].
+    fn lexical_search(
+        &self,
+        _query: &crate::index::sparse::Sparse,
+        _access: &Access,
+        _limit: usize,
+    ) -> Result<Vec<(Passage, f32)>> {
+        Err(Error::store_msg("this store does no lexical search"))
+    }
 }
 
 #[cfg(test)]
