@@ -820,7 +820,10 @@ fn eval_bm25_alone_needs_no_vectors_and_scores_like_the_full_index() {
         run_eval(d, &args, json)
     };
     let (stderr, alone) = run("bm25", "alone.json");
-    assert!(stderr.contains("in-memory BM25 index"), "{stderr}");
+    assert!(
+        stderr.contains("BM25 index (tantivy, in memory)"),
+        "{stderr}"
+    );
     assert!(
         !d.join("index/data").exists(),
         "BM25 alone must not build the vector index"
