@@ -66,6 +66,23 @@ pub enum GenEvent {
     Error(GenerateError),
 }
 
+impl GenEvent {
+    /// The last event of a generation that ended with `result` (logged: stats at debug,
+    /// a failure as a warning).
+    pub fn last(result: Result<GenStats, GenerateError>) -> Self {
+        match result {
+            Ok(stats) => {
+                tracing::debug!(?stats, "generation finished");
+                GenEvent::Done(stats)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "generation failed");
+                GenEvent::Error(e)
+            }
+        }
+    }
+}
+
 /// Why generation stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {

@@ -553,17 +553,7 @@ fn serve<'m>(
                 *reused = None;
                 Err(GenerateError::Panicked(panic_message(payload.as_ref())))
             });
-            let event = match result {
-                Ok(stats) => {
-                    tracing::debug!(?stats, "generation finished");
-                    GenEvent::Done(stats)
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "generation failed");
-                    GenEvent::Error(e)
-                }
-            };
-            let _ = reply.send(event);
+            let _ = reply.send(GenEvent::last(result));
         }
     }
 }

@@ -343,17 +343,8 @@ impl Remote {
         let spawned = std::thread::Builder::new()
             .name("tanya-llm-remote".to_string())
             .spawn(move || {
-                let event = match stream_answer(&shared, &messages, &cancel, &on_thread) {
-                    Ok(stats) => {
-                        tracing::debug!(?stats, "generation finished");
-                        GenEvent::Done(stats)
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "generation failed");
-                        GenEvent::Error(e)
-                    }
-                };
-                let _ = on_thread.send(event);
+                let result = stream_answer(&shared, &messages, &cancel, &on_thread);
+                let _ = on_thread.send(GenEvent::last(result));
             });
         if let Err(e) = spawned {
             let _ = reply.send(GenEvent::Error(GenerateError::Backend(format!(

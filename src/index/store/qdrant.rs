@@ -394,6 +394,35 @@ impl QdrantStore {
         Err(last.expect("at least one address"))
     }
 
+    /// The best `limit` passages by `input` against the vector `using`, under the filter
+    /// of `access`, with their scores.
+    fn query(
+        &self,
+        input: VectorInput,
+        using: &str,
+        access: &Access,
+        limit: usize,
+    ) -> Result<Vec<(Passage, f32)>> {
+        let mut request = QueryPointsBuilder::new(&self.binding.collection)
+            .query(input)
+            .using(using)
+            .limit(limit as u64)
+            .with_payload(true)
+            .timeout(self.timeout_secs());
+        if let Some(filter) = access_filter(access) {
+            request = request.filter(filter);
+        }
+        let request = request.build();
+        let reply = self
+            .call(|c| c.query(request.clone()))
+            .map_err(store_err(format!("searching the {using} vectors")))?;
+        reply
+            .result
+            .into_iter()
+            .map(|hit| Ok((passage_of(hit.payload)?, hit.score)))
+            .collect()
+    }
+
     fn count_filtered(&self, filter: Option<Filter>) -> Result<usize> {
         let mut request = CountPointsBuilder::new(&self.binding.collection).exact(true);
         if let Some(f) = filter {
@@ -550,24 +579,12 @@ impl VectorStore for QdrantStore {
             return Ok(Vec::new());
         }
         self.check_dim(vector)?;
-        let mut request = QueryPointsBuilder::new(&self.binding.collection)
-            .query(VectorInput::new_multi(vec![vector.to_vec()]))
-            .using(VECTOR)
-            .limit(limit as u64)
-            .with_payload(true)
-            .timeout(self.timeout_secs());
-        if let Some(filter) = access_filter(access) {
-            request = request.filter(filter);
-        }
-        let request = request.build();
-        let reply = self
-            .call(|c| c.query(request.clone()))
-            .map_err(store_err("searching"))?;
-        reply
-            .result
-            .into_iter()
-            .map(|hit| Ok((passage_of(hit.payload)?, hit.score)))
-            .collect()
+        self.query(
+            VectorInput::new_multi(vec![vector.to_vec()]),
+            VECTOR,
+            access,
+            limit,
+        )
     }
 
     fn vectors(&self, ids: &[u64]) -> Result<HashMap<u64, Vec<Vec<f32>>>> {
@@ -637,24 +654,12 @@ impl VectorStore for QdrantStore {
             return Ok(Vec::new());
         }
         let (indices, values): (Vec<u32>, Vec<f32>) = query.iter().copied().unzip();
-        let mut request = QueryPointsBuilder::new(&self.binding.collection)
-            .query(VectorInput::new_sparse(indices, values))
-            .using(SPARSE)
-            .limit(limit as u64)
-            .with_payload(true)
-            .timeout(self.timeout_secs());
-        if let Some(filter) = access_filter(access) {
-            request = request.filter(filter);
-        }
-        let request = request.build();
-        let reply = self
-            .call(|c| c.query(request.clone()))
-            .map_err(store_err("searching BM25 terms"))?;
-        reply
-            .result
-            .into_iter()
-            .map(|hit| Ok((passage_of(hit.payload)?, hit.score)))
-            .collect()
+        self.query(
+            VectorInput::new_sparse(indices, values),
+            SPARSE,
+            access,
+            limit,
+        )
     }
 }
 
