@@ -345,8 +345,9 @@ pub struct StoreConfig {
     /// checks the server's certificate against the system's roots); for a cluster,
     /// several nodes' addresses separated by commas, tried in turn when one is down.
     pub url: String,
-    /// `kind = "qdrant"`: the server's API key; empty for none. Never logged.
-    pub api_key: String,
+    /// `kind = "qdrant"`: the server's API key; empty for none. Never logged nor
+    /// printed (`tanya config` shows "(set)").
+    pub api_key: Secret,
     /// `kind = "qdrant"`: the name the collections Tanya creates start with.
     pub collection: String,
     /// `kind = "qdrant"`: shards of a new collection, and copies of each shard.
@@ -974,6 +975,48 @@ mod tests {
         assert!(e.to_string().contains("sqlite"), "{e}");
         let e = Config::load_layers(None, env(&[("TANYA__STORE__PATH", "x")])).unwrap_err();
         assert!(e.to_string().contains("store.path"), "{e}");
+    }
+
+    #[test]
+    fn a_qdrant_store_is_checked_and_its_key_never_shown() {
+        let c = Config::load_layers(
+            None,
+            env(&[
+                ("TANYA__STORE__KIND", "qdrant"),
+                ("TANYA__STORE__URL", "http://q1:6334, https://q2:6334"),
+                ("TANYA__STORE__API_KEY", "qdrant-secret-456"),
+                ("TANYA__STORE__REPLICATION", "2"),
+                ("TANYA__STORE__WRITE_CONSISTENCY", "2"),
+                ("TANYA__STORE__BM25", "qdrant"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.store.kind, StoreKind::Qdrant);
+        assert_eq!(c.store.bm25, Bm25At::Qdrant);
+        assert_eq!(c.store.api_key.expose(), "qdrant-secret-456");
+        assert!(!format!("{c:?}").contains("qdrant-secret-456"));
+        let printed = toml::to_string_pretty(&c).unwrap();
+        assert!(!printed.contains("qdrant-secret-456"), "{printed}");
+        for (key, value, says) in [
+            ("TANYA__STORE__URL", "q1:6334", "store.url"),
+            ("TANYA__STORE__WRITE_CONSISTENCY", "3", "write_consistency"),
+            ("TANYA__STORE__COLLECTION", "tanya docs", "store.collection"),
+            ("TANYA__STORE__SHARDS", "0", "store.shards"),
+        ] {
+            let e = Config::load_layers(
+                None,
+                env(&[
+                    ("TANYA__STORE__KIND", "qdrant"),
+                    ("TANYA__STORE__REPLICATION", "2"),
+                    (key, value),
+                ]),
+            )
+            .unwrap_err();
+            assert!(e.to_string().contains(says), "{key}: {e}");
+        }
+        // BM25 on the server needs the vectors there.
+        let e = Config::load_layers(None, env(&[("TANYA__STORE__BM25", "qdrant")])).unwrap_err();
+        assert!(e.to_string().contains("store.bm25"), "{e}");
     }
 
     #[test]

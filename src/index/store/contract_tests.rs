@@ -123,7 +123,7 @@ pub fn qdrant_config() -> StoreConfig {
     );
     StoreConfig {
         url,
-        api_key: std::env::var("QDRANT_API_KEY").unwrap_or_default(),
+        api_key: crate::config::Secret::new(std::env::var("QDRANT_API_KEY").unwrap_or_default()),
         collection: "tanya-contract".into(),
         ..StoreConfig::of(StoreKind::Qdrant)
     }

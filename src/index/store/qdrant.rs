@@ -507,8 +507,8 @@ fn connect_one(
         .connect_timeout(Duration::from_millis(config.timeout_ms.min(5000)))
         // Tanya checks the server's health itself, on its own runtime.
         .skip_compatibility_check();
-    if !config.api_key.is_empty() {
-        builder = builder.api_key(config.api_key.clone());
+    if !config.api_key.expose().is_empty() {
+        builder = builder.api_key(config.api_key.expose().to_string());
     }
     builder
         .build()
