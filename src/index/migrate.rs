@@ -68,11 +68,7 @@ fn io(what: &str, path: &Path, e: std::io::Error) -> Error {
 /// collection it records.
 fn discard(dir: &Path, config: &StoreConfig) -> Result<()> {
     if let Some(binding) = qdrant::Binding::read(dir)? {
-        let config = StoreConfig {
-            url: binding.url.clone(),
-            ..config.clone()
-        };
-        qdrant::QdrantStore::delete(&config, &binding)?;
+        qdrant::QdrantStore::delete(config, &binding)?;
     }
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(|e| io("removing", dir, e))?;

@@ -112,11 +112,7 @@ pub fn reindex(config: Config, observer: &dyn IngestObserver) -> Result<ReindexR
     let old_binding = crate::index::store::qdrant::Binding::read(&data_dir.join("vectors"))?;
     swap(&data_dir)?;
     if let Some(binding) = old_binding {
-        let store = crate::config::StoreConfig {
-            url: binding.url.clone(),
-            ..config.store.clone()
-        };
-        crate::index::store::qdrant::QdrantStore::delete(&store, &binding)?;
+        crate::index::store::qdrant::QdrantStore::delete(&config.store, &binding)?;
     }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)

@@ -253,12 +253,18 @@ impl QdrantStore {
     }
 
     /// Deletes the collection `binding` names (a reindex's old index, a test's).
+    /// On the server the binding records, whatever `config`'s url says now; `config`
+    /// gives the key and the timeout.
     pub fn delete(config: &StoreConfig, binding: &Binding) -> Result<()> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| Error::io("starting the Qdrant client's runtime", e))?;
-        let clients = connect(config, &runtime)?;
+        let config = StoreConfig {
+            url: binding.url.clone(),
+            ..config.clone()
+        };
+        let clients = connect(&config, &runtime)?;
         let mut last = None;
         for (url, client) in &clients {
             match runtime.block_on(client.delete_collection(&binding.collection)) {
