@@ -7,8 +7,8 @@ layering that ARCHITECTURE.md states:
    re-exports run that way), nor between the modules of the ingest crate;
 2. every layer imports only the layers the rule allows it;
 3. tantivy is named in `src/index/bm25.rs` only, Qdrant in `src/index/store/` only,
-   rusqlite in `src/accounts/` only, and ureq (the model server's client) in
-   `src/models/remote.rs` only.
+   rusqlite in `src/accounts/` only, postgres in `src/shared/` and `src/accounts/` only,
+   and ureq (the model server's client) in `src/models/remote.rs` only.
 
 Prints the layer graph; exits 1 with the reasons when a rule is broken.
     python3 scripts/layers.py          # check
@@ -27,22 +27,24 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALLOWED = {
     "error": set(),
     "config": {"error"},
+    "shared": {"config", "error"},
     "text": {"error"},
-    "accounts": {"config", "error"},
+    "accounts": {"shared", "config", "error"},
     "models": {"config", "error"},
-    "index": {"text", "config", "error"},
+    "index": {"text", "shared", "config", "error"},
     "ingest": {"index", "text", "models", "config", "error"},
     "query": {"index", "text", "models", "config", "error"},
     "answer": {"query", "index", "text", "models", "config", "error"},
-    "engine": {"answer", "query", "ingest", "index", "text", "models", "config", "error"},
+    "engine": {"answer", "query", "ingest", "index", "text", "models", "shared", "config", "error"},
     "eval": {"engine", "answer", "query", "ingest", "index", "text", "models", "config", "error"},
-    "server": {"engine", "accounts", "config", "error"},
-    "cli": {"engine", "eval", "server", "accounts", "config", "error"},
+    "server": {"engine", "accounts", "shared", "config", "error"},
+    "cli": {"engine", "eval", "server", "accounts", "shared", "config", "error"},
 }
 
 # Only these files may name these crates.
 OWNERS = {
     "rusqlite": ("src/accounts/",),
+    "postgres": ("src/shared/", "src/accounts/"),
     "tantivy": ("src/index/bm25.rs",),
     "qdrant_edge": ("src/index/store/",),
     "qdrant_client": ("src/index/store/",),

@@ -80,6 +80,31 @@ pub struct Config {
     pub generator: GeneratorSettings,
     pub server: ServerConfig,
     pub store: StoreConfig,
+    pub shared: SharedConfig,
+}
+
+/// `[shared]`: state that several `tanya serve` replicas share (docs/deploy.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedConfig {
+    /// A PostgreSQL connection URL (`postgres://user:password@host:5432/db`); empty for
+    /// none (the state stays in the data directory). Never logged nor printed.
+    pub postgres: Secret,
+    /// Where uploads wait to be ingested; empty: `<data_dir>/uploads`. With several
+    /// replicas, a directory every replica mounts.
+    pub uploads_dir: String,
+    /// How long a write (an ingest, an upload's ingest, a removal) waits for the writer
+    /// lease another replica holds before it gives up, in seconds.
+    pub lease_wait_secs: u64,
+    /// How often a replica looks for documents another replica acknowledged, in ms.
+    pub refresh_ms: u64,
+}
+
+impl SharedConfig {
+    /// Whether the state lives in PostgreSQL.
+    pub fn enabled(&self) -> bool {
+        !self.postgres.expose().is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -509,7 +534,39 @@ impl Config {
         self.check_parse_isolation()?;
         self.check_server_limits()?;
         self.check_store()?;
+        self.check_shared()?;
         Ok(self)
+    }
+
+    /// `[shared]`: a PostgreSQL URL, and (with one) stores that hold nothing locally: the
+    /// vectors and BM25 on a Qdrant server.
+    fn check_shared(&self) -> Result<()> {
+        let s = &self.shared;
+        if s.refresh_ms == 0 {
+            return bad("shared.refresh_ms must be at least 1".into());
+        }
+        if !s.enabled() {
+            return Ok(());
+        }
+        let url = s.postgres.expose();
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return bad(
+                "shared.postgres must be a URL starting with postgres:// or postgresql://".into(),
+            );
+        }
+        if self.store.kind != StoreKind::Qdrant || self.store.bm25 != Bm25At::Qdrant {
+            return bad(format!(
+                "shared.postgres needs store.kind = \"qdrant\" and store.bm25 = \"qdrant\" \
+                 (replicas keep no index of their own), not kind = \"{}\", bm25 = \"{}\": \
+                 move an index there first with `tanya migrate --to qdrant --bm25 qdrant`",
+                self.store.kind.as_str(),
+                match self.store.bm25 {
+                    Bm25At::Tantivy => "tantivy",
+                    Bm25At::Qdrant => "qdrant",
+                }
+            ));
+        }
+        Ok(())
     }
 
     /// `[store]`: a Qdrant server's address, a collection name Qdrant accepts, and

@@ -91,6 +91,19 @@ pub enum Error {
         source: Option<BoxError>,
     },
 
+    /// The shared state (PostgreSQL, `[shared] postgres`) failed: what we were doing,
+    /// and the database's error when there is one.
+    #[error("shared state (PostgreSQL): {context}")]
+    Shared {
+        context: String,
+        #[source]
+        source: Option<BoxError>,
+    },
+
+    /// Another replica holds the writer lease and kept it past `[shared] lease_wait_secs`.
+    #[error("another Tanya replica is writing to this index (it holds the writer lease); {0}")]
+    WriterBusy(String),
+
     /// The data directory's disk is (nearly) full.
     #[error(
         "no space left for the index: {available_mb} MiB free on the disk of {dir}, \
@@ -130,6 +143,7 @@ impl Error {
             | Error::BadRequest(_)
             | Error::EmbedderMismatch { .. }
             | Error::Locked(_)
+            | Error::WriterBusy(_)
             | Error::SourceChanged { .. }
             | Error::DiskFull { .. } => true,
             Error::Generate(e) => e.is_user_error(),
@@ -137,6 +151,7 @@ impl Error {
             | Error::Store { .. }
             | Error::Bm25 { .. }
             | Error::Accounts { .. }
+            | Error::Shared { .. }
             | Error::Io { .. } => self.is_disk_full(),
         }
     }

@@ -3,7 +3,8 @@
 //! Layers, each depending only on those below it (ARCHITECTURE.md states the rule and
 //! `scripts/layers.py` checks it):
 //!
-//! - [`error`], [`config`]: the one error type and the configuration;
+//! - [`error`], [`config`]: the one error type and the configuration; [`shared`]: the
+//!   state replicas share, in PostgreSQL;
 //! - [`text`]: analysis, sentences, language, question terms; [`models`]: the embedder,
 //!   the reranker and the generator;
 //! - [`index`]: a collection's stores, manifest and write protocol;
@@ -23,6 +24,7 @@ pub mod ingest;
 pub mod models;
 pub mod query;
 pub mod server;
+pub mod shared;
 pub mod text;
 
 pub use engine::Engine;

@@ -106,6 +106,7 @@ impl From<Error> for ApiError {
             Error::SourceChanged { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "source_changed", message)
             }
+            Error::WriterBusy(_) => ApiError::new(StatusCode::CONFLICT, "writer_busy", message),
             Error::PathNotFound(_) => ApiError::not_found(message),
             Error::ModelMissing { .. } | Error::Config(_) => {
                 // The request is fine; the installation is not.
@@ -122,6 +123,7 @@ impl From<Error> for ApiError {
             | Error::Store { .. }
             | Error::Bm25 { .. }
             | Error::Accounts { .. }
+            | Error::Shared { .. }
             | Error::Io { .. }
                 if e.is_disk_full() =>
             {
@@ -140,6 +142,7 @@ impl From<Error> for ApiError {
             | Error::Store { .. }
             | Error::Bm25 { .. }
             | Error::Accounts { .. }
+            | Error::Shared { .. }
             | Error::Io { .. } => {
                 let message = e.full_message();
                 tracing::error!(error = %message, "request failed");
@@ -280,6 +283,7 @@ mod tests {
                 "disk_full",
             ),
             (Error::Locked(p()), 503, "not_ready"),
+            (Error::WriterBusy("x".into()), 409, "writer_busy"),
             (
                 Error::SourceChanged {
                     rel_path: "a.txt".into(),
