@@ -2,9 +2,8 @@
 //! delete or continue it. A turn keeps the question, the answer text and the whole
 //! response as the server sent it (JSON, opaque here), so the page can show it again.
 
-use rusqlite::{params, OptionalExtension};
-
-use super::{db_err, now, Accounts};
+use super::db::Row;
+use super::{now, Accounts};
 use crate::error::{Error, Result};
 
 /// Longest title kept, in characters.
@@ -38,7 +37,7 @@ const INFO: &str = "SELECT c.id, c.title, c.created_at, c.updated_at,
         (SELECT COUNT(*) FROM turns t WHERE t.conversation_id = c.id)
      FROM conversations c";
 
-fn info_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConversationInfo> {
+fn info_of(r: &Row) -> Result<ConversationInfo> {
     Ok(ConversationInfo {
         id: r.get(0)?,
         title: r.get(1)?,
@@ -81,70 +80,70 @@ impl Accounts {
         answer: &str,
         response: &str,
     ) -> Result<()> {
-        self.write(|tx| {
-            let owner: Option<i64> = tx
-                .query_row(
-                    "SELECT user_id FROM conversations WHERE id = ?1",
-                    [id],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(db_err("looking up a conversation"))?;
-            let t = now();
+        let t = now();
+        let title = title_of(question);
+        self.write(|db| {
+            let owner = db.one::<i64>(
+                "looking up a conversation",
+                "SELECT user_id FROM conversations WHERE id = $1",
+                &[id.into()],
+            )?;
             match owner {
                 Some(o) if o != user_id => {
                     return Err(Error::BadRequest(format!("no conversation `{id}`")));
                 }
                 Some(_) => {
-                    tx.execute(
-                        "UPDATE conversations SET updated_at = ?1 WHERE id = ?2",
-                        params![t, id],
-                    )
-                    .map_err(db_err("updating a conversation"))?;
+                    db.exec(
+                        "updating a conversation",
+                        "UPDATE conversations SET updated_at = $1 WHERE id = $2",
+                        &[t.into(), id.into()],
+                    )?;
                 }
                 None => {
-                    tx.execute(
+                    db.exec(
+                        "starting a conversation",
                         "INSERT INTO conversations (id, user_id, title, created_at, updated_at)
-                         VALUES (?1, ?2, ?3, ?4, ?4)",
-                        params![id, user_id, title_of(question), t],
-                    )
-                    .map_err(db_err("starting a conversation"))?;
+                         VALUES ($1, $2, $3, $4, $4)",
+                        &[id.into(), user_id.into(), title.as_str().into(), t.into()],
+                    )?;
                 }
             }
-            tx.execute(
+            db.exec(
+                "saving a turn",
                 "INSERT INTO turns (conversation_id, n, question, answer, response, created_at)
-                 VALUES (?1, (SELECT COALESCE(MAX(n), 0) + 1 FROM turns WHERE conversation_id = ?1),
-                         ?2, ?3, ?4, ?5)",
-                params![id, question, answer, response, t],
-            )
-            .map_err(db_err("saving a turn"))?;
+                 VALUES ($1, (SELECT COALESCE(MAX(n), 0) + 1 FROM turns WHERE conversation_id = $1),
+                         $2, $3, $4, $5)",
+                &[
+                    id.into(),
+                    question.into(),
+                    answer.into(),
+                    response.into(),
+                    t.into(),
+                ],
+            )?;
             Ok(())
         })
     }
 
     /// How many conversations are saved, everyone's together (a metric).
     pub fn conversation_count(&self) -> Result<usize> {
-        let conn = self.conn();
-        conn.query_row("SELECT COUNT(*) FROM conversations", [], |r| {
-            r.get::<_, i64>(0)
+        self.run(|db| {
+            db.one::<i64>(
+                "counting conversations",
+                "SELECT COUNT(*) FROM conversations",
+                &[],
+            )
         })
-        .map(|n| n as usize)
-        .map_err(db_err("counting conversations"))
+        .map(|n| n.unwrap_or(0) as usize)
     }
 
     /// `user_id`'s conversations, the most recently used first.
     pub fn conversations(&self, user_id: i64) -> Result<Vec<ConversationInfo>> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare(&format!(
-                "{INFO} WHERE c.user_id = ?1 ORDER BY c.updated_at DESC, c.rowid DESC LIMIT ?2"
-            ))
-            .map_err(db_err("listing conversations"))?;
-        let rows = stmt
-            .query_map(params![user_id, MAX_LISTED as i64], info_of)
-            .map_err(db_err("listing conversations"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(db_err("listing conversations"))
+        self.conversations_where(
+            "c.user_id = $1 ORDER BY c.updated_at DESC, c.rowid DESC LIMIT $2",
+            user_id,
+            MAX_LISTED as i64,
+        )
     }
 
     /// `user_id`'s conversation `id` with its turns in order; `None` when it is not
@@ -154,18 +153,23 @@ impl Accounts {
         user_id: i64,
         id: &str,
     ) -> Result<Option<(ConversationInfo, Vec<StoredTurn>)>> {
-        let Some(info) = self.conversations_where(user_id, id)?.into_iter().next() else {
+        let Some(info) = self
+            .conversations_where("c.user_id = $1 AND c.id = $2", user_id, id)?
+            .pop()
+        else {
             return Ok(None);
         };
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare(
+        let rows = self.run(|db| {
+            db.rows(
+                "reading a conversation",
                 "SELECT question, answer, response, created_at FROM turns
-                 WHERE conversation_id = ?1 ORDER BY n",
+                 WHERE conversation_id = $1 ORDER BY n",
+                &[id.into()],
             )
-            .map_err(db_err("reading a conversation"))?;
-        let turns = stmt
-            .query_map([id], |r| {
+        })?;
+        let turns = rows
+            .iter()
+            .map(|r| {
                 Ok(StoredTurn {
                     question: r.get(0)?,
                     answer: r.get(1)?,
@@ -173,59 +177,74 @@ impl Accounts {
                     created_at: r.get(3)?,
                 })
             })
-            .map_err(db_err("reading a conversation"))?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(db_err("reading a conversation"))?;
+            .collect::<Result<Vec<_>>>()?;
         Ok(Some((info, turns)))
     }
 
-    fn conversations_where(&self, user_id: i64, id: &str) -> Result<Vec<ConversationInfo>> {
-        let conn = self.conn();
-        conn.query_row(
-            &format!("{INFO} WHERE c.user_id = ?1 AND c.id = ?2"),
-            params![user_id, id],
-            info_of,
-        )
-        .optional()
-        .map(|o| o.into_iter().collect())
-        .map_err(db_err("reading a conversation"))
+    /// The conversations `tail` (a condition over `$1`, a user's id, and `$2`, then any
+    /// order and limit) selects.
+    fn conversations_where<'a>(
+        &self,
+        tail: &str,
+        user_id: i64,
+        second: impl Into<super::db::Arg<'a>>,
+    ) -> Result<Vec<ConversationInfo>> {
+        let second = second.into();
+        let rows = self.run(|db| {
+            db.rows(
+                "reading conversations",
+                &format!("{INFO} WHERE {tail}"),
+                &[user_id.into(), second],
+            )
+        })?;
+        rows.iter().map(info_of).collect()
     }
 
     /// Renames `user_id`'s conversation `id`; `false` when it is not theirs.
     pub fn rename_conversation(&self, user_id: i64, id: &str, title: &str) -> Result<bool> {
         let title = check_title(title)?;
-        let conn = self.conn();
-        let n = conn
-            .execute(
-                "UPDATE conversations SET title = ?1 WHERE id = ?2 AND user_id = ?3",
-                params![title, id, user_id],
+        let n = self.run(|db| {
+            db.exec(
+                "renaming a conversation",
+                "UPDATE conversations SET title = $1 WHERE id = $2 AND user_id = $3",
+                &[title.as_str().into(), id.into(), user_id.into()],
             )
-            .map_err(db_err("renaming a conversation"))?;
+        })?;
         Ok(n > 0)
     }
 
     /// Deletes `user_id`'s conversation `id` and its turns; `false` when it is not theirs.
     pub fn delete_conversation(&self, user_id: i64, id: &str) -> Result<bool> {
-        let conn = self.conn();
-        let n = conn
-            .execute(
-                "DELETE FROM conversations WHERE id = ?1 AND user_id = ?2",
-                params![id, user_id],
+        let n = self.run(|db| {
+            db.exec(
+                "deleting a conversation",
+                "DELETE FROM conversations WHERE id = $1 AND user_id = $2",
+                &[id.into(), user_id.into()],
             )
-            .map_err(db_err("deleting a conversation"))?;
+        })?;
         Ok(n > 0)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::{needs_postgres, Fixture};
     use super::super::Role;
     use super::*;
 
     #[test]
     fn conversations_are_their_owners_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = Accounts::open(dir.path()).unwrap();
+        owners_alone(&Fixture::sqlite());
+    }
+
+    #[test]
+    #[ignore = needs_postgres!()]
+    fn postgres_conversations_are_their_owners_alone() {
+        owners_alone(&Fixture::postgres());
+    }
+
+    fn owners_alone(f: &Fixture) {
+        let a = f.open();
         let siti = a
             .add_user("siti", "kata-laluan-siti", Role::Reader, &[])
             .unwrap();
@@ -258,9 +277,9 @@ mod tests {
         assert!(a.rename_conversation(siti.id, "c1", "a\u{7}b").is_err());
         assert!(a.rename_conversation(siti.id, "c1", " ").is_err());
 
-        // Reopened from disk, it is still there; deleted, it is gone with its turns.
+        // Reopened, it is still there; deleted, it is gone with its turns.
         drop(a);
-        let a = Accounts::open(dir.path()).unwrap();
+        let a = f.open();
         assert_eq!(a.conversations(siti.id).unwrap().len(), 1);
         assert!(a.delete_conversation(siti.id, "c1").unwrap());
         assert_eq!(a.conversation(siti.id, "c1").unwrap(), None);

@@ -1,30 +1,39 @@
 //! People and what they may do: users, their role and access groups, sign-in sessions and
-//! API tokens, in an embedded SQLite database (`accounts.db` in the data directory).
+//! API tokens, and their saved conversations (`conversations`). By default in an embedded
+//! SQLite database (`accounts.db` in the data directory); with `[shared] postgres`, in
+//! that PostgreSQL database, so that every replica knows the same people and sessions
+//! (`db` keeps the two apart; the logic here is written once for both).
 //!
-//! - The schema is migrated on open (`PRAGMA user_version` counts the migrations run),
-//!   each migration in one transaction; the database runs in WAL mode with full fsync, so
-//!   a crash loses at most the write in flight and never leaves half of one.
+//! - The schema is migrated on open (SQLite: `PRAGMA user_version` counts the migrations
+//!   run; PostgreSQL: the `accounts` part of the shared schema), each migration in one
+//!   transaction; SQLite runs in WAL mode with full fsync, so a crash loses at most the
+//!   write in flight and never leaves half of one.
 //! - Passwords are stored as argon2id hashes (PHC strings), never in clear; a wrong name
 //!   costs the same hash as a wrong password.
 //! - Session and API-token secrets are 32 random bytes shown once; only their SHA-256 is
 //!   stored, so a copy of the database gives no way in.
 //! - Group names are compared byte for byte: "HR-1", "hr-1", "HR-10" and a Cyrillic
 //!   "НR-1" are four different groups.
+//! - The first open of a PostgreSQL database without users copies the data directory's
+//!   SQLite accounts into it, once.
 //!
-//! SQLite handles its own locking, so `tanya users …` works while `tanya serve` runs.
+//! Both databases handle their own locking, so `tanya users …` works while `tanya serve`
+//! runs.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::shared::Pg;
 
 mod conversations;
+mod db;
 pub use conversations::{ConversationInfo, StoredTurn, MAX_TITLE_CHARS};
+
+use db::{Arg, Db, Sql};
 
 /// The database's file name in the data directory.
 pub const FILE: &str = "accounts.db";
@@ -35,57 +44,6 @@ pub const FIRST_PASSWORD_FILE: &str = "first-admin-password.txt";
 
 /// Shortest password accepted.
 pub const MIN_PASSWORD_CHARS: usize = 10;
-
-/// The migrations, in order; `PRAGMA user_version` says how many have run.
-const MIGRATIONS: &[&str] = &[
-    // 1: users, their groups, sessions and API tokens.
-    "CREATE TABLE users (
-         id            INTEGER PRIMARY KEY,
-         name          TEXT NOT NULL UNIQUE,
-         password_hash TEXT NOT NULL,
-         role          TEXT NOT NULL CHECK (role IN ('admin', 'editor', 'reader')),
-         disabled      INTEGER NOT NULL DEFAULT 0,
-         created_at    INTEGER NOT NULL
-     );
-     CREATE TABLE user_groups (
-         user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-         name    TEXT NOT NULL,
-         PRIMARY KEY (user_id, name)
-     );
-     CREATE TABLE sessions (
-         secret_hash BLOB PRIMARY KEY,
-         user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-         created_at  INTEGER NOT NULL,
-         expires_at  INTEGER NOT NULL
-     );
-     CREATE TABLE tokens (
-         id          INTEGER PRIMARY KEY,
-         secret_hash BLOB NOT NULL UNIQUE,
-         user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-         label       TEXT NOT NULL,
-         role        TEXT NOT NULL CHECK (role IN ('admin', 'editor', 'reader')),
-         created_at  INTEGER NOT NULL,
-         revoked_at  INTEGER
-     );",
-    // 2: saved conversations and their turns.
-    "CREATE TABLE conversations (
-         id         TEXT PRIMARY KEY,
-         user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-         title      TEXT NOT NULL,
-         created_at INTEGER NOT NULL,
-         updated_at INTEGER NOT NULL
-     );
-     CREATE INDEX conversations_by_user ON conversations (user_id, updated_at);
-     CREATE TABLE turns (
-         conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
-         n               INTEGER NOT NULL,
-         question        TEXT NOT NULL,
-         answer          TEXT NOT NULL,
-         response        TEXT NOT NULL,
-         created_at      INTEGER NOT NULL,
-         PRIMARY KEY (conversation_id, n)
-     );",
-];
 
 /// What a person may do. An editor may also do what a reader may; an admin, everything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -151,18 +109,12 @@ pub struct NewToken {
     pub secret: String,
 }
 
-/// The accounts database.
+/// The accounts database: SQLite in the data directory, or the shared PostgreSQL.
 pub struct Accounts {
-    conn: Mutex<Connection>,
+    db: Db,
+    /// The SQLite file (for PostgreSQL, where it would be: the first administrator's
+    /// password file goes beside it).
     path: PathBuf,
-}
-
-fn db_err(context: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> Error {
-    let context = context.into();
-    move |e| Error::Accounts {
-        context,
-        source: Some(Box::new(e)),
-    }
 }
 
 fn now() -> i64 {
@@ -290,52 +242,84 @@ fn password_matches(password: &str, phc: &str) -> bool {
 }
 
 impl Accounts {
-    /// Opens (creating if needed) the database in `data_dir` and brings its schema up to
-    /// date.
+    /// Opens (creating if needed) the SQLite database in `data_dir` and brings its schema
+    /// up to date.
     pub fn open(data_dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| Error::io(format!("creating {}", data_dir.display()), e))?;
         let path = data_dir.join(FILE);
-        let mut conn =
-            Connection::open(&path).map_err(db_err(format!("opening {}", path.display())))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(db_err("setting the busy timeout"))?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
-        )
-        .map_err(db_err("setting the journal mode"))?;
-        migrate(&mut conn)?;
+        let db = Db::open_sqlite(&path)?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             // Hashes only, but nobody else's business.
             let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
         }
-        Ok(Accounts {
-            conn: Mutex::new(conn),
-            path,
-        })
+        Ok(Accounts { db, path })
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The accounts `shared` says: in its PostgreSQL database when `[shared] postgres`
+    /// is set ([`Accounts::open_postgres`]), else in `data_dir` ([`Accounts::open`]).
+    pub fn open_with(data_dir: &Path, shared: &crate::config::SharedConfig) -> Result<Self> {
+        if shared.enabled() {
+            Accounts::open_postgres(shared.postgres.expose(), data_dir)
+        } else {
+            Accounts::open(data_dir)
+        }
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    /// The accounts in the PostgreSQL database at `url`, brought up to date. When that
+    /// database holds no user yet and `data_dir` has an accounts database with users,
+    /// those users, their groups and tokens, and their conversations are copied into it
+    /// once, in one transaction (sessions are not: people sign in again). `data_dir`
+    /// also keeps the first administrator's password file.
+    pub fn open_postgres(url: &str, data_dir: &Path) -> Result<Self> {
+        let accounts = Accounts {
+            db: Db::open_postgres(Pg::connect(url)?)?,
+            path: data_dir.join(FILE),
+        };
+        if accounts.path.exists() && !accounts.db.run(has_users)? {
+            let local = Accounts::open(data_dir)?;
+            if let Some(counts) = db::import(&local.db, &accounts.db)? {
+                let count = |t: &str| counts.iter().find(|c| c.0 == t).map_or(0, |c| c.1);
+                tracing::info!(
+                    users = count("users"),
+                    groups = count("user_groups"),
+                    tokens = count("tokens"),
+                    conversations = count("conversations"),
+                    turns = count("turns"),
+                    from = %accounts.path.display(),
+                    "copied the data directory's accounts into the shared PostgreSQL \
+                     database; that file is no longer used"
+                );
+            }
+        }
+        Ok(accounts)
+    }
+
+    /// The SQLite database file; an error when the accounts are in PostgreSQL.
+    pub fn path(&self) -> Result<&Path> {
+        match self.db {
+            Db::Sqlite(_) => Ok(&self.path),
+            Db::Postgres(_) => Err(db::not_in_data_dir()),
+        }
+    }
+
+    /// Whether the accounts are in the shared PostgreSQL database.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.db, Db::Postgres(_))
+    }
+
+    /// Runs `f` with the database, each statement on its own.
+    fn run<T: Send>(&self, f: impl Fn(&mut dyn Sql) -> Result<T> + Send + Sync) -> Result<T> {
+        self.db.run(f)
     }
 
     /// Runs `f` in one write transaction (taken at once, so that two writers never
-    /// interleave) and commits it; nothing of it stays when `f` fails.
-    fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db_err("starting a transaction"))?;
-        let out = f(&tx)?;
-        tx.commit().map_err(db_err("committing"))?;
-        Ok(out)
+    /// interleave, also on different replicas) and commits it; nothing of it stays when
+    /// `f` fails.
+    fn write<T: Send>(&self, f: impl Fn(&mut dyn Sql) -> Result<T> + Send + Sync) -> Result<T> {
+        self.db.write(f)
     }
 
     /// Adds a user. The name must be new.
@@ -352,21 +336,31 @@ impl Accounts {
             check_group(g)?;
         }
         let hash = hash_password(password)?;
-        self.write(|tx| {
-            let exists: bool = tx
-                .query_row("SELECT 1 FROM users WHERE name = ?1", [name], |_| Ok(true))
-                .optional()
-                .map_err(db_err("looking up a user"))?
+        self.write(|db| {
+            let exists = db
+                .one::<i64>(
+                    "looking up a user",
+                    "SELECT id FROM users WHERE name = $1",
+                    &[name.into()],
+                )?
                 .is_some();
             if exists {
                 return Err(Error::BadRequest(format!("a user named `{name}` exists")));
             }
-            tx.execute(
-                "INSERT INTO users (name, password_hash, role, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![name, hash, role.as_str(), now()],
-            )
-            .map_err(db_err("adding a user"))?;
-            insert_groups(tx, tx.last_insert_rowid(), groups)
+            let id = db
+                .one::<i64>(
+                    "adding a user",
+                    "INSERT INTO users (name, password_hash, role, created_at)
+                     VALUES ($1, $2, $3, $4) RETURNING id",
+                    &[
+                        name.into(),
+                        hash.as_str().into(),
+                        role.as_str().into(),
+                        now().into(),
+                    ],
+                )?
+                .unwrap_or_default();
+            insert_groups(db, id, groups)
         })?;
         self.user(name)?
             .ok_or_else(|| Error::BadRequest(format!("no user named `{name}`")))
@@ -374,49 +368,32 @@ impl Accounts {
 
     /// The user named `name`, if any.
     pub fn user(&self, name: &str) -> Result<Option<User>> {
-        let conn = self.conn();
-        user_where(&conn, "name = ?1", params![name])
+        self.run(|db| Ok(users_where(db, "name = $1", &[name.into()])?.pop()))
     }
 
     /// Every user, by name.
     pub fn users(&self) -> Result<Vec<User>> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare("SELECT name FROM users ORDER BY name")
-            .map_err(db_err("listing users"))?;
-        let names: Vec<String> = stmt
-            .query_map([], |r| r.get(0))
-            .map_err(db_err("listing users"))?
-            .collect::<std::result::Result<_, _>>()
-            .map_err(db_err("listing users"))?;
-        drop(stmt);
-        names
-            .iter()
-            .filter_map(|n| user_where(&conn, "name = ?1", params![n]).transpose())
-            .collect()
+        self.run(|db| users_where(db, "1 = 1", &[]))
     }
 
     /// Whether any admin exists (the first start creates one when none does).
     pub fn has_admin(&self) -> Result<bool> {
-        let conn = self.conn();
-        conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM users WHERE role = 'admin' AND disabled = 0)",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(db_err("looking for an admin"))
+        self.run(|db| {
+            Ok(db
+                .one(
+                    "looking for an admin",
+                    "SELECT EXISTS (SELECT 1 FROM users WHERE role = 'admin' AND NOT disabled)",
+                    &[],
+                )?
+                .unwrap_or(false))
+        })
     }
 
     /// Writes a consistent copy of the database to `dest` (which must not exist), while
-    /// it stays in use (`VACUUM INTO`).
+    /// it stays in use (`VACUUM INTO`). The shared accounts are PostgreSQL's to back up
+    /// (`pg_dump`): for them this is an error that says so.
     pub fn copy_to(&self, dest: &Path) -> Result<()> {
-        let conn = self.conn();
-        conn.execute("VACUUM INTO ?1", [dest.to_string_lossy()])
-            .map_err(db_err(format!(
-                "copying the accounts to {}",
-                dest.display()
-            )))?;
-        Ok(())
+        self.db.copy_to(dest)
     }
 
     /// On a database without an enabled administrator, adds the administrator `name`
@@ -453,15 +430,20 @@ impl Accounts {
         if self.has_admin()? {
             return Ok(None);
         }
-        if self.user(name)?.is_some() {
-            return Err(Error::BadRequest(format!(
+        let password = random_password()?;
+        let added = match self.user(name)? {
+            Some(_) => Err(Error::BadRequest(format!(
                 "there is no enabled administrator, and the name `{name}` is taken: make one \
                  with `tanya users add NAME --admin`"
-            )));
+            ))),
+            None => self.add_user(name, &password, Role::Admin, &[]),
+        };
+        match added {
+            Ok(_) => Ok(Some(password)),
+            // Another replica sharing the accounts made one meanwhile.
+            Err(_) if self.has_admin()? => Ok(None),
+            Err(e) => Err(e),
         }
-        let password = random_password()?;
-        self.add_user(name, &password, Role::Admin, &[])?;
-        Ok(Some(password))
     }
 
     /// Sets `name`'s password and ends every session of theirs.
@@ -477,14 +459,14 @@ impl Accounts {
                 .flatten()
                 .is_some()
         });
-        self.write(|tx| {
-            let id = user_id(tx, name)?;
-            tx.execute(
-                "UPDATE users SET password_hash = ?1 WHERE id = ?2",
-                params![hash, id],
-            )
-            .map_err(db_err("setting a password"))?;
-            end_sessions(tx, id)
+        self.write(|db| {
+            let id = user_id(db, name)?;
+            db.exec(
+                "setting a password",
+                "UPDATE users SET password_hash = $1 WHERE id = $2",
+                &[hash.as_str().into(), id.into()],
+            )?;
+            end_sessions(db, id)
         })?;
         if was_first {
             let _ = std::fs::remove_file(&first);
@@ -494,14 +476,15 @@ impl Accounts {
 
     /// Sets `name`'s role.
     pub fn set_role(&self, name: &str, role: Role) -> Result<()> {
-        let conn = self.conn();
-        let id = user_id(&conn, name)?;
-        conn.execute(
-            "UPDATE users SET role = ?1 WHERE id = ?2",
-            params![role.as_str(), id],
-        )
-        .map_err(db_err("setting a role"))?;
-        Ok(())
+        self.run(|db| {
+            let id = user_id(db, name)?;
+            db.exec(
+                "setting a role",
+                "UPDATE users SET role = $1 WHERE id = $2",
+                &[role.as_str().into(), id.into()],
+            )?;
+            Ok(())
+        })
     }
 
     /// Replaces `name`'s access groups.
@@ -509,26 +492,29 @@ impl Accounts {
         for g in groups {
             check_group(g)?;
         }
-        self.write(|tx| {
-            let id = user_id(tx, name)?;
-            tx.execute("DELETE FROM user_groups WHERE user_id = ?1", [id])
-                .map_err(db_err("clearing groups"))?;
-            insert_groups(tx, id, groups)
+        self.write(|db| {
+            let id = user_id(db, name)?;
+            db.exec(
+                "clearing groups",
+                "DELETE FROM user_groups WHERE user_id = $1",
+                &[id.into()],
+            )?;
+            insert_groups(db, id, groups)
         })
     }
 
     /// Disables or re-enables `name`; disabling ends their sessions and stops their
     /// tokens from working.
     pub fn set_disabled(&self, name: &str, disabled: bool) -> Result<()> {
-        self.write(|tx| {
-            let id = user_id(tx, name)?;
-            tx.execute(
-                "UPDATE users SET disabled = ?1 WHERE id = ?2",
-                params![disabled, id],
-            )
-            .map_err(db_err("disabling a user"))?;
+        self.write(|db| {
+            let id = user_id(db, name)?;
+            db.exec(
+                "disabling a user",
+                "UPDATE users SET disabled = $1 WHERE id = $2",
+                &[disabled.into(), id.into()],
+            )?;
             if disabled {
-                end_sessions(tx, id)?;
+                end_sessions(db, id)?;
             }
             Ok(())
         })
@@ -536,26 +522,29 @@ impl Accounts {
 
     /// Removes `name` with their sessions and tokens.
     pub fn remove_user(&self, name: &str) -> Result<()> {
-        let conn = self.conn();
-        let id = user_id(&conn, name)?;
-        conn.execute("DELETE FROM users WHERE id = ?1", [id])
-            .map_err(db_err("removing a user"))?;
-        Ok(())
+        self.run(|db| {
+            let id = user_id(db, name)?;
+            db.exec(
+                "removing a user",
+                "DELETE FROM users WHERE id = $1",
+                &[id.into()],
+            )?;
+            Ok(())
+        })
     }
 
     /// The user whose name and password these are, if enabled. A missing user costs the
     /// same argon2 work as a wrong password.
     pub fn verify_password(&self, name: &str, password: &str) -> Result<Option<User>> {
-        let stored: Option<(String, bool)> = {
-            let conn = self.conn();
-            conn.query_row(
-                "SELECT password_hash, disabled FROM users WHERE name = ?1",
-                [name],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(db_err("looking up a user"))?
-        };
+        let stored = self.run(|db| {
+            db.row(
+                "looking up a user",
+                "SELECT password_hash, disabled FROM users WHERE name = $1",
+                &[name.into()],
+            )?
+            .map(|r| Ok((r.get::<String>(0)?, r.get::<bool>(1)?)))
+            .transpose()
+        })?;
         match stored {
             Some((hash, disabled)) => {
                 if password_matches(password, &hash) && !disabled {
@@ -576,34 +565,50 @@ impl Accounts {
     /// Starts a session for `user_id` lasting `ttl_secs`; returns its secret.
     pub fn create_session(&self, user_id: i64, ttl_secs: i64) -> Result<String> {
         let secret = new_secret()?;
+        let hash = secret_hash(&secret);
         let t = now();
-        let conn = self.conn();
-        conn.execute(
-            "INSERT INTO sessions (secret_hash, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
-            params![secret_hash(&secret), user_id, t, t + ttl_secs],
-        )
-        .map_err(db_err("starting a session"))?;
+        self.run(|db| {
+            db.exec(
+                "starting a session",
+                "INSERT INTO sessions (secret_hash, user_id, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4)",
+                &[
+                    (&hash).into(),
+                    user_id.into(),
+                    t.into(),
+                    (t + ttl_secs).into(),
+                ],
+            )
+        })?;
         Ok(secret)
     }
 
     /// The enabled user of an unexpired session.
     pub fn session_user(&self, secret: &str) -> Result<Option<User>> {
-        let conn = self.conn();
-        user_where(
-            &conn,
-            "disabled = 0 AND id = (SELECT user_id FROM sessions WHERE secret_hash = ?1 AND expires_at > ?2)",
-            params![secret_hash(secret), now()],
-        )
+        let hash = secret_hash(secret);
+        let t = now();
+        self.run(|db| {
+            Ok(users_where(
+                db,
+                "NOT disabled AND id = (SELECT user_id FROM sessions
+                                        WHERE secret_hash = $1 AND expires_at > $2)",
+                &[(&hash).into(), t.into()],
+            )?
+            .pop())
+        })
     }
 
     /// Ends a session (signing out). Unknown secrets are ignored.
     pub fn end_session(&self, secret: &str) -> Result<()> {
-        let conn = self.conn();
-        conn.execute(
-            "DELETE FROM sessions WHERE secret_hash = ?1 OR expires_at <= ?2",
-            params![secret_hash(secret), now()],
-        )
-        .map_err(db_err("ending a session"))?;
+        let hash = secret_hash(secret);
+        let t = now();
+        self.run(|db| {
+            db.exec(
+                "ending a session",
+                "DELETE FROM sessions WHERE secret_hash = $1 OR expires_at <= $2",
+                &[(&hash).into(), t.into()],
+            )
+        })?;
         Ok(())
     }
 
@@ -621,51 +626,60 @@ impl Accounts {
             )));
         }
         let secret = format!("tanya_{}", new_secret()?);
-        let conn = self.conn();
-        conn.execute(
-            "INSERT INTO tokens (secret_hash, user_id, label, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![secret_hash(&secret), user.id, label, role.as_str(), now()],
-        )
-        .map_err(db_err("creating a token"))?;
+        let hash = secret_hash(&secret);
+        let t = now();
+        let id = self.run(|db| {
+            db.one::<i64>(
+                "creating a token",
+                "INSERT INTO tokens (secret_hash, user_id, label, role, created_at)
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                &[
+                    (&hash).into(),
+                    user.id.into(),
+                    label.into(),
+                    role.as_str().into(),
+                    t.into(),
+                ],
+            )
+        })?;
         Ok(NewToken {
-            id: conn.last_insert_rowid(),
+            id: id.unwrap_or_default(),
             secret,
         })
     }
 
     /// The enabled user of an unrevoked token, with the role the token acts as.
     pub fn token_user(&self, secret: &str) -> Result<Option<(User, Role)>> {
-        let row: Option<(i64, String)> = {
-            let conn = self.conn();
-            conn.query_row(
-                "SELECT user_id, role FROM tokens WHERE secret_hash = ?1 AND revoked_at IS NULL",
-                [secret_hash(secret)],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(db_err("looking up a token"))?
-        };
-        let Some((user_id, role)) = row else {
-            return Ok(None);
-        };
-        let conn = self.conn();
-        let user = user_where(&conn, "disabled = 0 AND id = ?1", params![user_id])?;
-        // The user's role may have been lowered since: the token never acts above it.
-        Ok(user.map(|u| {
-            let role = role.parse::<Role>().unwrap_or(Role::Reader).min(u.role);
-            (u, role)
-        }))
+        let hash = secret_hash(secret);
+        self.run(|db| {
+            let row = db.row(
+                "looking up a token",
+                "SELECT user_id, role FROM tokens WHERE secret_hash = $1 AND revoked_at IS NULL",
+                &[(&hash).into()],
+            )?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let (user_id, role) = (row.get::<i64>(0)?, row.get::<String>(1)?);
+            let user = users_where(db, "NOT disabled AND id = $1", &[user_id.into()])?.pop();
+            // The user's role may have been lowered since: the token never acts above it.
+            Ok(user.map(|u| {
+                let role = role.parse::<Role>().unwrap_or(Role::Reader).min(u.role);
+                (u, role)
+            }))
+        })
     }
 
     /// Revokes token `id`.
     pub fn revoke_token(&self, id: i64) -> Result<()> {
-        let conn = self.conn();
-        let n = conn
-            .execute(
-                "UPDATE tokens SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
-                params![now(), id],
+        let t = now();
+        let n = self.run(|db| {
+            db.exec(
+                "revoking a token",
+                "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+                &[t.into(), id.into()],
             )
-            .map_err(db_err("revoking a token"))?;
+        })?;
         if n == 0 {
             return Err(Error::BadRequest(format!("no active token with id {id}")));
         }
@@ -674,36 +688,23 @@ impl Accounts {
 
     /// Every token, newest first.
     pub fn tokens(&self) -> Result<Vec<TokenInfo>> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare(
+        let rows = self.run(|db| {
+            db.rows(
+                "listing tokens",
                 "SELECT t.id, u.name, t.label, t.role, t.created_at, t.revoked_at IS NOT NULL
                  FROM tokens t JOIN users u ON u.id = t.user_id ORDER BY t.id DESC",
+                &[],
             )
-            .map_err(db_err("listing tokens"))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, i64>(4)?,
-                    r.get::<_, bool>(5)?,
-                ))
-            })
-            .map_err(db_err("listing tokens"))?
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(db_err("listing tokens"))?;
-        rows.into_iter()
-            .map(|(id, user, label, role, created_at, revoked)| {
+        })?;
+        rows.iter()
+            .map(|r| {
                 Ok(TokenInfo {
-                    id,
-                    user,
-                    label,
-                    role: role.parse()?,
-                    created_at,
-                    revoked,
+                    id: r.get(0)?,
+                    user: r.get(1)?,
+                    label: r.get(2)?,
+                    role: r.get::<String>(3)?.parse()?,
+                    created_at: r.get(4)?,
+                    revoked: r.get(5)?,
                 })
             })
             .collect()
@@ -720,143 +721,378 @@ fn dummy_hash() -> &'static str {
     })
 }
 
-fn migrate(conn: &mut Connection) -> Result<()> {
-    let done: usize = conn
-        .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
-        .map_err(db_err("reading the schema version"))? as usize;
-    if done > MIGRATIONS.len() {
-        return Err(Error::Config(format!(
-            "the accounts database was written by a newer Tanya (schema {done}, this one knows {})",
-            MIGRATIONS.len()
-        )));
-    }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Exclusive)
-            .map_err(db_err("starting a migration"))?;
-        tx.execute_batch(sql)
-            .map_err(db_err(format!("migration {}", i + 1)))?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)
-            .map_err(db_err("recording the schema version"))?;
-        tx.commit()
-            .map_err(db_err(format!("committing migration {}", i + 1)))?;
-    }
-    Ok(())
+/// Whether the database holds any user.
+fn has_users(db: &mut dyn Sql) -> Result<bool> {
+    Ok(db
+        .one::<i64>("looking for users", "SELECT id FROM users LIMIT 1", &[])?
+        .is_some())
 }
 
-fn insert_groups(tx: &rusqlite::Transaction<'_>, user_id: i64, groups: &[String]) -> Result<()> {
+fn insert_groups(db: &mut dyn Sql, user_id: i64, groups: &[String]) -> Result<()> {
     for g in groups {
-        tx.execute(
-            "INSERT OR IGNORE INTO user_groups (user_id, name) VALUES (?1, ?2)",
-            params![user_id, g],
-        )
-        .map_err(db_err("setting a user's groups"))?;
+        db.exec(
+            "setting a user's groups",
+            "INSERT INTO user_groups (user_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[user_id.into(), g.as_str().into()],
+        )?;
     }
     Ok(())
 }
 
-fn end_sessions(tx: &rusqlite::Transaction<'_>, user_id: i64) -> Result<()> {
-    tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])
-        .map_err(db_err("ending sessions"))?;
+fn end_sessions(db: &mut dyn Sql, user_id: i64) -> Result<()> {
+    db.exec(
+        "ending sessions",
+        "DELETE FROM sessions WHERE user_id = $1",
+        &[user_id.into()],
+    )?;
     Ok(())
 }
 
-fn user_id(conn: &Connection, name: &str) -> Result<i64> {
-    conn.query_row("SELECT id FROM users WHERE name = ?1", [name], |r| r.get(0))
-        .optional()
-        .map_err(db_err("looking up a user"))?
-        .ok_or_else(|| Error::BadRequest(format!("no user named `{name}`")))
+fn user_id(db: &mut dyn Sql, name: &str) -> Result<i64> {
+    db.one(
+        "looking up a user",
+        "SELECT id FROM users WHERE name = $1",
+        &[name.into()],
+    )?
+    .ok_or_else(|| Error::BadRequest(format!("no user named `{name}`")))
 }
 
-fn user_where(conn: &Connection, cond: &str, args: impl rusqlite::Params) -> Result<Option<User>> {
-    let row = conn
-        .query_row(
-            &format!("SELECT id, name, role, disabled, created_at FROM users WHERE {cond}"),
-            args,
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, bool>(3)?,
-                    r.get::<_, i64>(4)?,
-                ))
-            },
-        )
-        .optional()
-        .map_err(db_err("reading a user"))?;
-    let Some((id, name, role, disabled, created_at)) = row else {
-        return Ok(None);
-    };
-    let mut stmt = conn
-        .prepare("SELECT name FROM user_groups WHERE user_id = ?1 ORDER BY name")
-        .map_err(db_err("reading groups"))?;
-    let groups = stmt
-        .query_map([id], |r| r.get(0))
-        .map_err(db_err("reading groups"))?
-        .collect::<std::result::Result<Vec<String>, _>>()
-        .map_err(db_err("reading groups"))?;
-    Ok(Some(User {
-        id,
-        name,
-        role: role.parse()?,
-        groups,
-        disabled,
-        created_at,
-    }))
+/// The users for whom `cond` (over the columns of `users`) holds, by name, each with
+/// their groups.
+fn users_where(db: &mut dyn Sql, cond: &str, args: &[Arg<'_>]) -> Result<Vec<User>> {
+    let rows = db.rows(
+        "reading users",
+        &format!(
+            "SELECT id, name, role, disabled, created_at FROM users WHERE {cond} ORDER BY name"
+        ),
+        args,
+    )?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut groups: std::collections::HashMap<i64, Vec<String>> = Default::default();
+    for r in db.rows(
+        "reading groups",
+        &format!(
+            "SELECT user_id, name FROM user_groups
+             WHERE user_id IN (SELECT id FROM users WHERE {cond}) ORDER BY user_id, name"
+        ),
+        args,
+    )? {
+        groups.entry(r.get(0)?).or_default().push(r.get(1)?);
+    }
+    rows.iter()
+        .map(|r| {
+            let id = r.get(0)?;
+            Ok(User {
+                id,
+                name: r.get(1)?,
+                role: r.get::<String>(2)?.parse()?,
+                groups: groups.remove(&id).unwrap_or_default(),
+                disabled: r.get(3)?,
+                created_at: r.get(4)?,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn open() -> (tempfile::TempDir, Accounts) {
-        let dir = tempfile::tempdir().unwrap();
-        let a = Accounts::open(dir.path()).unwrap();
-        (dir, a)
+    /// Why the PostgreSQL tests are not run by default.
+    macro_rules! needs_postgres {
+        () => {
+            "needs a PostgreSQL server: TANYA_TEST_POSTGRES (scripts/setup_postgres.sh)"
+        };
     }
+    pub(super) use needs_postgres;
+
+    /// The admin URL of the test PostgreSQL server. A PostgreSQL test without it fails:
+    /// it was asked for (`--include-ignored`), so skipping would hide that it never ran.
+    pub(super) fn postgres_url() -> String {
+        match std::env::var("TANYA_TEST_POSTGRES") {
+            Ok(url) if !url.is_empty() => url,
+            _ => panic!(
+                "TANYA_TEST_POSTGRES is not set: start a test server with \
+                 `scripts/setup_postgres.sh start` and set TANYA_TEST_POSTGRES to the URL it \
+                 prints"
+            ),
+        }
+    }
+
+    /// Where a contract test's accounts live: a data directory, and for PostgreSQL a
+    /// database of its own (dropped with the fixture).
+    pub(super) struct Fixture {
+        pub(super) dir: tempfile::TempDir,
+        scratch: Option<crate::shared::ScratchDatabase>,
+    }
+
+    impl Fixture {
+        pub(super) fn sqlite() -> Fixture {
+            Fixture {
+                dir: tempfile::tempdir().unwrap(),
+                scratch: None,
+            }
+        }
+
+        pub(super) fn postgres() -> Fixture {
+            Fixture {
+                dir: tempfile::tempdir().unwrap(),
+                scratch: Some(crate::shared::ScratchDatabase::create(&postgres_url()).unwrap()),
+            }
+        }
+
+        /// The accounts, opened (again) where this fixture keeps them.
+        pub(super) fn open(&self) -> Accounts {
+            match &self.scratch {
+                None => Accounts::open(self.dir.path()),
+                Some(db) => Accounts::open_postgres(db.url(), self.dir.path()),
+            }
+            .unwrap()
+        }
+
+        /// Whether `text` is anywhere in what the database stores.
+        fn stores(&self, text: &str) -> bool {
+            match &self.scratch {
+                None => [FILE.to_string(), format!("{FILE}-wal")].iter().any(|f| {
+                    std::fs::read(self.dir.path().join(f))
+                        .is_ok_and(|raw| String::from_utf8_lossy(&raw).contains(text))
+                }),
+                Some(db) => {
+                    let mut c = ::postgres::Client::connect(db.url(), ::postgres::NoTls).unwrap();
+                    ["users", "user_groups", "sessions", "tokens"]
+                        .iter()
+                        .any(|t| {
+                            c.query(&format!("SELECT CAST(x AS TEXT) FROM tanya_{t} x"), &[])
+                                .unwrap()
+                                .iter()
+                                .any(|r| r.get::<_, String>(0).contains(text))
+                        })
+                }
+            }
+        }
+    }
+
+    /// Each contract test runs on SQLite under its own name, and on PostgreSQL as
+    /// `postgres::<name>`.
+    macro_rules! on_both_databases {
+        ($($name:ident),* $(,)?) => {
+            $(
+                #[test]
+                fn $name() {
+                    contract::$name(&Fixture::sqlite());
+                }
+            )*
+            mod postgres {
+                use super::*;
+                $(
+                    #[test]
+                    #[ignore = needs_postgres!()]
+                    fn $name() {
+                        contract::$name(&Fixture::postgres());
+                    }
+                )*
+            }
+        };
+    }
+
+    on_both_databases!(
+        the_first_admin_is_made_once_with_a_random_password,
+        the_first_password_file_goes_when_that_password_is_changed,
+        users_passwords_and_reopening,
+        sessions_end_with_sign_out_password_change_and_disabling,
+        tokens_are_hashed_scoped_and_revocable,
+        group_names_match_byte_for_byte,
+    );
 
     fn groups(g: &[&str]) -> Vec<String> {
         g.iter().map(|s| s.to_string()).collect()
     }
 
-    #[test]
-    fn the_first_admin_is_made_once_with_a_random_password() {
-        let (_dir, a) = open();
-        let password = a.ensure_first_admin("admin").unwrap().unwrap();
-        assert_eq!(password.len(), 20);
-        let u = a.verify_password("admin", &password).unwrap().unwrap();
-        assert_eq!(u.role, Role::Admin);
-        assert_eq!(a.ensure_first_admin("admin").unwrap(), None);
-        // Disabled, the admin no longer counts, and its name is taken.
-        a.set_disabled("admin", true).unwrap();
-        assert!(a.ensure_first_admin("admin").is_err());
-        assert!(a.ensure_first_admin("root").unwrap().is_some());
-    }
+    /// What both databases must do alike.
+    mod contract {
+        use super::*;
 
-    #[test]
-    fn the_first_password_file_goes_when_that_password_is_changed() {
-        let (dir, a) = open();
-        let file = a.ensure_first_admin_file("admin").unwrap().unwrap();
-        assert_eq!(file, dir.path().join(FIRST_PASSWORD_FILE));
-        let password = std::fs::read_to_string(&file).unwrap();
-        assert!(a
-            .verify_password("admin", password.trim())
-            .unwrap()
-            .is_some());
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        assert_eq!(a.ensure_first_admin_file("admin").unwrap(), None);
-        // Another person's new password leaves it; the admin's own removes it.
-        a.add_user("siti", "kata-laluan-siti", Role::Reader, &[])
+        pub fn the_first_admin_is_made_once_with_a_random_password(f: &Fixture) {
+            let a = f.open();
+            let password = a.ensure_first_admin("admin").unwrap().unwrap();
+            assert_eq!(password.len(), 20);
+            let u = a.verify_password("admin", &password).unwrap().unwrap();
+            assert_eq!(u.role, Role::Admin);
+            assert_eq!(a.ensure_first_admin("admin").unwrap(), None);
+            // Disabled, the admin no longer counts, and its name is taken.
+            a.set_disabled("admin", true).unwrap();
+            assert!(a.ensure_first_admin("admin").is_err());
+            assert!(a.ensure_first_admin("root").unwrap().is_some());
+        }
+
+        pub fn the_first_password_file_goes_when_that_password_is_changed(f: &Fixture) {
+            let a = f.open();
+            let file = a.ensure_first_admin_file("admin").unwrap().unwrap();
+            assert_eq!(file, f.dir.path().join(FIRST_PASSWORD_FILE));
+            let password = std::fs::read_to_string(&file).unwrap();
+            assert!(a
+                .verify_password("admin", password.trim())
+                .unwrap()
+                .is_some());
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+            assert_eq!(a.ensure_first_admin_file("admin").unwrap(), None);
+            // Another person's new password leaves it; the admin's own removes it.
+            a.add_user("siti", "kata-laluan-siti", Role::Reader, &[])
+                .unwrap();
+            a.set_password("siti", "kata-laluan-baru").unwrap();
+            assert!(file.exists());
+            a.set_password("admin", "kata-laluan-admin").unwrap();
+            assert!(!file.exists());
+        }
+
+        pub fn users_passwords_and_reopening(f: &Fixture) {
+            let a = f.open();
+            assert!(!a.has_admin().unwrap());
+            let u = a
+                .add_user(
+                    "aminah",
+                    "kata-laluan-rahsia",
+                    Role::Admin,
+                    &groups(&["HR-1", "hr-1"]),
+                )
+                .unwrap();
+            assert_eq!(u.groups, ["HR-1", "hr-1"]);
+            assert!(a.has_admin().unwrap());
+            assert!(a
+                .verify_password("aminah", "kata-laluan-rahsia")
+                .unwrap()
+                .is_some());
+            assert!(a
+                .verify_password("aminah", "Kata-laluan-rahsia")
+                .unwrap()
+                .is_none());
+            assert!(a
+                .verify_password("nobody", "kata-laluan-rahsia")
+                .unwrap()
+                .is_none());
+            // Duplicates, bad names, short passwords are the user's errors.
+            for e in [
+                a.add_user("aminah", "another-password", Role::Reader, &[]),
+                a.add_user("Aminah", "another-password", Role::Reader, &[]),
+                a.add_user("ali", "short", Role::Reader, &[]),
+                a.add_user("ali", "another-password", Role::Reader, &groups(&["a,b"])),
+            ] {
+                assert!(e.unwrap_err().is_user_error());
+            }
+            // The password is stored as an argon2id hash only.
+            drop(a);
+            assert!(!f.stores("kata-laluan-rahsia"));
+            assert!(f.stores("$argon2id$"));
+            let a = f.open();
+            assert_eq!(a.users().unwrap().len(), 1);
+            a.set_password("aminah", "a-new-password").unwrap();
+            assert!(a
+                .verify_password("aminah", "kata-laluan-rahsia")
+                .unwrap()
+                .is_none());
+            assert!(a
+                .verify_password("aminah", "a-new-password")
+                .unwrap()
+                .is_some());
+        }
+
+        pub fn sessions_end_with_sign_out_password_change_and_disabling(f: &Fixture) {
+            let a = f.open();
+            let u = a
+                .add_user(
+                    "siti",
+                    "kata-laluan-rahsia",
+                    Role::Reader,
+                    &groups(&["awam"]),
+                )
+                .unwrap();
+            let s = a.create_session(u.id, 3600).unwrap();
+            assert_eq!(a.session_user(&s).unwrap().unwrap().name, "siti");
+            assert!(a.session_user("not-a-session").unwrap().is_none());
+            a.end_session(&s).unwrap();
+            assert!(a.session_user(&s).unwrap().is_none());
+            let expired = a.create_session(u.id, -1).unwrap();
+            assert!(a.session_user(&expired).unwrap().is_none());
+            let s = a.create_session(u.id, 3600).unwrap();
+            a.set_password("siti", "a-new-password").unwrap();
+            assert!(a.session_user(&s).unwrap().is_none());
+            let s = a.create_session(u.id, 3600).unwrap();
+            a.set_disabled("siti", true).unwrap();
+            assert!(a.session_user(&s).unwrap().is_none());
+            assert!(a
+                .verify_password("siti", "a-new-password")
+                .unwrap()
+                .is_none());
+        }
+
+        pub fn tokens_are_hashed_scoped_and_revocable(f: &Fixture) {
+            let a = f.open();
+            a.add_user(
+                "ed",
+                "kata-laluan-rahsia",
+                Role::Editor,
+                &groups(&["Kewangan"]),
+            )
             .unwrap();
-        a.set_password("siti", "kata-laluan-baru").unwrap();
-        assert!(file.exists());
-        a.set_password("admin", "kata-laluan-admin").unwrap();
-        assert!(!file.exists());
+            assert!(a.create_token("ed", "too much", Role::Admin).is_err());
+            let t = a.create_token("ed", "import script", Role::Reader).unwrap();
+            assert!(t.secret.starts_with("tanya_") && t.secret.len() > 40);
+            let (u, role) = a.token_user(&t.secret).unwrap().unwrap();
+            assert_eq!((u.name.as_str(), role), ("ed", Role::Reader));
+            assert!(f.stores("import script"));
+            assert!(!f.stores(&t.secret));
+            // A lowered user role caps the token.
+            let t2 = a.create_token("ed", "uploads", Role::Editor).unwrap();
+            assert!(t2.id > t.id);
+            a.set_role("ed", Role::Reader).unwrap();
+            assert_eq!(a.token_user(&t2.secret).unwrap().unwrap().1, Role::Reader);
+            a.revoke_token(t.id).unwrap();
+            assert!(a.token_user(&t.secret).unwrap().is_none());
+            assert!(a.revoke_token(t.id).unwrap_err().is_user_error());
+            let listed = a.tokens().unwrap();
+            assert_eq!(
+                listed
+                    .iter()
+                    .map(|t| (t.label.as_str(), t.role, t.revoked))
+                    .collect::<Vec<_>>(),
+                [
+                    ("uploads", Role::Editor, false),
+                    ("import script", Role::Reader, true)
+                ]
+            );
+            a.remove_user("ed").unwrap();
+            assert!(a.token_user(&t2.secret).unwrap().is_none());
+            assert!(a.tokens().unwrap().is_empty());
+            assert!(a.remove_user("ed").unwrap_err().is_user_error());
+        }
+
+        pub fn group_names_match_byte_for_byte(f: &Fixture) {
+            let a = f.open();
+            let set = groups(&["hr-1", "НR-1", "HR-10", "HR-1", "HR-1"]);
+            let u = a
+                .add_user("hana", "kata-laluan-rahsia", Role::Reader, &set)
+                .unwrap();
+            // Sorted byte for byte, duplicates once.
+            assert_eq!(u.groups, ["HR-1", "HR-10", "hr-1", "НR-1"]);
+            a.set_groups("hana", &groups(&["b", "B", "a"])).unwrap();
+            assert_eq!(a.user("hana").unwrap().unwrap().groups, ["B", "a", "b"]);
+            assert!(a.set_groups("nobody", &[]).unwrap_err().is_user_error());
+            assert!(check_group(" HR").is_err());
+            assert!(check_group("").is_err());
+            // Users are listed by name, byte for byte too.
+            for name in ["zed", "a.b", "a-b", "a_b", "0x"] {
+                a.add_user(name, "kata-laluan-rahsia", Role::Reader, &[])
+                    .unwrap();
+            }
+            let names: Vec<String> = a.users().unwrap().into_iter().map(|u| u.name).collect();
+            assert_eq!(names, ["0x", "a-b", "a.b", "a_b", "hana", "zed"]);
+        }
     }
 
     #[test]
@@ -865,130 +1101,6 @@ mod tests {
         assert_ne!(csrf_token("abc"), csrf_token("abd"));
         assert_ne!(csrf_token("abc"), "abc");
         assert_eq!(csrf_token("abc").len(), 43);
-    }
-
-    #[test]
-    fn users_passwords_and_reopening() {
-        let (dir, a) = open();
-        assert!(!a.has_admin().unwrap());
-        let u = a
-            .add_user(
-                "aminah",
-                "kata-laluan-rahsia",
-                Role::Admin,
-                &groups(&["HR-1", "hr-1"]),
-            )
-            .unwrap();
-        assert_eq!(u.groups, ["HR-1", "hr-1"]);
-        assert!(a.has_admin().unwrap());
-        assert!(a
-            .verify_password("aminah", "kata-laluan-rahsia")
-            .unwrap()
-            .is_some());
-        assert!(a
-            .verify_password("aminah", "Kata-laluan-rahsia")
-            .unwrap()
-            .is_none());
-        assert!(a
-            .verify_password("nobody", "kata-laluan-rahsia")
-            .unwrap()
-            .is_none());
-        // Duplicates, bad names, short passwords are the user's errors.
-        for e in [
-            a.add_user("aminah", "another-password", Role::Reader, &[]),
-            a.add_user("Aminah", "another-password", Role::Reader, &[]),
-            a.add_user("ali", "short", Role::Reader, &[]),
-            a.add_user("ali", "another-password", Role::Reader, &groups(&["a,b"])),
-        ] {
-            assert!(e.unwrap_err().is_user_error());
-        }
-        // The password is stored as an argon2id hash only.
-        drop(a);
-        let raw = std::fs::read(dir.path().join(FILE)).unwrap();
-        assert!(!String::from_utf8_lossy(&raw).contains("kata-laluan-rahsia"));
-        let a = Accounts::open(dir.path()).unwrap();
-        assert_eq!(a.users().unwrap().len(), 1);
-        a.set_password("aminah", "a-new-password").unwrap();
-        assert!(a
-            .verify_password("aminah", "kata-laluan-rahsia")
-            .unwrap()
-            .is_none());
-        assert!(a
-            .verify_password("aminah", "a-new-password")
-            .unwrap()
-            .is_some());
-    }
-
-    #[test]
-    fn sessions_end_with_sign_out_password_change_and_disabling() {
-        let (_dir, a) = open();
-        let u = a
-            .add_user(
-                "siti",
-                "kata-laluan-rahsia",
-                Role::Reader,
-                &groups(&["awam"]),
-            )
-            .unwrap();
-        let s = a.create_session(u.id, 3600).unwrap();
-        assert_eq!(a.session_user(&s).unwrap().unwrap().name, "siti");
-        assert!(a.session_user("not-a-session").unwrap().is_none());
-        a.end_session(&s).unwrap();
-        assert!(a.session_user(&s).unwrap().is_none());
-        let expired = a.create_session(u.id, -1).unwrap();
-        assert!(a.session_user(&expired).unwrap().is_none());
-        let s = a.create_session(u.id, 3600).unwrap();
-        a.set_password("siti", "a-new-password").unwrap();
-        assert!(a.session_user(&s).unwrap().is_none());
-        let s = a.create_session(u.id, 3600).unwrap();
-        a.set_disabled("siti", true).unwrap();
-        assert!(a.session_user(&s).unwrap().is_none());
-        assert!(a
-            .verify_password("siti", "a-new-password")
-            .unwrap()
-            .is_none());
-    }
-
-    #[test]
-    fn tokens_are_hashed_scoped_and_revocable() {
-        let (dir, a) = open();
-        a.add_user(
-            "ed",
-            "kata-laluan-rahsia",
-            Role::Editor,
-            &groups(&["Kewangan"]),
-        )
-        .unwrap();
-        assert!(a.create_token("ed", "too much", Role::Admin).is_err());
-        let t = a.create_token("ed", "import script", Role::Reader).unwrap();
-        assert!(t.secret.starts_with("tanya_") && t.secret.len() > 40);
-        let (u, role) = a.token_user(&t.secret).unwrap().unwrap();
-        assert_eq!((u.name.as_str(), role), ("ed", Role::Reader));
-        let raw = std::fs::read(dir.path().join(FILE)).unwrap();
-        assert!(!String::from_utf8_lossy(&raw).contains(&t.secret));
-        // A lowered user role caps the token.
-        let t2 = a.create_token("ed", "uploads", Role::Editor).unwrap();
-        a.set_role("ed", Role::Reader).unwrap();
-        assert_eq!(a.token_user(&t2.secret).unwrap().unwrap().1, Role::Reader);
-        a.revoke_token(t.id).unwrap();
-        assert!(a.token_user(&t.secret).unwrap().is_none());
-        assert!(a.revoke_token(t.id).unwrap_err().is_user_error());
-        assert_eq!(a.tokens().unwrap().iter().filter(|t| t.revoked).count(), 1);
-        a.remove_user("ed").unwrap();
-        assert!(a.token_user(&t2.secret).unwrap().is_none());
-        assert!(a.tokens().unwrap().is_empty());
-    }
-
-    #[test]
-    fn group_names_match_byte_for_byte() {
-        let (_dir, a) = open();
-        let set = groups(&["HR-1", "HR-10", "hr-1", "НR-1"]);
-        let u = a
-            .add_user("hana", "kata-laluan-rahsia", Role::Reader, &set)
-            .unwrap();
-        assert_eq!(u.groups.len(), 4, "{:?}", u.groups);
-        assert!(check_group(" HR").is_err());
-        assert!(check_group("").is_err());
     }
 
     #[test]
@@ -1001,5 +1113,205 @@ mod tests {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
         assert_eq!(base64_url(b"foo"), "Zm9v");
+    }
+
+    #[test]
+    fn without_shared_postgres_the_accounts_stay_in_the_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = crate::config::Config::defaults().unwrap().shared;
+        assert!(!shared.enabled());
+        let a = Accounts::open_with(dir.path(), &shared).unwrap();
+        assert!(!a.is_shared());
+        assert_eq!(a.path().unwrap(), dir.path().join(FILE));
+        a.add_user("siti", "kata-laluan-siti", Role::Reader, &[])
+            .unwrap();
+        a.copy_to(&dir.path().join("copy.db")).unwrap();
+        let copy = tempfile::tempdir().unwrap();
+        std::fs::rename(dir.path().join("copy.db"), copy.path().join(FILE)).unwrap();
+        assert_eq!(
+            Accounts::open(copy.path()).unwrap().users().unwrap().len(),
+            1
+        );
+    }
+
+    #[test]
+    #[ignore = needs_postgres!()]
+    fn postgres_accounts_are_opened_from_the_shared_config_and_not_copied_as_files() {
+        let scratch = crate::shared::ScratchDatabase::create(&postgres_url()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut shared = crate::config::Config::defaults().unwrap().shared;
+        shared.postgres = crate::config::Secret::new(scratch.url());
+        let a = Accounts::open_with(dir.path(), &shared).unwrap();
+        assert!(a.is_shared());
+        a.add_user("siti", "kata-laluan-siti", Role::Reader, &[])
+            .unwrap();
+        let e = a.copy_to(&dir.path().join("copy.db")).unwrap_err();
+        assert!(
+            e.is_user_error() && e.to_string().contains("pg_dump"),
+            "{e}"
+        );
+        assert!(a.path().unwrap_err().is_user_error());
+        assert!(!dir.path().join(FILE).exists());
+        assert!(!dir.path().join("copy.db").exists());
+        // Names sort byte for byte whatever the database's own collation (the test
+        // server's may already be C).
+        let mut c = ::postgres::Client::connect(scratch.url(), ::postgres::NoTls).unwrap();
+        let bytewise: Vec<String> = c
+            .query(
+                "SELECT table_name || '.' || column_name FROM information_schema.columns
+                 WHERE table_name LIKE 'tanya\\_%' AND collation_name = 'C' ORDER BY 1",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for column in ["tanya_user_groups.name", "tanya_users.name"] {
+            assert!(bytewise.iter().any(|c| c == column), "{bytewise:?}");
+        }
+    }
+
+    #[test]
+    #[ignore = needs_postgres!()]
+    fn postgres_takes_the_data_directorys_accounts_once() {
+        let scratch = crate::shared::ScratchDatabase::create(&postgres_url()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let local = Accounts::open(dir.path()).unwrap();
+        let siti = local
+            .add_user(
+                "siti",
+                "kata-laluan-siti",
+                Role::Editor,
+                &groups(&["HR-1", "awam"]),
+            )
+            .unwrap();
+        local
+            .add_user("gone", "kata-laluan-gone", Role::Reader, &[])
+            .unwrap();
+        let ali = local
+            .add_user("ali", "kata-laluan-ali2", Role::Admin, &[])
+            .unwrap();
+        local.remove_user("gone").unwrap();
+        // An id left unused: the copy keeps the ids as they are.
+        assert_eq!(ali.id, siti.id + 2);
+        local.set_disabled("ali", true).unwrap();
+        let kept = local.create_token("siti", "script", Role::Reader).unwrap();
+        let revoked = local.create_token("siti", "old", Role::Editor).unwrap();
+        local.revoke_token(revoked.id).unwrap();
+        // Two conversations updated in the same second keep their order.
+        local
+            .add_turn(siti.id, "c1", "Berapa hari cuti?", "14 hari", "{}")
+            .unwrap();
+        local
+            .add_turn(siti.id, "c2", "Kalau sakit?", "22 hari", "{\"x\":1}")
+            .unwrap();
+        local
+            .add_turn(siti.id, "c2", "Dan cuti bersalin?", "98 hari", "{}")
+            .unwrap();
+        local.add_turn(ali.id, "c3", "q", "a", "{}").unwrap();
+        let session = local.create_session(siti.id, 3600).unwrap();
+
+        let shared = Accounts::open_postgres(scratch.url(), dir.path()).unwrap();
+        assert_eq!(shared.users().unwrap(), local.users().unwrap());
+        assert_eq!(shared.tokens().unwrap(), local.tokens().unwrap());
+        for u in [&siti, &ali] {
+            assert_eq!(
+                shared.conversations(u.id).unwrap(),
+                local.conversations(u.id).unwrap()
+            );
+        }
+        assert_eq!(
+            shared.conversation(siti.id, "c2").unwrap(),
+            local.conversation(siti.id, "c2").unwrap()
+        );
+        assert_eq!(shared.conversation_count().unwrap(), 3);
+        assert!(shared
+            .verify_password("siti", "kata-laluan-siti")
+            .unwrap()
+            .is_some());
+        assert!(shared
+            .verify_password("ali", "kata-laluan-ali2")
+            .unwrap()
+            .is_none());
+        assert_eq!(
+            shared.token_user(&kept.secret).unwrap().unwrap().0.name,
+            "siti"
+        );
+        assert!(shared.token_user(&revoked.secret).unwrap().is_none());
+        // Sessions stay behind: people sign in again.
+        assert!(shared.session_user(&session).unwrap().is_none());
+        // New ids follow the copied ones.
+        let new = shared
+            .add_user("hana", "kata-laluan-hana", Role::Reader, &[])
+            .unwrap();
+        assert!(new.id > ali.id);
+        assert!(shared.create_token("hana", "", Role::Reader).unwrap().id > revoked.id);
+        shared.add_turn(siti.id, "c4", "Baru?", "Ya", "{}").unwrap();
+        assert_eq!(shared.conversations(siti.id).unwrap()[0].id, "c4");
+
+        // Once: what the data directory gains later is not copied again.
+        local
+            .add_user("later", "kata-laluan-later", Role::Reader, &[])
+            .unwrap();
+        drop(shared);
+        let shared = Accounts::open_postgres(scratch.url(), dir.path()).unwrap();
+        assert!(shared.user("later").unwrap().is_none());
+        assert_eq!(shared.users().unwrap().len(), 3);
+    }
+
+    #[test]
+    #[ignore = needs_postgres!()]
+    fn postgres_replicas_share_users_sessions_and_tokens_at_once() {
+        let f = Fixture::postgres();
+        let (a, b) = (f.open(), f.open());
+        // Two replicas starting together make one first administrator.
+        let firsts = std::thread::scope(|s| {
+            let one = s.spawn(|| a.ensure_first_admin("admin").unwrap());
+            let two = s.spawn(|| b.ensure_first_admin("admin").unwrap());
+            [one.join().unwrap(), two.join().unwrap()]
+        });
+        assert_eq!(firsts.iter().filter(|p| p.is_some()).count(), 1);
+        assert_eq!(b.users().unwrap().len(), 1);
+        // The same new name from both: one is added, the other is the user's error.
+        let added = std::thread::scope(|s| {
+            let one = s.spawn(|| a.add_user("siti", "kata-laluan-siti", Role::Reader, &[]));
+            let two = s.spawn(|| b.add_user("siti", "kata-laluan-siti", Role::Reader, &[]));
+            [one.join().unwrap(), two.join().unwrap()]
+        });
+        assert_eq!(added.iter().filter(|r| r.is_ok()).count(), 1);
+        let e = added.into_iter().find_map(|r| r.err()).unwrap();
+        assert!(e.is_user_error(), "{e}");
+        let siti = a.user("siti").unwrap().unwrap();
+        assert_eq!(b.user("siti").unwrap().unwrap(), siti);
+
+        // A session started on one is valid on the other, and ended there, ends here.
+        let s = a.create_session(siti.id, 3600).unwrap();
+        assert_eq!(b.session_user(&s).unwrap().unwrap(), siti);
+        b.end_session(&s).unwrap();
+        assert!(a.session_user(&s).unwrap().is_none());
+        // Disabling on one signs out on the other.
+        let s = b.create_session(siti.id, 3600).unwrap();
+        assert!(a.session_user(&s).unwrap().is_some());
+        a.set_disabled("siti", true).unwrap();
+        assert!(b.session_user(&s).unwrap().is_none());
+        a.set_disabled("siti", false).unwrap();
+
+        // A token revoked on one is refused by the other at once.
+        let t = a.create_token("siti", "script", Role::Reader).unwrap();
+        assert_eq!(b.token_user(&t.secret).unwrap().unwrap().0.id, siti.id);
+        a.revoke_token(t.id).unwrap();
+        assert!(b.token_user(&t.secret).unwrap().is_none());
+        assert!(b.revoke_token(t.id).unwrap_err().is_user_error());
+
+        // Conversations too.
+        a.add_turn(siti.id, "c1", "Berapa hari cuti?", "14 hari", "{}")
+            .unwrap();
+        b.add_turn(siti.id, "c1", "Kalau sakit?", "22 hari", "{}")
+            .unwrap();
+        let (info, turns) = a.conversation(siti.id, "c1").unwrap().unwrap();
+        assert_eq!((info.turns, turns.len()), (2, 2));
+        b.remove_user("siti").unwrap();
+        assert!(a.user("siti").unwrap().is_none());
+        assert_eq!(a.conversation_count().unwrap(), 0);
     }
 }

@@ -28,7 +28,7 @@ pub fn backup(config: Config, args: BackupArgs) -> anyhow::Result<()> {
     let dest = args.dest.canonicalize()?;
     let report = match super::remote::open(config)? {
         Target::Engine(engine) => {
-            let accounts = Accounts::open(engine.data_dir())?;
+            let accounts = Accounts::open_with(engine.data_dir(), &engine.config().shared)?;
             local::backup(&engine, &accounts, &dest)?
         }
         Target::Server(server) => {

@@ -20,7 +20,7 @@ pub fn run(config: Config, args: Args) -> anyhow::Result<()> {
     let engine = Arc::new(Engine::open(config)?);
     // The very first start makes an administrator (its password goes to a file only).
     let admin_name = engine.config().server.first_admin.clone();
-    let first_admin = Accounts::open(engine.data_dir())?
+    let first_admin = Accounts::open_with(engine.data_dir(), &engine.config().shared)?
         .ensure_first_admin_file(&admin_name)?
         .map(|file| (admin_name, file));
     let documents = engine.manifest().documents.len();

@@ -78,7 +78,7 @@ pub enum TokensCommand {
 }
 
 fn open(config: &Config) -> anyhow::Result<Accounts> {
-    Ok(Accounts::open(&config.paths.data_dir)?)
+    Ok(Accounts::open_with(&config.paths.data_dir, &config.shared)?)
 }
 
 /// A new password: typed twice at a terminal, or one line of standard input.

@@ -80,7 +80,10 @@ impl AppState {
     /// listens on (allowed as a host name too).
     pub fn new(engine: Arc<Engine>, bound: Option<SocketAddr>) -> crate::Result<AppState> {
         let server = &engine.config().server;
-        let accounts = Arc::new(Accounts::open(engine.data_dir())?);
+        let accounts = Arc::new(Accounts::open_with(
+            engine.data_dir(),
+            &engine.config().shared,
+        )?);
         let audit = audit::Audit::open(engine.data_dir())?;
         let mut allowed_hosts: Vec<String> = server
             .allowed_hosts
