@@ -73,12 +73,22 @@ impl Engine {
     pub fn open(config: Config) -> Result<Self> {
         let embedder = Embedder::from_config(&config)?;
         let kind = embedder.kind();
-        let collection = Collection::open(
-            &config.paths.data_dir,
-            &embedder.identity(),
-            kind.dimension(),
-            &config.store,
-        )?;
+        let collection = if config.shared.enabled() {
+            Collection::open_shared(
+                &config.paths.data_dir,
+                &embedder.identity(),
+                kind.dimension(),
+                &config.store,
+                &config.shared,
+            )?
+        } else {
+            Collection::open(
+                &config.paths.data_dir,
+                &embedder.identity(),
+                kind.dimension(),
+                &config.store,
+            )?
+        };
         let cross_encoder = match config.reranker_dir() {
             Some(dir) => Some(CrossEncoder::load(
                 &config.paths.models_dir,
@@ -151,6 +161,7 @@ impl Engine {
     /// Copies the data directory (but its lock and the files `skip` names, relative to
     /// it) into `dest` between two writes: see [`crate::index::collection::Collection::copy_to`].
     pub fn copy_data_to(&self, dest: &Path, skip: &[&str]) -> Result<(usize, u64)> {
+        self.refuse_shared("a backup of the data directory")?;
         if self.config.store.kind == StoreKind::Qdrant {
             // The folder holds only the name of the collection on the server: a copy of
             // it restored elsewhere would share the live vectors, not have its own.
@@ -162,6 +173,37 @@ impl Engine {
             ));
         }
         self.collection.copy_to(dest, skip)
+    }
+
+    /// Refuses `what` for an index whose records replicas share: it works on one data
+    /// directory's files.
+    fn refuse_shared(&self, what: &str) -> Result<()> {
+        if self.collection.is_shared() {
+            return Err(Error::BadRequest(format!(
+                "{what} works on one data directory, and this index's records are shared by \
+                 replicas ([shared] postgres): see docs/deploy.md"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs `f` as one write: with shared records, holding the writer lease throughout
+    /// (taken as any write takes it, or [`Error::WriterBusy`]), so that no other replica
+    /// writes meanwhile. Without shared state, just runs `f`.
+    pub fn while_writing<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
+        let _writer = self.collection.hold_writer()?;
+        Ok(f())
+    }
+
+    /// Whether the index's records are shared by replicas (`[shared] postgres`).
+    pub fn is_shared(&self) -> bool {
+        self.collection.is_shared()
+    }
+
+    /// Reads what other replicas acknowledged now, instead of at the next
+    /// `[shared] refresh_ms` (nothing without shared state). How many documents changed.
+    pub fn refresh(&self) -> Result<usize> {
+        self.collection.refresh()
     }
 
     /// How many acknowledged documents `access` may see (counts never tell of others).
@@ -219,6 +261,7 @@ impl Engine {
         bm25: Bm25At,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<MigrateReport> {
+        self.refuse_shared("`tanya migrate`")?;
         if bm25 == Bm25At::Qdrant && to != StoreKind::Qdrant {
             return Err(Error::Config(
                 "BM25 can be kept in Qdrant only with the vectors: --bm25 qdrant goes with \
@@ -237,7 +280,11 @@ impl Engine {
 
     /// Checks that every acknowledged document is whole in both stores (its chunk
     /// count in each equals the manifest's) and that nothing else is stored.
+    /// With shared records, under the writer lease: what a writer that died mid-write
+    /// left is cleaned up first (as a data directory's is when it opens), and no write is
+    /// half done while this counts.
     pub fn verify(&self) -> Result<Verification> {
+        let _writer = self.collection.hold_writer()?;
         let m = self.collection.manifest().clone();
         let mut documents = Vec::new();
         for (id, d) in &m.documents {

@@ -6,17 +6,19 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{RwLock, RwLockReadGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use fs4::fs_std::FileExt;
 
-use crate::config::StoreConfig;
+use crate::config::{SharedConfig, StoreConfig};
 use crate::error::{Error, Result};
 use crate::index::bm25::Bm25Index;
 use crate::index::manifest::{DocumentEntry, Manifest};
 use crate::index::passage::{Access, Passage};
+use crate::index::replicated::{Refresher, Replicated};
 use crate::index::store::{self, VectorStore};
 use crate::index::texts::{StoredText, Texts};
+use crate::shared::{Pg, Records};
 use tanya_ingest::Lang;
 
 const LOCK_FILE: &str = "tanya.lock";
@@ -86,12 +88,26 @@ pub struct Collection {
     /// Held shared by every write to the stores, and exclusively by a backup, which so
     /// copies them between writes.
     writes: RwLock<()>,
-    manifest: RwLock<Manifest>,
+    manifest: Arc<RwLock<Manifest>>,
     vectors: Box<dyn VectorStore>,
     /// The local BM25 index; `None` when the vector store does lexical search itself
     /// (`[store] bm25 = "qdrant"`: sparse vectors on the server, see `index::sparse`).
     bm25: Option<Bm25Index>,
     texts: Texts,
+    /// With `[shared] postgres`: the records every replica shares, and the lease.
+    replicated: Option<Arc<Replicated>>,
+    _refresher: Option<Refresher>,
+}
+
+/// One write in progress (see [`Collection::writer`]).
+struct Writer<'a>(Option<&'a Replicated>);
+
+impl Drop for Writer<'_> {
+    fn drop(&mut self) {
+        if let Some(r) = self.0 {
+            r.end_write();
+        }
+    }
 }
 
 impl Collection {
@@ -139,10 +155,12 @@ impl Collection {
             dir: data_dir.to_path_buf(),
             _lock: lock,
             writes: RwLock::new(()),
-            manifest: RwLock::new(manifest),
+            manifest: Arc::new(RwLock::new(manifest)),
             vectors,
             bm25,
             texts: Texts::open(data_dir)?,
+            replicated: None,
+            _refresher: None,
         };
         // Searches never see unacknowledged chunks anyway (they filter by the manifest),
         // so a failed clean-up (a full disk) must not stop the index from opening.
@@ -160,6 +178,143 @@ impl Collection {
         Ok(collection)
     }
 
+    /// Opens the collection of a replica that shares its records (`[shared] postgres`):
+    /// the acknowledged documents, intents and texts in PostgreSQL, the vectors and BM25
+    /// in the Qdrant collection the records name. `data_dir` keeps only this replica's
+    /// own files (its lock, the record of the Qdrant collection). The first replica to
+    /// start creates that collection, or, when `data_dir` already holds an index moved to
+    /// Qdrant (`tanya migrate --to qdrant --bm25 qdrant`), publishes it: its manifest
+    /// and texts become the shared records.
+    pub fn open_shared(
+        data_dir: &Path,
+        identity: &str,
+        dim: usize,
+        store: &StoreConfig,
+        shared: &SharedConfig,
+    ) -> Result<Self> {
+        let lock = lock_data_dir(data_dir)?;
+        let pg = Arc::new(Pg::connect(shared.postgres.expose())?);
+        let records = Records::new(pg.clone());
+        let built_with = records.meta_if_absent("embedder", identity)?;
+        if built_with != identity {
+            return Err(Error::EmbedderMismatch {
+                data_dir: PathBuf::from(format!("postgres://{}", pg.shown())),
+                built_with,
+                configured: identity.to_string(),
+            });
+        }
+        let vectors_dir = data_dir.join("vectors");
+        let replicated = Arc::new(Replicated::new(
+            records.clone(),
+            std::time::Duration::from_secs(shared.lease_wait_secs),
+        ));
+        let vectors = match records.meta("binding")? {
+            Some(json) => {
+                store::adopt_binding_record(&vectors_dir, &json)?;
+                store::open(store, &vectors_dir, dim)?
+            }
+            None => {
+                // The first replica: under the lease, so that only one makes it.
+                let lease =
+                    pg.writer_lease(std::time::Duration::from_secs(shared.lease_wait_secs))?;
+                match records.meta("binding")? {
+                    Some(json) => {
+                        store::adopt_binding_record(&vectors_dir, &json)?;
+                        store::open(store, &vectors_dir, dim)?
+                    }
+                    None => {
+                        let migrated = store::binding_record(&vectors_dir)?.is_some();
+                        let vectors = store::open(store, &vectors_dir, dim)?;
+                        if migrated {
+                            publish_local(data_dir, identity, &records, lease.pid())?;
+                        }
+                        let json = store::binding_record(&vectors_dir)?.ok_or_else(|| {
+                            Error::store_msg("the Qdrant store wrote no record of its collection")
+                        })?;
+                        records.meta_if_absent("binding", &json)?;
+                        vectors
+                    }
+                }
+            }
+        };
+        if !vectors.lexical() {
+            return Err(Error::Config(
+                "shared state needs BM25 on the Qdrant server (store.bm25 = \"qdrant\")".into(),
+            ));
+        }
+        let manifest = Arc::new(RwLock::new(replicated.load(identity)?));
+        let refresher = Refresher::start(
+            replicated.clone(),
+            manifest.clone(),
+            std::time::Duration::from_millis(shared.refresh_ms),
+        );
+        Ok(Collection {
+            dir: data_dir.to_path_buf(),
+            _lock: lock,
+            writes: RwLock::new(()),
+            manifest,
+            vectors,
+            bm25: None,
+            texts: Texts::shared(records),
+            replicated: Some(replicated),
+            _refresher: Some(refresher),
+        })
+    }
+
+    /// Whether this collection's records are shared by replicas (`[shared] postgres`).
+    pub fn is_shared(&self) -> bool {
+        self.replicated.is_some()
+    }
+
+    /// Brings the manifest up to the shared records now (a replica otherwise does so
+    /// every `[shared] refresh_ms`). Nothing without shared state.
+    pub fn refresh(&self) -> Result<usize> {
+        match &self.replicated {
+            Some(r) => r.refresh(&self.manifest),
+            None => Ok(0),
+        }
+    }
+
+    /// Starts a write: with shared records, takes the writer lease unless this replica
+    /// holds it, and on taking it catches up with the records and cleans up what a
+    /// writer that died mid-write left.
+    fn writer(&self) -> Result<Writer<'_>> {
+        let Some(r) = &self.replicated else {
+            return Ok(Writer(None));
+        };
+        r.begin_write(|| {
+            r.refresh(&self.manifest)?;
+            match self.reconcile()? {
+                0 => {}
+                n => tracing::warn!(
+                    documents = n,
+                    "removed the chunks of writes another replica left unfinished"
+                ),
+            }
+            Ok(())
+        })?;
+        Ok(Writer(Some(r)))
+    }
+
+    /// Holds the writer lease while the returned guard lives (with shared records; a
+    /// no-op otherwise), for work that must not interleave with another replica's writes.
+    pub fn hold_writer(&self) -> Result<impl Sized + '_> {
+        self.writer()
+    }
+
+    /// Records `put` and `remove` as acknowledged: in the manifest's files, or in the
+    /// shared records.
+    fn acknowledge(&self, put: Vec<(String, DocumentEntry)>, remove: Vec<String>) -> Result<()> {
+        match &self.replicated {
+            Some(r) => r.commit(&self.manifest, put, remove),
+            None => self
+                .manifest
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .record(&self.dir, put, remove),
+        }
+    }
+
     fn pending_dir(&self) -> PathBuf {
         self.dir.join(PENDING_DIR)
     }
@@ -167,6 +322,9 @@ impl Collection {
     /// Records that `version` of `doc_id` is about to be written (durably, before the
     /// stores are touched).
     fn begin_write(&self, doc_id: &str, version: &str) -> Result<()> {
+        if let Some(r) = &self.replicated {
+            return r.records.begin_write(doc_id, version);
+        }
         let dir = self.pending_dir();
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
@@ -174,7 +332,40 @@ impl Collection {
     }
 
     fn end_write(&self, doc_id: &str) {
-        let _ = std::fs::remove_file(self.pending_dir().join(doc_id));
+        match &self.replicated {
+            Some(r) => {
+                if let Err(e) = r.records.end_write(doc_id) {
+                    tracing::warn!(error = %e.full_message(), "could not clear a write intent");
+                }
+            }
+            None => {
+                let _ = std::fs::remove_file(self.pending_dir().join(doc_id));
+            }
+        }
+    }
+
+    /// The write intents: `(doc_id, version)`.
+    fn intents(&self) -> Result<Vec<(String, String)>> {
+        if let Some(r) = &self.replicated {
+            return r.records.pending();
+        }
+        let Ok(entries) = std::fs::read_dir(self.pending_dir()) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                // A temp file of an interrupted intent write: nothing was stored yet.
+                let _ = std::fs::remove_file(entry.path());
+                continue;
+            }
+            out.push((
+                name,
+                std::fs::read_to_string(entry.path()).unwrap_or_default(),
+            ));
+        }
+        Ok(out)
     }
 
     /// Removes from both stores whatever unacknowledged writes left behind (a crash or
@@ -189,18 +380,8 @@ impl Collection {
                 "removed the stored texts of unacknowledged versions"
             );
         }
-        let dir = self.pending_dir();
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return Ok(0);
-        };
         let mut cleaned = Vec::new();
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') {
-                // A temp file of an interrupted intent write: nothing was stored yet.
-                let _ = std::fs::remove_file(entry.path());
-                continue;
-            }
+        for (name, _) in self.intents()? {
             let acknowledged = self
                 .manifest()
                 .documents
@@ -356,6 +537,7 @@ impl Collection {
             }
             return Ok(());
         }
+        let _writer = self.writer()?;
         let previous: Vec<Option<String>> = {
             let m = self.manifest();
             batch
@@ -400,14 +582,13 @@ impl Collection {
             .iter()
             .map(|c| (c.doc_id, c.entry.version.clone()))
             .collect();
-        {
-            let mut m = self.manifest.write().unwrap_or_else(|p| p.into_inner());
-            let put = batch
+        self.acknowledge(
+            batch
                 .into_iter()
                 .map(|c| (c.doc_id.to_string(), c.entry))
-                .collect();
-            m.record(&self.dir, put, Vec::new())?;
-        }
+                .collect(),
+            Vec::new(),
+        )?;
         for ((doc_id, version), previous) in versions.iter().zip(previous) {
             self.vectors.delete_document(doc_id, Some(version))?;
             if let Some(bm25) = &self.bm25 {
@@ -419,6 +600,12 @@ impl Collection {
         }
         // The superseded chunks are deleted in memory; the intents stay until that is
         // durable too, so a crash before then still cleans them up at the next start.
+        // (A Qdrant server's deletions are durable when they return.)
+        if self.replicated.is_some() {
+            for (doc_id, _) in &versions {
+                self.end_write(doc_id);
+            }
+        }
         Ok(())
     }
 
@@ -496,22 +683,27 @@ impl Collection {
 
     /// Forgets a document: unacknowledge first, then delete its chunks.
     pub fn remove_document(&self, doc_id: &str) -> Result<()> {
+        let _writer = self.writer()?;
         let _writing = self.writing();
-        let version = {
-            let mut m = self.manifest.write().unwrap_or_else(|p| p.into_inner());
-            let Some(version) = m.documents.get(doc_id).map(|d| d.version.clone()) else {
-                return Ok(());
-            };
-            // An empty version: the intent is to have none.
-            self.begin_write(doc_id, "")?;
-            m.record(&self.dir, Vec::new(), vec![doc_id.to_string()])?;
-            version
+        let Some(version) = self
+            .manifest()
+            .documents
+            .get(doc_id)
+            .map(|d| d.version.clone())
+        else {
+            return Ok(());
         };
+        // An empty version: the intent is to have none.
+        self.begin_write(doc_id, "")?;
+        self.acknowledge(Vec::new(), vec![doc_id.to_string()])?;
         self.vectors.delete_document(doc_id, None)?;
         if let Some(bm25) = &self.bm25 {
             bm25.delete_document(doc_id, None)?;
         }
         self.texts.remove(doc_id, &version);
+        if self.replicated.is_some() {
+            self.end_write(doc_id);
+        }
         Ok(())
     }
 
@@ -533,11 +725,10 @@ impl Collection {
         let _writing = self.writing();
         self.vectors.flush()?;
         self.commit_bm25()?;
-        if let Ok(entries) = std::fs::read_dir(self.pending_dir()) {
+        let intents = self.intents()?;
+        {
             let m = self.manifest();
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let version = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            for (name, version) in intents {
                 // Only intents whose version is acknowledged are done; others belong to a
                 // write still in progress on another thread, or to a crash.
                 let done = match m.documents.get(&name) {
@@ -681,6 +872,40 @@ impl Collection {
         };
         Ok((vectors, bm25))
     }
+}
+
+/// Publishes the index in `data_dir` (its vectors and BM25 already moved to Qdrant) as
+/// the shared records: its acknowledged documents and their texts, in one commit.
+fn publish_local(data_dir: &Path, identity: &str, records: &Records, lease_pid: i32) -> Result<()> {
+    let Some(manifest) = Manifest::load(data_dir)? else {
+        return Ok(());
+    };
+    if manifest.embedder != identity {
+        return Err(Error::EmbedderMismatch {
+            data_dir: data_dir.to_path_buf(),
+            built_with: manifest.embedder,
+            configured: identity.to_string(),
+        });
+    }
+    let texts = Texts::open(data_dir)?;
+    let shared_texts = Texts::shared(records.clone());
+    let mut changes = crate::shared::records::Changes::default();
+    for (doc_id, entry) in &manifest.documents {
+        if let Some(text) = texts.get(doc_id, &entry.version)? {
+            shared_texts.put(doc_id, &entry.version, &text)?;
+        }
+        changes.put.push((
+            doc_id.clone(),
+            entry.version.clone(),
+            serde_json::to_string(entry).expect("an entry serialises"),
+        ));
+    }
+    records.commit(lease_pid, &changes)?;
+    tracing::info!(
+        documents = manifest.documents.len(),
+        "published this data directory's index as the shared records"
+    );
+    Ok(())
 }
 
 /// Copies the files below `from` into `to` (created), but for the paths relative to

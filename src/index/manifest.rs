@@ -189,6 +189,35 @@ impl Manifest {
         Ok(())
     }
 
+    /// Applies acknowledged changes recorded elsewhere (the shared records): entries to
+    /// put, documents to forget.
+    pub(crate) fn apply_changes(&mut self, put: Vec<(String, DocumentEntry)>, remove: Vec<String>) {
+        self.apply(Change {
+            put: put.into_iter().collect(),
+            remove,
+        });
+    }
+
+    /// Applies rows of the shared records: `(doc_id, entry as JSON, or None: removed)`.
+    pub(crate) fn apply_rows(&mut self, rows: Vec<(String, Option<String>)>) -> Result<()> {
+        for (doc_id, entry) in rows {
+            match entry {
+                Some(json) => {
+                    let entry: DocumentEntry =
+                        serde_json::from_str(&json).map_err(|e| Error::Shared {
+                            context: format!("the shared record of document {doc_id} is damaged"),
+                            source: Some(Box::new(e)),
+                        })?;
+                    self.documents.insert(doc_id, entry);
+                }
+                None => {
+                    self.documents.remove(&doc_id);
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn apply(&mut self, change: Change) {
         self.documents.extend(change.put);
         for id in change.remove {

@@ -9,6 +9,7 @@ pub mod collection;
 pub mod manifest;
 pub mod migrate;
 pub mod passage;
+pub mod replicated;
 pub mod sources;
 pub mod sparse;
 pub mod store;

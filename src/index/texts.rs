@@ -1,7 +1,8 @@
 //! The extracted text of every acknowledged document version, kept at ingest so that the
 //! source viewer never parses (or OCRs) a file inside the server: one JSON file per
 //! document version, `<data_dir>/texts/<doc_id>.<version>.json`, written before the version
-//! is acknowledged and removed after it is superseded or forgotten.
+//! is acknowledged and removed after it is superseded or forgotten. With shared state
+//! (`[shared] postgres`), the same JSON in the shared records instead.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::index::manifest::{write_atomic, Manifest};
+use crate::shared::Records;
 
 /// A document's text as the chunk offsets index into it (by `char`), with its pages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,9 +21,17 @@ pub struct StoredText {
     pub pages: Vec<(u32, usize, usize)>,
 }
 
-/// The folder of stored texts.
+/// The stored texts: a folder, or the shared records.
 pub struct Texts {
     dir: PathBuf,
+    shared: Option<Records>,
+}
+
+fn damaged(what: String, e: serde_json::Error) -> Error {
+    Error::io(
+        what,
+        std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+    )
 }
 
 impl Texts {
@@ -29,7 +39,15 @@ impl Texts {
         let dir = data_dir.join("texts");
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-        Ok(Texts { dir })
+        Ok(Texts { dir, shared: None })
+    }
+
+    /// The texts kept in the shared records.
+    pub fn shared(records: Records) -> Texts {
+        Texts {
+            dir: PathBuf::new(),
+            shared: Some(records),
+        }
     }
 
     fn path(&self, doc_id: &str, version: &str) -> PathBuf {
@@ -38,38 +56,51 @@ impl Texts {
 
     /// Stores the text of `doc_id` at `version` durably.
     pub fn put(&self, doc_id: &str, version: &str, text: &StoredText) -> Result<()> {
-        let bytes = serde_json::to_vec(text).map_err(|e| {
-            Error::io(
-                "serialising a document's text",
-                std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-            )
-        })?;
-        write_atomic(&self.path(doc_id, version), &bytes)
+        let json = serde_json::to_string(text)
+            .map_err(|e| damaged("serialising a document's text".into(), e))?;
+        match &self.shared {
+            Some(records) => records.put_text(doc_id, version, &json),
+            None => write_atomic(&self.path(doc_id, version), json.as_bytes()),
+        }
     }
 
     /// The stored text of `doc_id` at `version`, if there is one.
     pub fn get(&self, doc_id: &str, version: &str) -> Result<Option<StoredText>> {
+        if let Some(records) = &self.shared {
+            return match records.text(doc_id, version)? {
+                Some(json) => serde_json::from_str(&json)
+                    .map(Some)
+                    .map_err(|e| damaged(format!("reading the text of {doc_id}"), e)),
+                None => Ok(None),
+            };
+        }
         let path = self.path(doc_id, version);
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
         };
-        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            Error::io(
-                format!("reading {}", path.display()),
-                std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-            )
-        })
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| damaged(format!("reading {}", path.display()), e))
     }
 
     /// Whether the text of `doc_id` at `version` is stored.
     pub fn has(&self, doc_id: &str, version: &str) -> bool {
+        if let Some(records) = &self.shared {
+            return records.has_text(doc_id, version).unwrap_or(false);
+        }
         self.path(doc_id, version).is_file()
     }
 
     /// Forgets the text of `doc_id` at `version` (nothing if it is not there).
     pub fn remove(&self, doc_id: &str, version: &str) {
+        if let Some(records) = &self.shared {
+            if let Err(e) = records.remove_text(doc_id, version) {
+                tracing::warn!(error = %e.full_message(), "could not remove a superseded text");
+            }
+            return;
+        }
         let _ = std::fs::remove_file(self.path(doc_id, version));
     }
 
@@ -77,6 +108,10 @@ impl Texts {
     /// that stopped between storing a text and acknowledging its version). Returns how
     /// many.
     pub fn retain_acknowledged(&self, manifest: &Manifest) -> usize {
+        if let Some(records) = &self.shared {
+            // The shared records know the acknowledged versions themselves.
+            return records.retain_acknowledged_texts().unwrap_or(0);
+        }
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return 0;
         };

@@ -38,6 +38,13 @@ pub struct ReindexReport {
 /// (same document ids and access groups), which then replaces it.
 pub fn reindex(config: Config, observer: &dyn IngestObserver) -> Result<ReindexReport> {
     let started = std::time::Instant::now();
+    if config.shared.enabled() {
+        return Err(Error::BadRequest(
+            "`tanya reindex` rebuilds one data directory's index, and [shared] postgres is \
+             set: reindex a copy without shared state, then publish it (docs/deploy.md)"
+                .into(),
+        ));
+    }
     let data_dir = config.paths.data_dir.clone();
     let _lock = crate::index::collection::lock_data_dir(&data_dir)?;
     finish_interrupted(&data_dir)?;

@@ -41,6 +41,26 @@ pub fn open(config: &StoreConfig, dir: &Path, dim: usize) -> Result<Box<dyn Vect
     })
 }
 
+/// The record of the Qdrant collection that holds `dir`'s vectors, as written there (for
+/// replicas that share one collection through the shared records); `None` without one.
+pub fn binding_record(dir: &Path) -> Result<Option<String>> {
+    let path = qdrant::Binding::path(dir);
+    match std::fs::read_to_string(&path) {
+        Ok(json) => Ok(Some(json)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
+    }
+}
+
+/// Makes `dir`'s vectors those of the collection `json` records (see [`binding_record`]).
+pub fn adopt_binding_record(dir: &Path, json: &str) -> Result<()> {
+    serde_json::from_str::<qdrant::Binding>(json)
+        .map_err(|e| Error::store("the shared record of the Qdrant collection is damaged", e))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    crate::index::manifest::write_atomic(&qdrant::Binding::path(dir), json.as_bytes())
+}
+
 /// Which persistent store's files `dir` holds, if any.
 pub fn kind_in(dir: &Path) -> Option<StoreKind> {
     if dir.join(edge::CONFIG_FILE).is_file() {
