@@ -48,6 +48,8 @@ const QUEUED_DIR: &str = ".queued";
 /// Where the indexed version of a file waits while its new upload is ingested: put back if
 /// the new one is rejected, removed once it is acknowledged.
 const PREVIOUS_DIR: &str = ".previous";
+/// How often a replica looks in the shared upload spaces for uploads left by others.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 /// Multipart framing allowed on top of the file bytes when checking `Content-Length`.
 const MULTIPART_SLACK: u64 = 64 * 1024;
 /// Longest stored file name, in bytes.
@@ -91,7 +93,10 @@ impl Uploads {
     /// starts the ingest worker and re-queues every upload that was stored but never
     /// acknowledged (the server stopped while it waited or was being ingested).
     pub fn start(engine: Arc<Engine>, metrics: Arc<Metrics>) -> crate::Result<Arc<Uploads>> {
-        let dir = engine.data_dir().join(UPLOADS_DIR);
+        let dir = match engine.config().shared.uploads_dir.as_str() {
+            "" => engine.data_dir().join(UPLOADS_DIR),
+            shared => PathBuf::from(shared),
+        };
         std::fs::create_dir_all(&dir)
             .map_err(|e| crate::Error::io(format!("creating {}", dir.display()), e))?;
         let dir = dir
@@ -104,35 +109,19 @@ impl Uploads {
             queue: tx,
             depth: AtomicUsize::new(0),
         });
-        // Uploads made before spaces existed live in the folder itself, with the groups
-        // documents get by default.
-        let mut spaces = vec![(
-            uploads.dir.clone(),
-            engine.config().ingest.default_groups.clone(),
-            None,
-        )];
-        spaces.extend(uploads.spaces());
-        for (space, groups, collection) in &spaces {
-            prepare_space(space)?;
+        let shared = engine.is_shared();
+        for (space, groups, collection) in uploads.all_spaces(&engine) {
+            prepare_space(&space)?;
+            if shared {
+                // Another replica may be receiving into, or ingesting from, the shared
+                // spaces right now: the worker sweeps them under the writer lease.
+                continue;
+            }
             // Half-written uploads of a previous run: never acknowledged, never queued.
             for e in files_in(&space.join(INCOMING_DIR)) {
                 let _ = std::fs::remove_file(e);
             }
-            recover(&engine, space);
-            for staged in files_in(&space.join(QUEUED_DIR)) {
-                let name = file_name(&staged);
-                if let Some(format) = Format::from_path(&staged) {
-                    let size = std::fs::metadata(&staged).map(|m| m.len()).unwrap_or(0);
-                    tracing::info!(file = %name, "re-queueing an upload that was never indexed");
-                    let dest = space.join(&name);
-                    let to = Destination {
-                        groups: groups.clone(),
-                        space: space.clone(),
-                        collection: collection.clone(),
-                    };
-                    uploads.enqueue(name, to, staged, dest, size, format);
-                }
-            }
+            uploads.requeue(&engine, &space, &groups, collection.as_deref());
         }
         let worker = Arc::clone(&uploads);
         std::thread::Builder::new()
@@ -242,7 +231,21 @@ impl Uploads {
     }
 
     fn run(&self, engine: &Engine, metrics: &Metrics, rx: crossbeam_channel::Receiver<String>) {
-        for id in rx {
+        let shared = engine.is_shared();
+        if shared {
+            self.sweep(engine);
+        }
+        loop {
+            let id = match rx.recv_timeout(SWEEP_EVERY) {
+                Ok(id) => id,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    if shared {
+                        self.sweep(engine);
+                    }
+                    continue;
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+            };
             let job = {
                 let mut jobs = self.lock();
                 match jobs.get_mut(&id) {
@@ -253,85 +256,186 @@ impl Uploads {
                     _ => None, // deleted while queued
                 }
             };
-            let Some(Job {
-                staged,
-                path,
-                space,
-                groups,
-                collection,
-                ..
-            }) = job
-            else {
+            let Some(job) = job else {
                 self.depth.fetch_sub(1, Ordering::Relaxed);
                 continue;
             };
-            let options = IngestOptions {
-                in_collection: collection,
-                ..IngestOptions::with_groups(groups)
-            };
-            let previous = space.join(PREVIOUS_DIR).join(file_name(&path));
-            let outcome = match swap_in(&staged, &path, &previous) {
-                Err(e) => Ok(Err(crate::Error::io("putting the upload in place", e))),
-                Ok(()) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    engine.ingest(&path, &options, &Quiet)
-                })),
-            };
-            let rejection = match outcome {
-                Ok(Ok(report)) => {
-                    for i in &report.indexed {
-                        metrics.ingested("indexed", i.chunks);
-                    }
-                    for _ in 0..report.unchanged {
-                        metrics.ingested("unchanged", 0);
-                    }
-                    report.rejected.first().map(|r| {
-                        metrics.ingested("rejected", 0);
-                        (r.reason.clone(), r.message.clone())
-                    })
-                }
-                Ok(Err(e)) => {
-                    metrics.ingested("rejected", 0);
-                    let reason = if e.is_user_error() {
-                        "rejected"
-                    } else {
-                        "error"
-                    };
-                    Some((reason.to_string(), e.full_message()))
-                }
-                Err(_) => {
-                    metrics.ingested("rejected", 0);
-                    Some((
-                        "error".into(),
-                        "the ingest worker failed on this file".into(),
-                    ))
-                }
-            };
+            // With replicas, the whole job (the files in the shared upload space and the
+            // ingest) runs under the writer lease: no other replica's job interleaves.
+            let done = engine.while_writing(|| self.ingest_job(engine, metrics, &job));
             let mut jobs = self.lock();
-            match rejection {
-                Some((reason, message)) => {
-                    tracing::warn!(file = %path.display(), %reason, %message, "upload rejected");
-                    // A rejected upload is not kept: nothing would ever use it. The version
-                    // indexed before it, if any, goes back in place, whole.
-                    let _ = std::fs::remove_file(&staged);
-                    if previous.is_file() {
-                        let _ = std::fs::rename(&previous, &path);
-                    } else {
-                        let _ = std::fs::remove_file(&path);
-                    }
+            match done {
+                Ok(Some(rejection)) => {
+                    let (reason, message) = rejection;
                     if let Some(job) = jobs.get_mut(&id) {
                         let message = super::error::redact_paths(&message);
                         job.status = JobStatus::Rejected { reason, message };
                     }
                 }
-                None => {
-                    // Indexed: the manifest is the record from now on.
-                    let _ = std::fs::remove_file(&previous);
+                Ok(None) => {
                     if matches!(jobs.get(&id).map(|j| &j.status), Some(JobStatus::Indexing)) {
                         jobs.remove(&id);
                     }
                 }
+                Err(e) => {
+                    // Another replica kept the lease: try again in a while.
+                    tracing::info!(error = %e.full_message(), file = %job.name, "upload waits for the writer lease");
+                    if let Some(j) = jobs.get_mut(&id) {
+                        j.status = JobStatus::Queued;
+                    }
+                    drop(jobs);
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                    let _ = self.queue.send(id);
+                    continue;
+                }
             }
             self.depth.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Ingests one upload: puts it in place (the indexed version, if any, aside), ingests
+    /// it, and puts the indexed version back if it is rejected. The rejection, if any.
+    fn ingest_job(
+        &self,
+        engine: &Engine,
+        metrics: &Metrics,
+        job: &Job,
+    ) -> Option<(String, String)> {
+        let Job {
+            staged,
+            path,
+            space,
+            groups,
+            collection,
+            ..
+        } = job;
+        if !staged.is_file() {
+            // Another replica ingested it already (its upload space is shared).
+            return None;
+        }
+        let options = IngestOptions {
+            in_collection: collection.clone(),
+            ..IngestOptions::with_groups(groups.clone())
+        };
+        let previous = space.join(PREVIOUS_DIR).join(file_name(path));
+        let outcome = match swap_in(staged, path, &previous) {
+            Err(e) => Ok(Err(crate::Error::io("putting the upload in place", e))),
+            Ok(()) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                engine.ingest(path, &options, &Quiet)
+            })),
+        };
+        let rejection = match outcome {
+            Ok(Ok(report)) => {
+                for i in &report.indexed {
+                    metrics.ingested("indexed", i.chunks);
+                }
+                for _ in 0..report.unchanged {
+                    metrics.ingested("unchanged", 0);
+                }
+                report.rejected.first().map(|r| {
+                    metrics.ingested("rejected", 0);
+                    (r.reason.clone(), r.message.clone())
+                })
+            }
+            Ok(Err(e)) => {
+                metrics.ingested("rejected", 0);
+                let reason = if e.is_user_error() {
+                    "rejected"
+                } else {
+                    "error"
+                };
+                Some((reason.to_string(), e.full_message()))
+            }
+            Err(_) => {
+                metrics.ingested("rejected", 0);
+                Some((
+                    "error".into(),
+                    "the ingest worker failed on this file".into(),
+                ))
+            }
+        };
+        match &rejection {
+            Some((reason, message)) => {
+                tracing::warn!(file = %path.display(), %reason, %message, "upload rejected");
+                // A rejected upload is not kept: nothing would ever use it. The version
+                // indexed before it, if any, goes back in place, whole.
+                let _ = std::fs::remove_file(staged);
+                if previous.is_file() {
+                    let _ = std::fs::rename(&previous, path);
+                } else {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+            None => {
+                // Indexed: the manifest is the record from now on.
+                let _ = std::fs::remove_file(&previous);
+            }
+        }
+        rejection
+    }
+
+    /// Every upload space: `(folder, groups, collection)`, the folder itself first
+    /// (uploads made before spaces existed, with the default groups).
+    fn all_spaces(&self, engine: &Engine) -> Vec<(PathBuf, Vec<String>, Option<String>)> {
+        let mut spaces = vec![(
+            self.dir.clone(),
+            engine.config().ingest.default_groups.clone(),
+            None,
+        )];
+        spaces.extend(self.spaces());
+        spaces
+    }
+
+    /// Puts back what a stopped ingest left in `space` and queues every upload stored
+    /// there but never acknowledged that is not queued here yet.
+    fn requeue(&self, engine: &Engine, space: &Path, groups: &[String], collection: Option<&str>) {
+        recover(engine, space);
+        for staged in files_in(&space.join(QUEUED_DIR)) {
+            let name = file_name(&staged);
+            let dest = space.join(&name);
+            let known = matches!(
+                self.lock().get(&doc_id_for(&dest)).map(|j| &j.status),
+                Some(JobStatus::Queued | JobStatus::Indexing)
+            );
+            if known {
+                continue;
+            }
+            if let Some(format) = Format::from_path(&staged) {
+                let size = std::fs::metadata(&staged).map(|m| m.len()).unwrap_or(0);
+                tracing::info!(file = %name, "re-queueing an upload that was never indexed");
+                let to = Destination {
+                    groups: groups.to_vec(),
+                    space: space.to_path_buf(),
+                    collection: collection.map(str::to_string),
+                };
+                self.enqueue(name, to, staged, dest, size, format);
+            }
+        }
+    }
+
+    /// With replicas: under the writer lease, puts back what a replica that stopped
+    /// during an upload's ingest left in the shared upload spaces, and takes up the
+    /// uploads another replica stored but never ingested. Only when there is something
+    /// to do (the lease is not taken for nothing).
+    fn sweep(&self, engine: &Engine) {
+        let spaces = self.all_spaces(engine);
+        let work = spaces.iter().any(|(space, _, _)| {
+            !files_in(&space.join(PREVIOUS_DIR)).is_empty()
+                || files_in(&space.join(QUEUED_DIR)).iter().any(|staged| {
+                    let id = doc_id_for(&space.join(file_name(staged)));
+                    !self.lock().contains_key(&id)
+                })
+        });
+        if !work {
+            return;
+        }
+        let swept = engine.while_writing(|| {
+            for (space, groups, collection) in &spaces {
+                self.requeue(engine, space, groups, collection.as_deref());
+            }
+        });
+        if let Err(e) = swept {
+            tracing::info!(error = %e.full_message(), "the upload sweep waits for the writer lease");
         }
     }
 
