@@ -424,10 +424,15 @@ class Turn {
     const label = tr(el('h3', 'answer-label'), 'answer_label');
     const modeTag = tr(el('span', `mode-tag mode-${mode}`), `mode_${mode}`);
     head.append(label, modeTag);
+    this.modeTag = modeTag;
     this.abstainNote = tr(el('p', 'abstain-note'), 'abstained_title');
     this.abstainNote.hidden = true;
     this.uncitedNote = tr(el('p', 'uncited-note'), 'no_citations');
     this.uncitedNote.hidden = true;
+    // Set when a generative answer was asked for and the model server failed before its
+    // first word: the answer below is quoted from the documents instead.
+    this.fallbackNote = el('p', 'fallback-note');
+    this.fallbackNote.hidden = true;
 
     this.status = el('div', 'status');
     this.status.setAttribute('role', 'status');
@@ -443,7 +448,7 @@ class Turn {
     this.errorSlot = el('div', 'error-slot');
     this.meta = el('p', 'answer-meta');
     this.meta.hidden = true;
-    card.append(head, this.abstainNote, this.status, this.answer, this.uncitedNote, this.errorSlot, this.meta);
+    card.append(head, this.abstainNote, this.fallbackNote, this.status, this.answer, this.uncitedNote, this.errorSlot, this.meta);
 
     this.sources = el('details', 'sources');
     this.sources.open = true;
@@ -636,6 +641,7 @@ class Turn {
   done(data) {
     if (!this.hasFinal) this.final({ answer: this.text, citations: [] });
     this.finishCommon('done');
+    this.showFallback(data.fallback);
     const elapsed = (performance.now() - this.started) / 1000;
     const secs = elapsed < 1 ? elapsed.toFixed(2) : elapsed.toFixed(1);
     const parts = [tr(el('span'), `mode_${data.mode || this.mode}`)];
@@ -648,6 +654,18 @@ class Turn {
       this.meta.append(p);
     });
     this.meta.hidden = false;
+  }
+
+  /** Says that the model server failed and the answer was quoted instead, and why. */
+  showFallback(why) {
+    if (!why) return;
+    this.fallbackNote.replaceChildren(tr(el('strong'), 'fallback_title'), document.createTextNode(' '));
+    const detail = el('span', 'fallback-why');
+    detail.textContent = why;
+    this.fallbackNote.append(detail);
+    this.fallbackNote.hidden = false;
+    tr(this.modeTag, 'mode_extractive');
+    this.modeTag.className = 'mode-tag mode-extractive';
   }
 
   /** Shows a saved answer as it was given, dated instead of timed. */

@@ -63,6 +63,7 @@ const violations = []; // CSP violations, from the page and from Chromium's cons
 const pageErrors = [];
 const consoleErrors = [];
 let currentTest = '(setup)';
+const otherOrigins = new Map(); // test → the origin of the server of its own
 
 // ---- the server ---------------------------------------------------------------------------
 
@@ -140,6 +141,74 @@ async function startServer() {
   assert.equal(adminPassword.length, 20);
 }
 
+/** A second `tanya serve` of its own (data directory, documents, environment), for a test
+ * that needs another configuration; stopped by `stop()`. */
+async function startOtherServer(name, files, extraEnv) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tanya-browser-${name}-`));
+  const dataDir = path.join(dir, 'data');
+  const docsDir = path.join(dir, 'docs');
+  fs.mkdirSync(docsDir);
+  for (const f of files) fs.copyFileSync(path.join(SAMPLES, f), path.join(docsDir, f));
+  const env = { ...process.env, ...extraEnv };
+  await run(BIN, ['--data-dir', dataDir, 'ingest', docsDir], { env, timeoutMs: 300_000 });
+  const proc = spawn(BIN, ['--data-dir', dataDir, 'serve', '--bind', '127.0.0.1:0'], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no URL from the ${name} server:\n${log}`)), 120_000);
+    const scan = (d) => {
+      log += d;
+      const m = /http:\/\/127\.0\.0\.1:\d+/.exec(log);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[0]);
+      }
+    };
+    proc.stdout.on('data', scan);
+    proc.stderr.on('data', scan);
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the ${name} server exited ${code} before serving:\n${log}`));
+    });
+  });
+  const deadline = Date.now() + 180_000;
+  for (;;) {
+    try {
+      if ((await fetch(`${url}/readyz`)).ok) break;
+    } catch {
+      // not listening yet
+    }
+    assert.ok(Date.now() < deadline, `the ${name} server not ready within 180 s:\n${log}`);
+    await sleep(500);
+  }
+  const password = fs.readFileSync(path.join(dataDir, 'first-admin-password.txt'), 'utf8').trim();
+  const stop = async () => {
+    if (proc.exitCode === null) {
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  return { url, password, stop, log: () => log };
+}
+
+/** A loopback port nothing listens on (bound, then released). */
+async function closedPort() {
+  const net = await import('node:net');
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
 async function stopServer() {
   if (server && server.exitCode !== null) {
     console.error(`tanya serve had exited (${server.exitCode}); its last output:\n${serverLog.slice(-4000)}`);
@@ -156,7 +225,14 @@ async function stopServer() {
 // ---- the browser --------------------------------------------------------------------------
 
 /** A fresh context and page, with every request, CSP violation and page error recorded. */
-async function openPage({ viewport = { width: 1280, height: 860 }, locale = 'ms-MY', signIn = true } = {}) {
+async function openPage({
+  viewport = { width: 1280, height: 860 },
+  locale = 'ms-MY',
+  signIn = true,
+  at = base,
+  user = adminName,
+  password = adminPassword,
+} = {}) {
   const context = await browser.newContext({ viewport, locale, acceptDownloads: false });
   await context.addInitScript(() => {
     document.addEventListener('securitypolicyviolation', (e) => {
@@ -171,9 +247,9 @@ async function openPage({ viewport = { width: 1280, height: 860 }, locale = 'ms-
     else if (m.type() === 'error') consoleErrors.push(`${currentTest}: ${text}`);
   });
   page.on('pageerror', (e) => pageErrors.push(`${currentTest}: ${e.message}`));
-  await page.goto(`${base}/`);
+  await page.goto(`${at}/`);
   if (!signIn) return page;
-  await signInAs(page, adminName, adminPassword);
+  await signInAs(page, user, password);
   await page.locator('#doc-list .doc').first().waitFor({ timeout: 30_000 });
   return page;
 }
@@ -383,6 +459,36 @@ describe('browser page', { timeout: 900_000 }, () => {
     );
     t.diagnostic(`screenshot ${await shot(p, 'ask-generative', { scrollTo: turn })}`);
     await p.context().close();
+  });
+
+  test('the model server down: a quoted answer, saying why', { timeout: 420_000 }, async (t) => {
+    currentTest = 'model-server-down';
+    if (BASE_OVERRIDE) assert.fail('needs a server of its own: run without TANYA_BROWSER_BASE_URL');
+    const port = await closedPort();
+    const other = await startOtherServer('fallback', ['cuti-tahunan.pdf'], {
+      TANYA__GENERATOR__BACKEND: 'openai',
+      TANYA__GENERATOR__URL: `http://127.0.0.1:${port}/v1`,
+      TANYA__GENERATOR__RETRIES: '0',
+      TANYA__GENERATOR__CONNECT_TIMEOUT_MS: '500',
+    });
+    otherOrigins.set(currentTest, new URL(other.url).origin);
+    try {
+      const p = await openPage({ locale: 'en-GB', at: other.url, user: 'admin', password: other.password });
+      assert.equal(await p.locator('#mode-generative').isDisabled(), false);
+      const turn = await ask(p, Q_LEAVE, { mode: 'generative' });
+      const note = turn.locator('.fallback-note');
+      await note.waitFor({ state: 'visible' });
+      const text = await note.innerText();
+      assert.match(text, /The model server did not answer, so this answer is quoted from the documents\./);
+      assert.match(text, new RegExp(`127\\.0\\.0\\.1:${port}`), text);
+      assert.equal(await turn.locator('.mode-tag').innerText(), 'Direct quotes');
+      assert.match(await turn.locator('.answer').innerText(), /16 hari/);
+      assert.ok((await turn.locator('.answer button.cite').count()) > 0, 'the quoted answer cites nothing');
+      t.diagnostic(`screenshot ${await shot(p, 'ask-model-server-down', { scrollTo: turn })}`);
+      await p.context().close();
+    } finally {
+      await other.stop();
+    }
   });
 
   test('upload: progress, indexing, a cited answer from the file, markup shown as text', { timeout: 240_000 }, async (t) => {
@@ -759,7 +865,8 @@ describe('browser page', { timeout: 900_000 }, () => {
     const foreign = requests.filter((r) => {
       if (r.url.startsWith('data:')) return false; // never leaves the page
       try {
-        return new URL(r.url).origin !== origin;
+        // A test with a server of its own: that server's origin is its page's.
+        return new URL(r.url).origin !== (otherOrigins.get(r.test) ?? origin);
       } catch {
         return true;
       }
@@ -769,6 +876,6 @@ describe('browser page', { timeout: 900_000 }, () => {
     assert.deepEqual(violations, [], 'Content-Security-Policy violations');
     assert.deepEqual(pageErrors, [], 'uncaught errors in the page');
     for (const e of consoleErrors) t.diagnostic(`console: ${e}`);
-    t.diagnostic(`${requests.length} requests, all to ${origin}; no CSP violation`);
+    t.diagnostic(`${requests.length} requests, all to ${origin} (or a test's own server); no CSP violation`);
   });
 });
