@@ -15,6 +15,11 @@ export TANYA_SAMPLES_DIR="$PWD/samples/corpus"
 # (tests/model_server.rs), built once into $TANYA_CACHE; its path is the last line.
 TANYA_LLAMA_SERVER="$(scripts/setup_llama_server.sh | tail -1)"
 export TANYA_LLAMA_SERVER
+# A real PostgreSQL server (Debian's) on loopback for the shared state's tests ([shared]
+# postgres: accounts, the shared records, the writer lease); each test makes a database of
+# its own. Its admin URL is the last line.
+TANYA_TEST_POSTGRES="$(scripts/setup_postgres.sh start | tail -1)"
+export TANYA_TEST_POSTGRES
 cargo fmt --all -- --check
 # The dependency rule of ARCHITECTURE.md: no import cycles, layers import only below.
 python3 scripts/layers.py
@@ -39,7 +44,7 @@ if [ -n "${QDRANT_URL:-}" ]; then
     qdrant_note="== the Qdrant store suites ran against QDRANT_URL=$QDRANT_URL"
 else
     qdrant_filter=(--skip qdrant)
-    qdrant_note="!! QDRANT_URL is not set: the tests named *qdrant* (the Qdrant store's contract suite, its own tests, migrate to Qdrant and back) did NOT run"
+    qdrant_note="!! QDRANT_URL is not set: the tests named *qdrant* (the Qdrant store's contract suite, its own tests, migrate to Qdrant and back, replicas sharing one index) did NOT run"
 fi
 echo "$qdrant_note"
 set +e
