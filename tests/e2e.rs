@@ -1188,21 +1188,9 @@ fn a_follow_up_gets_the_new_fact_and_a_new_question_is_asked_alone() {
 
 /// Runs `tanya` with `stdin` as its standard input.
 fn tanya_with_stdin(data: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Output {
-    use std::io::Write;
-    let mut child = tanya(data)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    let mut cmd = tanya(data);
+    cmd.args(args);
+    common::run_with_stdin(cmd, stdin)
 }
 
 #[test]

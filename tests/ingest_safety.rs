@@ -998,15 +998,7 @@ fn migrate_to_qdrant_and_back_keeps_every_search() {
             );
         c
     };
-    let ok = |out: std::process::Output| {
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    };
+    let ok = common::succeeded;
     ok(tanya("edge").arg("ingest").arg(&docs).output().unwrap());
     let queries = ["travel claims code", "fire drills procedure", "whom to ask"];
     let search = |kind: &str| -> Vec<Value> {

@@ -10,7 +10,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -38,15 +38,7 @@ impl Deployment {
     }
 }
 
-fn ok(out: Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
+use common::succeeded as ok;
 
 /// One `tanya serve` replica with a data directory of its own; killed when dropped.
 struct Replica {
@@ -384,15 +376,19 @@ fn qdrant_replicas_share_documents_people_uploads_and_the_writer_lease() {
             "a half-written document is searchable"
         );
     }
-    let verified = ok(d
-        .tanya(&cli)
-        .args(["documents", "--verify"])
-        .output()
-        .unwrap());
-    assert!(
-        verified.contains("4 documents") && verified.contains(": consistent"),
-        "{verified}"
-    );
+    let verify = |documents: usize| {
+        let verified = ok(d
+            .tanya(&cli)
+            .args(["documents", "--verify"])
+            .output()
+            .unwrap());
+        assert!(
+            verified.contains(&format!("{documents} documents"))
+                && verified.contains(": consistent"),
+            "{verified}"
+        );
+    };
+    verify(4);
     assert_eq!(
         pending(),
         0,
@@ -419,13 +415,5 @@ fn qdrant_replicas_share_documents_people_uploads_and_the_writer_lease() {
             )
         },
     );
-    let verified = ok(d
-        .tanya(&cli)
-        .args(["documents", "--verify"])
-        .output()
-        .unwrap());
-    assert!(
-        verified.contains("5 documents") && verified.contains(": consistent"),
-        "{verified}"
-    );
+    verify(5);
 }

@@ -103,63 +103,28 @@ async function startServer() {
   const env = { ...process.env, TANYA__GENERATOR__MAX_NEW_TOKENS: '40' };
   await run(BIN, ['--data-dir', dataDir, 'ingest', docsDir], { env, timeoutMs: 300_000 });
 
-  server = spawn(BIN, ['--data-dir', dataDir, 'serve', '--bind', '127.0.0.1:0'], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  base = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no URL from tanya serve in 120 s:\n${serverLog}`)), 120_000);
-    // "Tanya is serving on http://127.0.0.1:PORT/" (looked for on stderr too, should logging move).
-    const scan = (d) => {
-      serverLog += d;
-      const m = /http:\/\/127\.0\.0\.1:\d+/.exec(serverLog);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[0]);
-      }
-    };
-    server.stdout.on('data', scan);
-    server.stderr.on('data', scan);
-    server.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`tanya serve exited ${code} before serving:\n${serverLog}`));
-    });
-  });
-  // The URL is printed before the models may be loaded: wait for readiness.
-  const deadline = Date.now() + 180_000;
-  for (;;) {
-    try {
-      if ((await fetch(`${base}/readyz`)).ok) break;
-    } catch {
-      // not listening yet
-    }
-    assert.ok(Date.now() < deadline, `tanya serve not ready within 180 s:\n${serverLog}`);
-    await sleep(500);
-  }
+  const launched = await launch('main', dataDir, env, (d) => (serverLog += d));
+  server = launched.proc;
+  base = launched.url;
   assert.match(serverLog, /First start: sign in as `admin` with the password in /);
   adminPassword = fs.readFileSync(path.join(dataDir, 'first-admin-password.txt'), 'utf8').trim();
   assert.equal(adminPassword.length, 20);
 }
 
-/** A second `tanya serve` of its own (data directory, documents, environment), for a test
- * that needs another configuration; stopped by `stop()`. */
-async function startOtherServer(name, files, extraEnv) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tanya-browser-${name}-`));
-  const dataDir = path.join(dir, 'data');
-  const docsDir = path.join(dir, 'docs');
-  fs.mkdirSync(docsDir);
-  for (const f of files) fs.copyFileSync(path.join(SAMPLES, f), path.join(docsDir, f));
-  const env = { ...process.env, ...extraEnv };
-  await run(BIN, ['--data-dir', dataDir, 'ingest', docsDir], { env, timeoutMs: 300_000 });
+/** Starts `tanya serve` on `dataDir` with `env`, feeding its output to `onLog`; resolves
+ * with the process and its URL once it is ready (its URL printed, /readyz answering). */
+async function launch(name, dataDir, env, onLog) {
   const proc = spawn(BIN, ['--data-dir', dataDir, 'serve', '--bind', '127.0.0.1:0'], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
   const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no URL from the ${name} server:\n${log}`)), 120_000);
+    const timer = setTimeout(() => reject(new Error(`no URL from the ${name} server in 120 s:\n${log}`)), 120_000);
+    // "Tanya is serving on http://127.0.0.1:PORT/" (looked for on stderr too, should logging move).
     const scan = (d) => {
       log += d;
+      onLog(d);
       const m = /http:\/\/127\.0\.0\.1:\d+/.exec(log);
       if (m) {
         clearTimeout(timer);
@@ -173,6 +138,7 @@ async function startOtherServer(name, files, extraEnv) {
       reject(new Error(`the ${name} server exited ${code} before serving:\n${log}`));
     });
   });
+  // The URL is printed before the models may be loaded: wait for readiness.
   const deadline = Date.now() + 180_000;
   for (;;) {
     try {
@@ -183,6 +149,21 @@ async function startOtherServer(name, files, extraEnv) {
     assert.ok(Date.now() < deadline, `the ${name} server not ready within 180 s:\n${log}`);
     await sleep(500);
   }
+  return { proc, url };
+}
+
+/** A second `tanya serve` of its own (data directory, documents, environment), for a test
+ * that needs another configuration; stopped by `stop()`. */
+async function startOtherServer(name, files, extraEnv) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tanya-browser-${name}-`));
+  const dataDir = path.join(dir, 'data');
+  const docsDir = path.join(dir, 'docs');
+  fs.mkdirSync(docsDir);
+  for (const f of files) fs.copyFileSync(path.join(SAMPLES, f), path.join(docsDir, f));
+  const env = { ...process.env, ...extraEnv };
+  await run(BIN, ['--data-dir', dataDir, 'ingest', docsDir], { env, timeoutMs: 300_000 });
+  let log = '';
+  const { proc, url } = await launch(name, dataDir, env, (d) => (log += d));
   const password = fs.readFileSync(path.join(dataDir, 'first-admin-password.txt'), 'utf8').trim();
   const stop = async () => {
     if (proc.exitCode === null) {

@@ -155,6 +155,35 @@ pub fn tanya(data_dir: &Path) -> std::process::Command {
     cmd
 }
 
+/// Runs `cmd` with `stdin` as its standard input; its output.
+pub fn run_with_stdin(mut cmd: std::process::Command, stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The standard output of a command that must have succeeded (else both outputs shown).
+pub fn succeeded(out: std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// With `TANYA_LOG_FILE` set (the test command sets it), this test process's own events go
 /// to that file too, at `TANYA_LOG_FILE_FILTER`, as the binaries it starts do: the test
 /// command then searches the whole suite's log for passwords, tokens and canaries.
