@@ -200,12 +200,6 @@ impl Engine {
         self.collection.is_shared()
     }
 
-    /// Reads what other replicas acknowledged now, instead of at the next
-    /// `[shared] refresh_ms` (nothing without shared state). How many documents changed.
-    pub fn refresh(&self) -> Result<usize> {
-        self.collection.refresh()
-    }
-
     /// How many acknowledged documents `access` may see (counts never tell of others).
     pub fn visible_documents(&self, access: &Access) -> usize {
         self.collection.visible_documents(access)

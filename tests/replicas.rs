@@ -240,32 +240,16 @@ fn qdrant_replicas_share_documents_people_uploads_and_the_writer_lease() {
     assert_eq!(a["citations"][0]["rel_path"], "policy-1.txt", "{a}");
 
     // People: made through the command line, signed in on one replica, known to the other.
-    let out = {
-        use std::io::Write;
-        let mut child = d
-            .tanya(&cli)
-            .args([
-                "users",
-                "add",
-                "siti",
-                "--role",
-                "editor",
-                "--password-stdin",
-            ])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"kata-laluan-siti-123\n")
-            .unwrap();
-        child.wait_with_output().unwrap()
-    };
-    ok(out);
+    let mut add = d.tanya(&cli);
+    add.args([
+        "users",
+        "add",
+        "siti",
+        "--role",
+        "editor",
+        "--password-stdin",
+    ]);
+    ok(common::run_with_stdin(add, "kata-laluan-siti-123\n"));
     let mut resp = Replica::agent()
         .post(format!("{}/api/session", r1.url))
         .send_json(json!({"name": "siti", "password": "kata-laluan-siti-123"}))

@@ -266,15 +266,6 @@ impl Collection {
         self.replicated.is_some()
     }
 
-    /// Brings the manifest up to the shared records now (a replica otherwise does so
-    /// every `[shared] refresh_ms`). Nothing without shared state.
-    pub fn refresh(&self) -> Result<usize> {
-        match &self.replicated {
-            Some(r) => r.refresh(&self.manifest),
-            None => Ok(0),
-        }
-    }
-
     /// Starts a write: with shared records, takes the writer lease unless this replica
     /// holds it, and on taking it catches up with the records and cleans up what a
     /// writer that died mid-write left.

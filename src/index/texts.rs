@@ -22,9 +22,9 @@ pub struct StoredText {
 }
 
 /// The stored texts: a folder, or the shared records.
-pub struct Texts {
-    dir: PathBuf,
-    shared: Option<Records>,
+pub enum Texts {
+    Dir(PathBuf),
+    Shared(Records),
 }
 
 fn damaged(what: String, e: serde_json::Error) -> Error {
@@ -39,42 +39,42 @@ impl Texts {
         let dir = data_dir.join("texts");
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-        Ok(Texts { dir, shared: None })
+        Ok(Texts::Dir(dir))
     }
 
     /// The texts kept in the shared records.
     pub fn shared(records: Records) -> Texts {
-        Texts {
-            dir: PathBuf::new(),
-            shared: Some(records),
-        }
+        Texts::Shared(records)
     }
 
-    fn path(&self, doc_id: &str, version: &str) -> PathBuf {
-        self.dir.join(format!("{doc_id}.{version}.json"))
+    fn path(dir: &Path, doc_id: &str, version: &str) -> PathBuf {
+        dir.join(format!("{doc_id}.{version}.json"))
     }
 
     /// Stores the text of `doc_id` at `version` durably.
     pub fn put(&self, doc_id: &str, version: &str, text: &StoredText) -> Result<()> {
         let json = serde_json::to_string(text)
             .map_err(|e| damaged("serialising a document's text".into(), e))?;
-        match &self.shared {
-            Some(records) => records.put_text(doc_id, version, &json),
-            None => write_atomic(&self.path(doc_id, version), json.as_bytes()),
+        match self {
+            Texts::Shared(records) => records.put_text(doc_id, version, &json),
+            Texts::Dir(dir) => write_atomic(&Self::path(dir, doc_id, version), json.as_bytes()),
         }
     }
 
     /// The stored text of `doc_id` at `version`, if there is one.
     pub fn get(&self, doc_id: &str, version: &str) -> Result<Option<StoredText>> {
-        if let Some(records) = &self.shared {
-            return match records.text(doc_id, version)? {
-                Some(json) => serde_json::from_str(&json)
-                    .map(Some)
-                    .map_err(|e| damaged(format!("reading the text of {doc_id}"), e)),
-                None => Ok(None),
-            };
-        }
-        let path = self.path(doc_id, version);
+        let dir = match self {
+            Texts::Shared(records) => {
+                return match records.text(doc_id, version)? {
+                    Some(json) => serde_json::from_str(&json)
+                        .map(Some)
+                        .map_err(|e| damaged(format!("reading the text of {doc_id}"), e)),
+                    None => Ok(None),
+                }
+            }
+            Texts::Dir(dir) => dir,
+        };
+        let path = Self::path(dir, doc_id, version);
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -87,32 +87,36 @@ impl Texts {
 
     /// Whether the text of `doc_id` at `version` is stored.
     pub fn has(&self, doc_id: &str, version: &str) -> bool {
-        if let Some(records) = &self.shared {
-            return records.has_text(doc_id, version).unwrap_or(false);
+        match self {
+            Texts::Shared(records) => records.has_text(doc_id, version).unwrap_or(false),
+            Texts::Dir(dir) => Self::path(dir, doc_id, version).is_file(),
         }
-        self.path(doc_id, version).is_file()
     }
 
     /// Forgets the text of `doc_id` at `version` (nothing if it is not there).
     pub fn remove(&self, doc_id: &str, version: &str) {
-        if let Some(records) = &self.shared {
-            if let Err(e) = records.remove_text(doc_id, version) {
-                tracing::warn!(error = %e.full_message(), "could not remove a superseded text");
+        match self {
+            Texts::Shared(records) => {
+                if let Err(e) = records.remove_text(doc_id, version) {
+                    tracing::warn!(error = %e.full_message(), "could not remove a superseded text");
+                }
             }
-            return;
+            Texts::Dir(dir) => {
+                let _ = std::fs::remove_file(Self::path(dir, doc_id, version));
+            }
         }
-        let _ = std::fs::remove_file(self.path(doc_id, version));
     }
 
     /// Removes every stored text that is not of an acknowledged version (left by a run
     /// that stopped between storing a text and acknowledging its version). Returns how
     /// many.
     pub fn retain_acknowledged(&self, manifest: &Manifest) -> usize {
-        if let Some(records) = &self.shared {
+        let dir = match self {
             // The shared records know the acknowledged versions themselves.
-            return records.retain_acknowledged_texts().unwrap_or(0);
-        }
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            Texts::Shared(records) => return records.retain_acknowledged_texts().unwrap_or(0),
+            Texts::Dir(dir) => dir,
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
             return 0;
         };
         let mut removed = 0;
